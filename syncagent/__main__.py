@@ -1,0 +1,8 @@
+"""``python -m syncagent``: the same as the ``syncagent`` command."""
+
+from __future__ import annotations
+
+from syncagent.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The emulator's admin endpoint (``/__emulator/...`` on the API host): faults, settings, stats.
+
+Lets a test or a person driving the emulator from another process do over HTTP what the Python
+API (:class:`~syncagent.emulator.server.Emulator`) offers: inject faults, expire tokens, change
+the rate-limit preset or the number of 20103 answers, and read what clients did.
+
+===========================  ==================================================================
+``GET  state``               URLs, current settings (no secrets), activity counters
+``POST faults``              ``{endpoint, kind: code|http|drop|delay, times, code, http_status,
+                             message, after_bytes, seconds}``
+``POST faults/random``       ``{seed, probability, kinds, endpoints, max_delay}``
+``POST faults/clear``        remove every pending fault and the random profile
+``POST tokens/expire``       every issued token answers 401 from now on
+``POST settings``            ``{rate_limits, complete_pending_polls, slice_size, ...}``
+``POST activity/reset``      zero the counters
+===========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from syncagent.emulator.core import Core
+from syncagent.emulator.faults import Fault, RandomProfile
+from syncagent.errors import EmulatorRejection
+
+__all__ = ["RUNTIME_SETTINGS", "handle", "public_settings"]
+
+# Settings that may change while the emulator runs, with the type each must have.
+RUNTIME_SETTINGS: dict[str, type | tuple[type, ...]] = {
+    "rate_limits": str,
+    "complete_pending_polls": int,
+    "slice_size": int,
+    "token_lifetime": (int, float),
+    "max_tokens": int,
+    "token_overflow": str,
+    "duplicate_default": str,
+    "overwrite_old": str,
+    "require_platform": bool,
+    "strict_hosts": bool,
+    "accept_uppercase_etag": bool,
+    "reject_zero_byte": bool,
+    "single_max": int,
+    "chunked_max": int,
+}
+_CHOICES = {
+    "rate_limits": ("free", "vip", "off"),
+    "token_overflow": ("evict", "refuse"),
+    "duplicate_default": ("error", "keep_both"),
+    "overwrite_old": ("trash", "destroy"),
+}
+
+
+def _bad(message: str) -> EmulatorRejection:
+    return EmulatorRejection(400, message)
+
+
+def public_settings(core: Core) -> dict[str, object]:
+    s = core.settings
+    return {name: getattr(s, name) for name in RUNTIME_SETTINGS}
+
+
+def check_settings(changes: dict[str, Any]) -> dict[str, Any]:
+    """Validate run-time setting changes; every problem is reported at once."""
+    problems = []
+    for key, value in changes.items():
+        expected = RUNTIME_SETTINGS.get(key)
+        if expected is None:
+            problems.append(f"{key}: not a run-time setting")
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            problems.append(f"{key}: wrong type {type(value).__name__}")
+        elif key in _CHOICES and value not in _CHOICES[key]:
+            problems.append(f"{key}: must be one of {', '.join(_CHOICES[key])}")
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            problems.append(f"{key}: must not be negative")
+        elif key == "slice_size" and value == 0:
+            problems.append(f"{key}: must be at least 1")
+    if problems:
+        raise _bad("; ".join(problems))
+    return changes
+
+
+def _fault(body: dict[str, Any]) -> tuple[str, Fault, int | None]:
+    try:
+        endpoint = str(body.get("endpoint", "*"))
+        kind = body["kind"]
+        if kind not in ("code", "http", "drop", "delay"):
+            raise _bad("kind must be code, http, drop or delay")
+        fault = Fault(
+            kind=kind,
+            code=int(body.get("code", 0)),
+            message=str(body.get("message", "")),
+            http_status=int(body.get("http_status", 500)),
+            after_bytes=None if body.get("after_bytes") is None else int(body["after_bytes"]),
+            seconds=float(body.get("seconds", 0.0)),
+        )
+        times = body.get("times", 1)
+        return endpoint, fault, None if times is None else int(times)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _bad(f"bad fault: {exc}") from None
+
+
+def handle(core: Core, method: str, action: str, body: dict[str, Any]) -> object:
+    """Run one admin action; returns the envelope's data."""
+    if method == "GET" and action == "state":
+        return {
+            "api_url": core.api_base,
+            "upload_url": core.upload_base,
+            "settings": public_settings(core),
+            "rate_limits": core.limiter.limits(),
+            "pending_faults": core.faults.pending(),
+            "activity": core.activity(),
+        }
+    if method != "POST":
+        raise EmulatorRejection(404, "Not Found", http_status=404)
+    if action == "faults":
+        endpoint, fault, times = _fault(body)
+        core.faults.add(endpoint, fault, times)
+        return core.faults.pending()
+    if action == "faults/random":
+        try:
+            profile = RandomProfile(
+                seed=int(body["seed"]),
+                probability=float(body.get("probability", 0.05)),
+                kinds=tuple(body.get("kinds", ("code", "http", "drop", "delay"))),
+                max_delay=float(body.get("max_delay", 0.2)),
+                endpoints=tuple(body.get("endpoints", ())),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _bad(f"bad random profile: {exc}") from None
+        core.faults.set_random(profile)
+        return None
+    if action == "faults/clear":
+        core.faults.clear()
+        return None
+    if action == "tokens/expire":
+        return {"expired": core.catalog.expire_tokens()}
+    if action == "settings":
+        core.update(**check_settings(body))
+        return public_settings(core)
+    if action == "activity/reset":
+        core.reset_activity()
+        return None
+    raise EmulatorRejection(404, "Not Found", http_status=404)

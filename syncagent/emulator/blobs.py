@@ -1,0 +1,146 @@
+"""File content of the emulated drive, on disk, streamed in and out in bounded pieces.
+
+Owns ``<data_dir>/blobs`` (one file per distinct (MD5, size): that is what makes 秒传 possible),
+``<data_dir>/incoming`` (single-step bodies being received) and ``<data_dir>/uploads`` (one
+pre-sized file per V2 chunked upload; each slice is written at its offset, so completing an
+upload is a hash and a rename, never a copy). Nothing here holds more than one piece in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+__all__ = ["PIECE", "BlobStore", "TooLong"]
+
+PIECE = 1 << 20
+
+Reader = Callable[[int], bytes]
+
+
+class TooLong(Exception):
+    """The incoming data is longer than the caller allowed; the rest was drained, not stored."""
+
+
+class BlobStore:
+    """Content-addressed file store.
+
+    :param root: the emulator's data dir.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._blobs = root / "blobs"
+        self._incoming = root / "incoming"
+        self._uploads = root / "uploads"
+        for d in (self._blobs, self._incoming, self._uploads):
+            d.mkdir(parents=True, exist_ok=True)
+        # Leftovers of a crash mid-request are garbage: nothing refers to them.
+        for stale in self._incoming.iterdir():
+            stale.unlink(missing_ok=True)
+
+    def path(self, md5: str, size: int) -> Path:
+        return self._blobs / md5[:2] / f"{md5}-{size}"
+
+    def has(self, md5: str, size: int) -> bool:
+        return self.path(md5, size).is_file()
+
+    def receive(self, read: Reader, limit: int) -> tuple[Path, str, int]:
+        """Stream ``read`` into a new incoming file, hashing as it goes.
+
+        :param read: called with a piece size; returns b"" at the end.
+        :param limit: the most bytes to keep; past that the rest is drained and TooLong raised.
+        :returns: (temporary path, lower-case MD5 hex, length).
+        """
+        tmp = self._incoming / uuid.uuid4().hex
+        digest = hashlib.md5()
+        length = 0
+        try:
+            with open(tmp, "wb") as out:
+                while piece := read(PIECE):
+                    length += len(piece)
+                    if length > limit:
+                        while read(PIECE):
+                            pass
+                        raise TooLong(str(length))
+                    digest.update(piece)
+                    out.write(piece)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp, digest.hexdigest(), length
+
+    def adopt(self, tmp: Path, md5: str, size: int) -> None:
+        """Move a received file to its blob place (or drop it if that content is known)."""
+        target = self.path(md5, size)
+        if target.exists():
+            tmp.unlink(missing_ok=True)
+            return
+        target.parent.mkdir(exist_ok=True)
+        os.replace(tmp, target)
+
+    def discard(self, tmp: Path) -> None:
+        tmp.unlink(missing_ok=True)
+
+    # -- chunked uploads -----------------------------------------------------------------
+
+    def _upload_path(self, preupload_id: str) -> Path:
+        return self._uploads / f"{preupload_id}.part"
+
+    def start_upload(self, preupload_id: str, size: int) -> None:
+        """Create the sparse file that the slices of an upload are written into."""
+        with open(self._upload_path(preupload_id), "wb") as f:
+            f.truncate(size)
+
+    def write_slice(
+        self, preupload_id: str, offset: int, read: Reader, limit: int
+    ) -> tuple[str, int]:
+        """Write one slice at ``offset``; returns (MD5 hex, length) of what arrived.
+
+        Bytes beyond ``limit`` are drained and TooLong raised, so a bad slice never writes
+        past its own range.
+        """
+        digest = hashlib.md5()
+        length = 0
+        path = self._upload_path(preupload_id)
+        if not path.exists():
+            raise FileNotFoundError(path)
+        with open(path, "r+b") as out:
+            out.seek(offset)
+            while piece := read(PIECE):
+                length += len(piece)
+                if length > limit:
+                    while read(PIECE):
+                        pass
+                    raise TooLong(str(length))
+                digest.update(piece)
+                out.write(piece)
+        return digest.hexdigest(), length
+
+    def upload_md5(self, preupload_id: str) -> str:
+        digest = hashlib.md5()
+        with open(self._upload_path(preupload_id), "rb") as f:
+            while piece := f.read(PIECE):
+                digest.update(piece)
+        return digest.hexdigest()
+
+    def finish_upload(self, preupload_id: str, md5: str, size: int) -> None:
+        self.adopt(self._upload_path(preupload_id), md5, size)
+
+    def drop_upload(self, preupload_id: str) -> None:
+        self._upload_path(preupload_id).unlink(missing_ok=True)
+
+    def stream(self, md5: str, size: int) -> Iterator[bytes]:
+        """Yield a blob's content in pieces."""
+        with open(self.path(md5, size), "rb") as f:
+            while piece := f.read(PIECE):
+                yield piece
+
+    def wipe(self) -> None:
+        """Delete all content (used by ``reset``)."""
+        for d in (self._blobs, self._incoming, self._uploads):
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,197 @@
+"""The emulator as a running thing: two loopback listeners, started and stopped from Python.
+
+:class:`Emulator` is the Python API tests use (``with Emulator.temporary() as emu:``) and what
+``syncagent emulator`` runs. It binds the API host and the upload host (ephemeral ports unless
+given), serves each from a thread, and offers the fault-injection verbs. The secret is never in
+its ``repr``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from syncagent.emulator.core import Core
+from syncagent.emulator.faults import Fault, Kind, RandomProfile
+from syncagent.emulator.handler import EmulatorHTTPServer
+from syncagent.emulator.settings import EmulatorSettings
+from syncagent.errors import EmulatorError
+
+__all__ = ["Emulator"]
+
+
+class Emulator:
+    """A local 123pan Open Platform: API host + upload host on loopback.
+
+    :param settings: behaviour and where the data lives (see :class:`EmulatorSettings`).
+    """
+
+    def __init__(self, settings: EmulatorSettings) -> None:
+        self._initial = settings
+        self._core: Core | None = None
+        self._servers: list[EmulatorHTTPServer] = []
+        self._threads: list[threading.Thread] = []
+
+    @classmethod
+    @contextmanager
+    def temporary(cls, **overrides: Any) -> Iterator[Emulator]:
+        """A started emulator on a throw-away data dir, removed afterwards."""
+        tmp = Path(tempfile.mkdtemp(prefix="syncagent-emulator-"))
+        try:
+            with cls(EmulatorSettings(data_dir=tmp, **overrides)) as emu:
+                yield emu
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        state = f"api={self.api_url}" if self._core else "stopped"
+        return f"<Emulator {state} data_dir={str(self._initial.data_dir)!r}>"
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def core(self) -> Core:
+        if self._core is None:
+            raise EmulatorError("the emulator is not running")
+        return self._core
+
+    def start(self) -> Emulator:
+        """Open the data dir and start both listeners."""
+        s = self._initial
+        try:
+            core = Core(s)
+        except OSError as exc:
+            raise EmulatorError(f"cannot use data dir {s.data_dir}: {exc.strerror}") from exc
+        try:
+            api = EmulatorHTTPServer((s.host, s.api_port), core, "api")
+            upload = EmulatorHTTPServer((s.host, s.upload_port), core, "upload")
+        except OSError as exc:
+            core.close()
+            raise EmulatorError(f"cannot listen on {s.host}: {exc.strerror}") from exc
+        core.api_base = _url(api)
+        core.upload_base = _url(upload)
+        self._core = core
+        self._servers = [api, upload]
+        for srv in self._servers:
+            t = threading.Thread(
+                target=srv.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name=f"emulator-{srv.role}",
+                daemon=True,
+            )
+            t.start()
+            self._threads.append(t)
+        return self
+
+    def stop(self) -> None:
+        """Stop both listeners and close the catalog; safe to call twice."""
+        for srv in self._servers:
+            srv.shutdown()
+            srv.server_close()
+        for t in self._threads:
+            t.join(timeout=5)
+        self._servers, self._threads = [], []
+        if self._core is not None:
+            self._core.close()
+            self._core = None
+
+    # -- where and who -------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the API host, e.g. ``http://127.0.0.1:43123``."""
+        return self.core.api_base
+
+    @property
+    def upload_url(self) -> str:
+        return self.core.upload_base
+
+    @property
+    def settings(self) -> EmulatorSettings:
+        return self.core.settings
+
+    @property
+    def client_id(self) -> str:
+        return self.core.settings.client_id or ""
+
+    @property
+    def client_secret(self) -> str:
+        return self.core.settings.client_secret or ""
+
+    # -- fault injection and knobs --------------------------------------------------------
+
+    def fail_next(
+        self,
+        endpoint: str,
+        times: int | None = 1,
+        *,
+        code: int | None = None,
+        http_status: int | None = None,
+        message: str = "",
+    ) -> None:
+        """The next ``times`` calls of ``endpoint`` (``*`` = any) fail with a business
+        ``code`` on HTTP 200 or with ``http_status``."""
+        if (code is None) == (http_status is None):
+            raise ValueError("give exactly one of code= or http_status=")
+        fault = (
+            Fault("code", code=code, message=message)
+            if code is not None
+            else Fault("http", http_status=http_status or 500, message=message)
+        )
+        self.core.faults.add(endpoint, fault, times)
+
+    def drop_next(
+        self, endpoint: str, times: int | None = 1, *, after_bytes: int | None = None
+    ) -> None:
+        """Reset the connection of the next calls after reading ``after_bytes`` of their body
+        (default: half of it), without answering."""
+        self.core.faults.add(endpoint, Fault("drop", after_bytes=after_bytes), times)
+
+    def add_latency(self, endpoint: str, seconds: float, times: int | None = None) -> None:
+        """Wait ``seconds`` before handling calls of ``endpoint`` (None = until cleared)."""
+        self.core.faults.add(endpoint, Fault("delay", seconds=seconds), times)
+
+    def random_faults(
+        self,
+        seed: int,
+        probability: float = 0.05,
+        kinds: tuple[Kind, ...] = ("code", "http", "drop", "delay"),
+        endpoints: tuple[str, ...] = (),
+        max_delay: float = 0.2,
+    ) -> None:
+        """A reproducible random mix of faults for soak tests."""
+        self.core.faults.set_random(RandomProfile(seed, probability, kinds, max_delay, endpoints))
+
+    def clear_faults(self) -> None:
+        self.core.faults.clear()
+
+    def expire_tokens(self) -> int:
+        """Every token issued so far answers 401 from now on; returns how many."""
+        return self.core.catalog.expire_tokens()
+
+    def configure(self, **changes: Any) -> EmulatorSettings:
+        """Change settings while running, e.g. ``configure(rate_limits="off")``."""
+        from syncagent.emulator.admin import check_settings
+
+        return self.core.update(**check_settings(changes))
+
+    def activity(self) -> dict[str, Any]:
+        """What clients did: counters, slices received per upload, per-endpoint rates."""
+        return self.core.activity()
+
+    def reset_activity(self) -> None:
+        self.core.reset_activity()
+
+
+def _url(server: EmulatorHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"

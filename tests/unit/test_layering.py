@@ -1,0 +1,50 @@
+"""Import direction rules: the emulator shares nothing with the client; errors.py is stdlib-only."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import syncagent
+
+PACKAGE = Path(syncagent.__file__).parent
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_emulator_never_imports_the_client_package() -> None:
+    modules = sorted((PACKAGE / "emulator").glob("*.py"))
+    assert len(modules) > 5
+    for module in modules:
+        bad = {name for name in _imports(module) if name.startswith("syncagent.pan123")}
+        assert not bad, f"{module.name} imports {bad}"
+
+
+def test_emulator_imports_only_stdlib_and_itself() -> None:
+    allowed_third_party = {"platformdirs"}
+    for module in (PACKAGE / "emulator").glob("*.py"):
+        for name in _imports(module):
+            top = name.split(".")[0]
+            if top == "syncagent":
+                assert name.startswith(
+                    ("syncagent.emulator", "syncagent.errors", "syncagent.cli")
+                ), (module.name, name)
+            else:
+                assert top in sys.stdlib_module_names or top in allowed_third_party, (
+                    module.name,
+                    name,
+                )
+
+
+def test_errors_module_is_stdlib_only() -> None:
+    for name in _imports(PACKAGE / "errors.py"):
+        assert name.split(".")[0] in sys.stdlib_module_names | {"__future__"}, name
