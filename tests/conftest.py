@@ -52,6 +52,10 @@ class Api:
         self.token: str | None = None
 
     def close(self) -> None:
+        # Session.close() leaves pooled sockets to the garbage collector with urllib3 2.x;
+        # clear the pools so no connection outlives the test.
+        for adapter in self.http.adapters.values():
+            adapter.poolmanager.clear()  # type: ignore[attr-defined]
         self.http.close()
 
     def headers(self, auth: bool = True) -> dict[str, str]:

@@ -134,7 +134,7 @@ def handle(core: Core, method: str, action: str, body: dict[str, Any]) -> object
         core.faults.clear()
         return None
     if action == "tokens/expire":
-        return {"expired": core.catalog.expire_tokens()}
+        return {"expired": core.expire_tokens()}
     if action == "settings":
         core.update(**check_settings(body))
         return public_settings(core)

@@ -9,11 +9,12 @@ upload is a hash and a rename, never a copy). Nothing here holds more than one p
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = ["PIECE", "BlobStore", "TooLong"]
 
@@ -24,6 +25,24 @@ Reader = Callable[[int], bytes]
 
 class TooLong(Exception):
     """The incoming data is longer than the caller allowed; the rest was drained, not stored."""
+
+
+def _copy(read: Reader, out: BinaryIO, limit: int) -> tuple[str, int]:
+    """Copy ``read`` to ``out`` hashing on the way; (MD5 hex, length).
+
+    Past ``limit`` bytes the rest is read and dropped, then TooLong raised.
+    """
+    digest = hashlib.md5()
+    length = 0
+    while piece := read(PIECE):
+        length += len(piece)
+        if length > limit:
+            while read(PIECE):
+                pass
+            raise TooLong(str(length))
+        digest.update(piece)
+        out.write(piece)
+    return digest.hexdigest(), length
 
 
 class BlobStore:
@@ -38,6 +57,9 @@ class BlobStore:
         self._uploads = root / "uploads"
         for d in (self._blobs, self._incoming, self._uploads):
             d.mkdir(parents=True, exist_ok=True)
+        self._tag = uuid.uuid4().hex[:12]
+        self._serial = itertools.count(1)
+        self._made_dirs: set[str] = set()
         # Leftovers of a crash mid-request are garbage: nothing refers to them.
         for stale in self._incoming.iterdir():
             stale.unlink(missing_ok=True)
@@ -55,23 +77,14 @@ class BlobStore:
         :param limit: the most bytes to keep; past that the rest is drained and TooLong raised.
         :returns: (temporary path, lower-case MD5 hex, length).
         """
-        tmp = self._incoming / uuid.uuid4().hex
-        digest = hashlib.md5()
-        length = 0
+        tmp = self._incoming / f"{self._tag}-{next(self._serial)}"
         try:
             with open(tmp, "wb") as out:
-                while piece := read(PIECE):
-                    length += len(piece)
-                    if length > limit:
-                        while read(PIECE):
-                            pass
-                        raise TooLong(str(length))
-                    digest.update(piece)
-                    out.write(piece)
+                md5, length = _copy(read, out, limit)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        return tmp, digest.hexdigest(), length
+        return tmp, md5, length
 
     def adopt(self, tmp: Path, md5: str, size: int) -> None:
         """Move a received file to its blob place (or drop it if that content is known)."""
@@ -79,7 +92,9 @@ class BlobStore:
         if target.exists():
             tmp.unlink(missing_ok=True)
             return
-        target.parent.mkdir(exist_ok=True)
+        if md5[:2] not in self._made_dirs:
+            target.parent.mkdir(exist_ok=True)
+            self._made_dirs.add(md5[:2])
         os.replace(tmp, target)
 
     def discard(self, tmp: Path) -> None:
@@ -103,22 +118,9 @@ class BlobStore:
         Bytes beyond ``limit`` are drained and TooLong raised, so a bad slice never writes
         past its own range.
         """
-        digest = hashlib.md5()
-        length = 0
-        path = self._upload_path(preupload_id)
-        if not path.exists():
-            raise FileNotFoundError(path)
-        with open(path, "r+b") as out:
+        with open(self._upload_path(preupload_id), "r+b") as out:
             out.seek(offset)
-            while piece := read(PIECE):
-                length += len(piece)
-                if length > limit:
-                    while read(PIECE):
-                        pass
-                    raise TooLong(str(length))
-                digest.update(piece)
-                out.write(piece)
-        return digest.hexdigest(), length
+            return _copy(read, out, limit)
 
     def upload_md5(self, preupload_id: str) -> str:
         digest = hashlib.md5()
@@ -138,9 +140,3 @@ class BlobStore:
         with open(self.path(md5, size), "rb") as f:
             while piece := f.read(PIECE):
                 yield piece
-
-    def wipe(self) -> None:
-        """Delete all content (used by ``reset``)."""
-        for d in (self._blobs, self._incoming, self._uploads):
-            shutil.rmtree(d, ignore_errors=True)
-            d.mkdir(parents=True, exist_ok=True)

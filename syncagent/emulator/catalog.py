@@ -328,17 +328,18 @@ class Catalog:
             )
         return True
 
-    def token_state(self, jti: str, now: float) -> str:
-        """``live``, ``expired``, ``evicted`` or ``unknown``."""
+    def token_state(self, jti: str, now: float) -> tuple[str, float]:
+        """(``live``, ``expired``, ``evicted`` or ``unknown``; the expiry time)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT expires_at, revoked FROM tokens WHERE jti = ?", (jti,)
             ).fetchone()
         if row is None:
-            return "unknown"
+            return "unknown", 0.0
+        expires_at = float(row[0])
         if row[1] is not None:
-            return str(row[1])
-        return "live" if float(row[0]) > now else "expired"
+            return str(row[1]), expires_at
+        return ("live" if expires_at > now else "expired"), expires_at
 
     def expire_tokens(self) -> int:
         with self.transaction() as db:

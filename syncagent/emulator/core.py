@@ -61,6 +61,9 @@ class Core:
         self._slices: defaultdict[str, list[int]] = defaultdict(list)
         self._stats_lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
+        # jti -> expiry of tokens known live; saves a catalog query per request. Cleared
+        # whenever tokens are evicted or expired.
+        self._live_tokens: dict[str, float] = {}
 
     # -- settings and credentials ---------------------------------------------------------
 
@@ -142,9 +145,12 @@ class Core:
             raise self.reject("bad_credentials", "clientID或clientSecret错误")
         now = time.time()
         minted = tokens.mint(self._signing_key, s.uid, client_id, now, s.token_lifetime)
-        if not self.catalog.add_token(
+        added = self.catalog.add_token(
             minted.jti, now, minted.expires_at, s.max_tokens, evict=s.token_overflow == "evict"
-        ):
+        )
+        with self._stats_lock:
+            self._live_tokens.clear()  # the oldest may just have been evicted
+        if not added:
             raise EmulatorRejection(401, s.evicted_message)
         self.count("tokens_minted")
         return {"accessToken": minted.token, "expiredAt": tokens.rfc3339(minted.expires_at)}
@@ -154,12 +160,25 @@ class Core:
         if not authorization or not authorization.startswith("Bearer "):
             raise EmulatorRejection(401, "access_token无效")
         jti = tokens.read_jti(self._signing_key, authorization[len("Bearer ") :].strip())
-        state = "unknown" if jti is None else self.catalog.token_state(jti, time.time())
+        now = time.time()
+        if jti is None:
+            raise EmulatorRejection(401, "access_token无效")
+        if self._live_tokens.get(jti, 0.0) > now:
+            return
+        state, expires_at = self.catalog.token_state(jti, now)
         if state == "live":
+            with self._stats_lock:
+                self._live_tokens[jti] = expires_at
             return
         if state == "evicted":
             raise EmulatorRejection(401, self.settings.evicted_message)
         raise EmulatorRejection(401, "access_token无效")
+
+    def expire_tokens(self) -> int:
+        """Make every issued token answer 401; returns how many were live."""
+        with self._stats_lock:
+            self._live_tokens.clear()
+        return self.catalog.expire_tokens()
 
     # -- shared checks -------------------------------------------------------------------
 

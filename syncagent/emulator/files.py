@@ -50,6 +50,20 @@ def access_token(core: Core, p: Fields) -> object:
 
 def user_info(core: Core, p: Fields) -> object:
     s = core.settings
+    vip = s.rate_limits == "vip"
+    # null for free users; VIP users get the documented array (clients read the tier from it)
+    vip_info = (
+        [
+            {
+                "vipLevel": 1,
+                "vipLabel": "VIP",
+                "startTime": "2025-01-01 00:00:00",
+                "endTime": "2099-12-31 23:59:59",
+            }
+        ]
+        if vip
+        else None
+    )
     return {
         "uid": s.uid,
         "nickname": s.nickname,
@@ -60,11 +74,11 @@ def user_info(core: Core, p: Fields) -> object:
         "spacePermanent": s.space_permanent,
         "spaceTemp": 0,
         "spaceTempExpr": "0",
-        "vip": s.rate_limits == "vip",
+        "vip": vip,
         "directTraffic": 0,
         "isHideUID": False,
         "httpsCount": 0,
-        "vipInfo": None,
+        "vipInfo": vip_info,
         "developerInfo": {"startTime": "2025-01-01 00:00:00", "endTime": "2099-12-31 23:59:59"},
     }
 

@@ -11,10 +11,12 @@ without which every keep-alive answer waits ~40 ms for Nagle's algorithm.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import socket
 import struct
+import sys
 import time
 import uuid
 from http import HTTPStatus
@@ -32,6 +34,7 @@ from syncagent.emulator.multipart import (
     boundary_from_content_type,
 )
 from syncagent.emulator.routes import PATHS, ROUTES, Route
+from syncagent.emulator.wire import HeadError, read_headers
 from syncagent.errors import EmulatorRejection, MultipartError
 
 __all__ = ["EmulatorHTTPServer", "Handler"]
@@ -42,6 +45,8 @@ MAX_JSON_BODY = 1 << 20
 DRAIN_AT_MOST = 1 << 20
 MULTIPART_SLACK = 64 * 1024  # room for the form fields around the data part
 ADMIN_PREFIX = "/__emulator/"
+_TRACE_PREFIX = uuid.uuid4().hex[:20]
+_trace_counter = itertools.count(1)
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -57,6 +62,13 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.core = core
         self.role = role
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that went away mid-answer is no emulator bug: no traceback on stderr."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            log.debug("client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class _Body:
@@ -107,6 +119,32 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "syncagent-emulator/1"
     sys_version = ""
 
+    def parse_request(self) -> bool:
+        """The request line and headers, without the stdlib's costly e-mail parser."""
+        self.command = ""
+        self.request_version = "HTTP/0.9"
+        self.close_connection = True
+        raw: bytes = self.raw_requestline  # type: ignore[attr-defined]  # set by the base class
+        self.requestline = str(raw, "iso-8859-1").rstrip("\r\n")
+        words = self.requestline.split()
+        if len(words) != 3 or not words[2].startswith("HTTP/1."):
+            self.send_error(400, "Bad request syntax")
+            return False
+        self.command, self.path, self.request_version = words
+        try:
+            headers = read_headers(self.rfile)
+        except HeadError as exc:
+            self.send_error(exc.status, exc.message)
+            return False
+        self.headers = headers  # type: ignore[assignment]
+        connection = (headers.get("Connection") or "").lower()
+        self.close_connection = connection == "close" or (
+            self.request_version == "HTTP/1.0" and connection != "keep-alive"
+        )
+        if (headers.get("Expect") or "").lower() == "100-continue":
+            return self.handle_expect_100()
+        return True
+
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -130,7 +168,7 @@ class Handler(BaseHTTPRequestHandler):
             "code": code,
             "message": message,
             "data": data,
-            "x-traceID": f"{uuid.uuid4()}_kong-db-emulator",
+            "x-traceID": f"{_TRACE_PREFIX}-{next(_trace_counter):012x}_kong-db-emulator",
         }
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         self._send(status, payload, "application/json; charset=utf-8", close or self._unsettled())
@@ -269,7 +307,7 @@ class Handler(BaseHTTPRequestHandler):
             return {}
         try:
             value = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # too deeply nested: bad too
             code = self.server.core.settings.error_codes.bad_request
             raise EmulatorRejection(code, "参数错误: 请求体不是合法的JSON") from None
         if not isinstance(value, dict):

@@ -94,8 +94,13 @@ class Emulator:
 
     def stop(self) -> None:
         """Stop both listeners and close the catalog; safe to call twice."""
+        # Both listeners stop at once: each shutdown() waits up to one poll interval.
+        stoppers = [threading.Thread(target=srv.shutdown) for srv in self._servers]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
         for srv in self._servers:
-            srv.shutdown()
             srv.server_close()
         for t in self._threads:
             t.join(timeout=5)
@@ -176,7 +181,7 @@ class Emulator:
 
     def expire_tokens(self) -> int:
         """Every token issued so far answers 401 from now on; returns how many."""
-        return self.core.catalog.expire_tokens()
+        return self.core.expire_tokens()
 
     def configure(self, **changes: Any) -> EmulatorSettings:
         """Change settings while running, e.g. ``configure(rate_limits="off")``."""

@@ -152,10 +152,12 @@ def slice_upload(core: Core, form: MultipartReader) -> object:
         read = part.read
         known = {k.lower() for k in values}
         if "preuploadid" in known and "sliceno" in known:
-            pre, _, offset, expected = _slice_target(core, values)
+            pre, slice_no, offset, expected = _slice_target(core, values)
             try:
                 written.append(core.blobs.write_slice(pre.id, offset, read, expected))
             except TooLong:
+                # part of it may already be written over the slice's range: no longer counted
+                core.catalog.mark_slice(pre.id, slice_no, done=False)
                 raise core.reject("bad_slice", "分片大小与sliceSize不符") from None
         else:  # the fields come after the data: keep it aside, place it once they are known
             try:
@@ -208,9 +210,11 @@ def upload_complete(core: Core, p: Fields) -> object:
         if core.blobs.upload_md5(pre.id) != pre.md5:
             core.catalog.clear_slices(pre.id)
             raise core.reject("verify_failed", "文件上传失败")
-        core.blobs.finish_upload(pre.id, pre.md5, pre.size)
         with core.catalog.transaction() as db:
             file_id = core.place_file(db, pre.parent_id, pre.name, pre.size, pre.md5, pre.duplicate)
             Catalog.finish_preupload(db, pre.id, file_id)
+            # Only once the file is placed: a refused completion (name clash) keeps the
+            # received data, so the same preuploadID can be completed later.
+            core.blobs.finish_upload(pre.id, pre.md5, pre.size)
     core.count("chunked_uploads")
     return {"completed": True, "fileID": file_id}
