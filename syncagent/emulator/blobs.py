@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -27,21 +29,66 @@ class TooLong(Exception):
     """The incoming data is longer than the caller allowed; the rest was drained, not stored."""
 
 
+class _Writer:
+    """Writes pieces to a file on its own thread, at most ``depth`` pieces behind.
+
+    Hashing and writing to new page-cache pages cost about the same here (~700 and ~400
+    MB/s); doing them on two threads (both release the GIL) overlaps them.
+    """
+
+    def __init__(self, out: BinaryIO, depth: int = 4) -> None:
+        self._out = out
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="emulator-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (piece := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._out.write(piece)
+                except BaseException as exc:  # handed to the request thread in put()/close()
+                    self._error = exc
+
+    def put(self, piece: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(piece)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 def _copy(read: Reader, out: BinaryIO, limit: int) -> tuple[str, int]:
     """Copy ``read`` to ``out`` hashing on the way; (MD5 hex, length).
 
-    Past ``limit`` bytes the rest is read and dropped, then TooLong raised.
+    Past ``limit`` bytes the rest is read and dropped, then TooLong raised. Bodies past one
+    piece are written by a :class:`_Writer` so hashing and disk writes overlap.
     """
     digest = hashlib.md5()
     length = 0
-    while piece := read(PIECE):
-        length += len(piece)
-        if length > limit:
-            while read(PIECE):
-                pass
-            raise TooLong(str(length))
-        digest.update(piece)
-        out.write(piece)
+    writer: _Writer | None = None
+    try:
+        while piece := read(PIECE):
+            length += len(piece)
+            if length > limit:
+                while read(PIECE):
+                    pass
+                raise TooLong(str(length))
+            if writer is None and length >= PIECE:
+                writer = _Writer(out)
+            if writer is None:
+                out.write(piece)
+            else:
+                writer.put(piece)
+            digest.update(piece)
+    finally:
+        if writer is not None:
+            writer.close()
     return digest.hexdigest(), length
 
 
