@@ -206,12 +206,17 @@ class Core:
         return segments[:-1], segments[-1]
 
     def live_folder(self, db: sqlite3.Connection, folder_id: int) -> None:
-        """Raise unless ``folder_id`` is the root or a folder outside the recycle bin."""
-        if folder_id == ROOT_ID:
-            return
-        entry = Catalog.get_in(db, folder_id)
-        if entry is None or entry.type != FOLDER or entry.trashed:
-            raise self.reject("not_found", "父目录不存在")
+        """Raise unless ``folder_id`` is the root or a folder outside the recycle bin.
+
+        A folder below a trashed folder is in the recycle bin too (the trash keeps a folder
+        with its contents), so every ancestor is checked.
+        """
+        current = folder_id
+        while current != ROOT_ID:
+            entry = Catalog.get_in(db, current)
+            if entry is None or entry.type != FOLDER or entry.trashed:
+                raise self.reject("not_found", "父目录不存在")
+            current = entry.parent_id
 
     def resolve_dirs(self, db: sqlite3.Connection, parent_id: int, segments: list[str]) -> int:
         """Walk/create ``segments`` under ``parent_id``; existing live folders are reused."""

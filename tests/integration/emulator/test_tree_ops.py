@@ -473,3 +473,15 @@ def test_user_info_fields_and_space_used(api: Any) -> None:
     api.ok(api.post("/api/v1/file/trash", {"fileIDs": [folder]}))
     api.ok(api.post("/api/v1/file/delete", {"fileIDs": [folder]}))
     assert space_used(api) == 0  # deleting a folder deletes what it holds
+
+
+def test_folder_below_a_trashed_folder_takes_no_new_items(api: Any) -> None:
+    top = api.ok(api.post("/upload/v1/file/mkdir", {"name": "top", "parentID": 0}))["dirID"]
+    inner = api.ok(api.post("/upload/v1/file/mkdir", {"name": "inner", "parentID": top}))["dirID"]
+    api.ok(api.post("/api/v1/file/trash", {"fileIDs": [top]}))
+    refused = api.single("late.txt", b"late", parent=inner)
+    assert refused["code"] == 5066
+    assert api.post("/upload/v1/file/mkdir", {"name": "x", "parentID": inner})["code"] == 5066
+    # once the folder is back, the same upload lands
+    api.ok(api.post("/api/v1/file/recover", {"fileIDs": [top]}))
+    assert api.single("late.txt", b"late", parent=inner)["code"] == 0
