@@ -8,6 +8,24 @@ at the boundary where they happen, so nothing above that boundary catches a fore
 
     SyncAgentError                    base; ``message`` is safe to show (never holds a secret)
     ├── ConfigError                   every problem of a configuration at once, with key paths
+    ├── LocalFileError                one local file cannot be uploaded (per item; carry on)
+    │   ├── UnsupportedFileError      0 bytes, over 10 GB: refused before any request
+    │   └── FileChangedError          size/mtime changed while it was hashed or sent
+    ├── RemoteError                   anything from the 123pan side; ``retryable``/``fatal``
+    │   │                             class flags; keeps code, message, endpoint, trace_id
+    │   ├── TransportError      (r)   connection refused/reset/timeout
+    │   ├── ServerError         (r)   HTTP 5xx or a body that is not the JSON envelope
+    │   ├── RateLimitedError    (r)   code 429
+    │   ├── VerifyingError      (r)   code 20103: still verifying, ask again later
+    │   ├── BusyError           (r)   code 1 "秒传队列…请慢一点": queued, slow down
+    │   ├── TokenExpiredError         code 401: refresh the token once and replay
+    │   ├── AuthError           (f)   bad clientID/clientSecret
+    │   ├── TokenLimitError     (f)   "tokens number has exceeded the limit"
+    │   ├── QuotaExceededError  (f)   no space / traffic left
+    │   ├── RemoteNotFoundError       5066: the file or folder ID is gone
+    │   ├── RemoteConflictError       the name is taken (e.g. mkdir of an existing folder)
+    │   ├── IntegrityError      (r)   uploaded content does not match (size/etag, verify failed)
+    │   └── ApiError                  any other non-zero code
     └── EmulatorError                 the local 123pan emulator could not start or keep running
         ├── EmulatorRejection         a request the emulator answers with a business error
         │                             (code, message, HTTP status); control flow inside the
@@ -19,12 +37,31 @@ This module imports only the standard library.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 __all__ = [
+    "ApiError",
+    "AuthError",
+    "BusyError",
     "ConfigError",
     "EmulatorError",
     "EmulatorRejection",
+    "FileChangedError",
+    "IntegrityError",
+    "LocalFileError",
     "MultipartError",
+    "QuotaExceededError",
+    "RateLimitedError",
+    "RemoteConflictError",
+    "RemoteError",
+    "RemoteNotFoundError",
+    "ServerError",
     "SyncAgentError",
+    "TokenExpiredError",
+    "TokenLimitError",
+    "TransportError",
+    "UnsupportedFileError",
+    "VerifyingError",
 ]
 
 
@@ -73,3 +110,133 @@ class EmulatorRejection(EmulatorError):
 
 class MultipartError(EmulatorError):
     """A ``multipart/form-data`` body that cannot be parsed."""
+
+
+class LocalFileError(SyncAgentError):
+    """One local file cannot be uploaded; the rest carries on.
+
+    :param path: the local path concerned.
+    """
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UnsupportedFileError(LocalFileError):
+    """A file 123pan cannot take (0 bytes, over the size limit): refused before any request."""
+
+
+class FileChangedError(LocalFileError):
+    """The file changed while it was being hashed or uploaded; nothing is recorded as done."""
+
+
+class RemoteError(SyncAgentError):
+    """An error from the 123pan side.
+
+    ``retryable``: the same call may succeed later (the HTTP layer retries it with backoff).
+    ``fatal``: nothing will work until a person acts (credentials, quota): stop the pass.
+
+    :param code: the envelope's business code (0 when there was no envelope).
+    :param endpoint: the endpoint name, e.g. ``upload/v2/file/create``.
+    :param trace_id: the envelope's ``x-traceID``, for support tickets.
+    :param http_status: the HTTP status, when it was not 200.
+    """
+
+    retryable: ClassVar[bool] = False
+    fatal: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int = 0,
+        endpoint: str = "",
+        trace_id: str = "",
+        http_status: int = 200,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.endpoint = endpoint
+        self.trace_id = trace_id
+        self.http_status = http_status
+
+    def __str__(self) -> str:
+        details = [self.endpoint] if self.endpoint else []
+        if self.code:
+            details.append(f"code {self.code}")
+        if self.http_status != 200:
+            details.append(f"HTTP {self.http_status}")
+        if self.trace_id:
+            details.append(f"trace {self.trace_id}")
+        return f"{self.message} [{', '.join(details)}]" if details else self.message
+
+
+class TransportError(RemoteError):
+    """The connection failed (refused, reset, timed out) before an answer arrived."""
+
+    retryable = True
+
+
+class ServerError(RemoteError):
+    """HTTP 5xx, or an answer that is not the JSON envelope."""
+
+    retryable = True
+
+
+class RateLimitedError(RemoteError):
+    """Code 429: too many requests for this endpoint."""
+
+    retryable = True
+
+
+class VerifyingError(RemoteError):
+    """Code 20103: the upload is still being verified; ask again after about a second."""
+
+    retryable = True
+
+
+class BusyError(RemoteError):
+    """Code 1 with "请慢一点": the request was queued (秒传 queue); retry later."""
+
+    retryable = True
+
+
+class TokenExpiredError(RemoteError):
+    """Code 401: the access token is invalid or expired; refresh once and replay."""
+
+
+class AuthError(RemoteError):
+    """The clientID/clientSecret were refused."""
+
+    fatal = True
+
+
+class TokenLimitError(RemoteError):
+    """123pan allows three live tokens per client, and this client has hit the limit."""
+
+    fatal = True
+
+
+class QuotaExceededError(RemoteError):
+    """No space or traffic left on the account."""
+
+    fatal = True
+
+
+class RemoteNotFoundError(RemoteError):
+    """Code 5066: the file or folder ID does not exist (any more)."""
+
+
+class RemoteConflictError(RemoteError):
+    """The name is already taken in that folder."""
+
+
+class IntegrityError(RemoteError):
+    """What 123pan stored does not match the local file (size, etag, failed verification)."""
+
+    retryable = True
+
+
+class ApiError(RemoteError):
+    """Any other non-zero code."""

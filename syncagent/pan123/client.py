@@ -1,0 +1,159 @@
+"""``Pan123Client``: the one object the rest of syncagent uses to talk to 123pan.
+
+Composition root of the package: builds the pacer, the HTTP transport, the token manager, the
+typed API, the directory cache and the uploader, and offers the folder and file operations.
+Its repr shows neither the client secret nor the token.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from syncagent.pan123.api import Pan123Api, fetch_token
+from syncagent.pan123.auth import FileTokenStore, MemoryTokenStore, TokenManager, TokenStore
+from syncagent.pan123.dircache import DirCache
+from syncagent.pan123.endpoints import qps_table
+from syncagent.pan123.http import HttpTransport, RetryPolicy
+from syncagent.pan123.models import RemoteFile
+from syncagent.pan123.ratelimit import Pacer
+from syncagent.pan123.upload import (
+    Progress,
+    Uploader,
+    UploadResult,
+    UploadSettings,
+    UploadStateStore,
+)
+
+__all__ = ["DEFAULT_API_BASE", "Pan123Client"]
+
+DEFAULT_API_BASE = "https://open-api.123pan.com"
+
+
+class Pan123Client:
+    """A 123pan account, ready for uploads.
+
+    :param client_id: developer client ID.
+    :param client_secret: its secret (kept only in memory).
+    :param api_base: the API host; a local emulator's URL in tests.
+    :param state_dir: where the token is kept (``token.json``, 0600); None = memory only.
+    :param qps: ``free``/``vip``/``off`` limits, and per-endpoint ``qps_overrides``.
+    :param upload_state: resumable-upload store (the ledger in the agent).
+    :param sleep: injectable: retries, pacing and polling all wait through it.
+    """
+
+    def __init__(
+        self,
+        client_id: str,
+        client_secret: str,
+        *,
+        api_base: str = DEFAULT_API_BASE,
+        state_dir: Path | None = None,
+        qps: Literal["free", "vip", "off"] = "free",
+        qps_overrides: Mapping[str, float] | None = None,
+        upload: UploadSettings | None = None,
+        upload_state: UploadStateStore | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        token_store: TokenStore | None = None,
+    ) -> None:
+        self.pacer = Pacer(qps_table(qps, dict(qps_overrides or {})), clock=clock, sleep=sleep)
+        settings = upload or UploadSettings()
+        self.transport = HttpTransport(
+            api_base,
+            self.pacer,
+            retry=retry,
+            timeout=timeout,
+            pool_size=max(16, settings.slice_workers * 2),
+            sleep=sleep,
+            rng=rng,
+        )
+        store = token_store or (FileTokenStore(state_dir) if state_dir else MemoryTokenStore())
+        self.tokens = TokenManager(
+            client_id,
+            client_secret,
+            lambda cid, secret: fetch_token(self.transport, cid, secret),
+            store,
+        )
+        self.api = Pan123Api(self.transport, self.tokens)
+        self.dirs = DirCache(self.api.mkdir, self.list_folder)
+        self.uploader = Uploader(
+            self.api, self.dirs, settings, state=upload_state, sleep=sleep, clock=clock
+        )
+
+    def __repr__(self) -> str:
+        return f"<Pan123Client {self.transport.api_base} {self.tokens!r}>"
+
+    def __enter__(self) -> Pan123Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- uploads ---------------------------------------------------------------------------
+
+    def upload(
+        self,
+        local_path: Path,
+        parent_id: int,
+        rel_path: str,
+        *,
+        md5: str | None = None,
+        on_progress: Progress | None = None,
+    ) -> UploadResult:
+        """Upload a file to ``<parent_id>/<rel_path>``; see :meth:`Uploader.upload`."""
+        return self.uploader.upload(
+            local_path, parent_id, rel_path, md5=md5, on_progress=on_progress
+        )
+
+    # -- folders and files -----------------------------------------------------------------
+
+    def user_info(self) -> dict[str, Any]:
+        return self.api.user_info()
+
+    def mkdir(self, name: str, parent_id: int) -> int:
+        """Create a folder, or return the existing folder of that name."""
+        return self.dirs.ensure(parent_id, name)
+
+    def ensure_dir(self, parent_id: int, rel_dir: str) -> int:
+        """The ID of ``rel_dir`` (``a/b/c``) under ``parent_id``, created as needed."""
+        return self.dirs.ensure(parent_id, rel_dir)
+
+    def list_folder(self, parent_id: int) -> list[RemoteFile]:
+        """Every item of a folder (all pages), recycle-bin items left out."""
+        items: list[RemoteFile] = []
+        last = 0
+        while True:
+            page, last = self.api.list_page(parent_id, last)
+            items.extend(i for i in page if not i.trashed)
+            if last == -1 or not page:
+                return items
+
+    def detail(self, file_id: int) -> RemoteFile:
+        return self.api.detail(file_id)
+
+    def trash(self, file_ids: list[int]) -> None:
+        for start in range(0, len(file_ids), 100):
+            self.api.trash(file_ids[start : start + 100])
+
+    def move(self, file_ids: list[int], to_parent: int) -> None:
+        for start in range(0, len(file_ids), 100):
+            self.api.move(file_ids[start : start + 100], to_parent)
+
+    def rename(self, file_id: int, name: str) -> None:
+        self.api.rename(file_id, name)

@@ -1,0 +1,231 @@
+"""HTTP to 123pan: the only module of syncagent that imports ``requests``.
+
+One keep-alive :class:`requests.Session` per client, a timeout on every call, the
+``{code, message, data, x-traceID}`` envelope decoded once, every failure translated once into
+the error tree (foreign exceptions stop here), and the first retry layer: an attempt that fails
+with a ``retryable`` error (connection errors, HTTP 5xx, 429, 20103, "slow down") is tried again
+after a capped exponential backoff with full jitter. The pacer keeps each endpoint under its
+QPS. Request bodies are built by factories, so a retried upload streams its file again from
+the start; nothing here holds a file in memory.
+
+Never logs headers or bodies: the token and secrets stay out of logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
+
+from syncagent.errors import RateLimitedError, RemoteError, ServerError, TransportError
+from syncagent.pan123.endpoints import Endpoint
+from syncagent.pan123.errors import from_envelope, from_http_status
+from syncagent.pan123.ratelimit import Pacer
+
+__all__ = ["PLATFORM_HEADER", "FormFile", "HttpTransport", "RetryPolicy"]
+
+log = logging.getLogger("syncagent.pan123")
+
+PLATFORM_HEADER = {"Platform": "open_platform"}
+USER_AGENT = "syncagent/0.1"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Layer-1 retries: ``attempts`` tries in all, backoff ``base * 2**n`` capped, jittered."""
+
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 20.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least 10 ms."""
+        return max(0.01, rng.uniform(0, min(self.cap, self.base * (2**attempt))))
+
+
+@dataclass(frozen=True)
+class FormFile:
+    """The file part of a multipart body: a factory so each attempt gets a fresh stream."""
+
+    field: str
+    filename: str
+    open: Callable[[], IO[bytes]]
+
+
+@contextmanager
+def _translated(endpoint: str) -> Iterator[None]:
+    """Turn requests' exceptions into the error tree (the one place that does)."""
+    try:
+        yield
+    except requests.Timeout as exc:
+        raise TransportError(f"timed out: {type(exc).__name__}", endpoint=endpoint) from exc
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        raise TransportError(f"connection failed: {type(exc).__name__}", endpoint=endpoint) from exc
+    except requests.RequestException as exc:
+        raise TransportError(f"request failed: {type(exc).__name__}", endpoint=endpoint) from exc
+
+
+class HttpTransport:
+    """Sends one logical call, with retries, and returns the envelope's ``data``.
+
+    :param api_base: e.g. ``https://open-api.123pan.com``.
+    :param pacer: shared per-endpoint limiter.
+    :param timeout: (connect, read) seconds for every request.
+    :param pool_size: keep-alive connections per host (one per worker is enough).
+    :param sleep: injectable for tests.
+    """
+
+    def __init__(
+        self,
+        api_base: str,
+        pacer: Pacer,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        pool_size: int = 16,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.api_base = api_base.rstrip("/")
+        self._pacer = pacer
+        self._retry = retry or RetryPolicy()
+        self._timeout = timeout
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._session = requests.Session()
+        self._session.trust_env = False  # a proxy from the environment must not see tokens
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update({**PLATFORM_HEADER, "User-Agent": USER_AGENT})
+
+    def __repr__(self) -> str:
+        return f"<HttpTransport {self.api_base}>"
+
+    def close(self) -> None:
+        for adapter in self._session.adapters.values():
+            adapter.close()
+        self._session.close()
+
+    def call(
+        self,
+        endpoint: Endpoint,
+        *,
+        headers: Callable[[], Mapping[str, str]] = dict,
+        base: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        form: Mapping[str, str] | None = None,
+        file: FormFile | None = None,
+        retry: bool = True,
+    ) -> Any:
+        """Call ``endpoint`` and return ``data``; raises a :class:`RemoteError` subclass.
+
+        :param headers: called before each attempt (so a refreshed token is picked up).
+        :param base: the host for upload endpoints; default the API host.
+        :param params: query string (GET).
+        :param body: JSON body.
+        :param form: multipart fields, sent before ``file``.
+        """
+        url = (base or self.api_base).rstrip("/") + endpoint.path
+        attempts = self._retry.attempts if retry else 1
+        for attempt in range(attempts):
+            self._pacer.acquire(endpoint.name)
+            try:
+                return self._once(endpoint, url, headers(), params, body, form, file)
+            except RemoteError as err:
+                if isinstance(err, RateLimitedError):
+                    self._pacer.penalize(endpoint.name)
+                if not err.retryable or attempt == attempts - 1:
+                    raise
+                delay = self._retry.delay(attempt, self._rng)
+                log.info(
+                    "%s; retrying in %.1f s (attempt %d of %d)", err, delay, attempt + 2, attempts
+                )
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _once(
+        self,
+        endpoint: Endpoint,
+        url: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        form: Mapping[str, str] | None,
+        file: FormFile | None,
+    ) -> Any:
+        name = endpoint.name
+        with _translated(name):
+            if file is not None:
+                with file.open() as stream:
+                    fields: list[tuple[str, Any]] = list((form or {}).items())
+                    fields.append((file.field, (file.filename, stream, "application/octet-stream")))
+                    encoder = MultipartEncoder(fields=fields)
+                    response = self._session.request(
+                        endpoint.method,
+                        url,
+                        data=encoder,
+                        timeout=self._timeout,
+                        headers={**headers, "Content-Type": encoder.content_type},
+                    )
+            else:
+                response = self._session.request(
+                    endpoint.method,
+                    url,
+                    params=params,
+                    json=body,
+                    headers=dict(headers),
+                    timeout=self._timeout,
+                )
+            status, raw = response.status_code, response.content
+        return _decode(name, status, raw)
+
+
+def _decode(endpoint: str, status: int, raw: bytes) -> Any:
+    """The envelope's ``data``, or the error it describes."""
+    try:
+        envelope = json.loads(raw)
+    except ValueError:
+        envelope = None
+    if not isinstance(envelope, dict) or "code" not in envelope:
+        if status != 200:
+            raise from_http_status(
+                status, endpoint=endpoint, text=raw[:200].decode("utf-8", "replace")
+            )
+        raise ServerError("the answer is not a 123pan JSON envelope", endpoint=endpoint)
+    code = envelope.get("code")
+    if code == 0 and status == 200:
+        return envelope.get("data")
+    if not isinstance(code, int) or code == 0:
+        raise from_http_status(status, endpoint=endpoint)
+    return _raise(
+        from_envelope(
+            code,
+            str(envelope.get("message", "")),
+            endpoint=endpoint,
+            trace_id=str(envelope.get("x-traceID", "")),
+            http_status=status,
+        )
+    )
+
+
+def _raise(err: RemoteError) -> Any:
+    if err.http_status >= 500 and not err.retryable:
+        raise ServerError(
+            err.message,
+            code=err.code,
+            endpoint=err.endpoint,
+            trace_id=err.trace_id,
+            http_status=err.http_status,
+        )
+    raise err

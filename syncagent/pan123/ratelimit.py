@@ -1,0 +1,79 @@
+"""Client-side request pacing: never send an endpoint more calls than 123pan allows.
+
+A limit of ``q`` calls per second is kept as a sliding window, the way the server may count:
+at most ``floor(q)`` calls in any window of ``1 s + margin`` (for ``q < 1``: one call per
+``1/q s + margin``). The margin absorbs network jitter between sending and arrival. One
+:class:`Pacer` is shared by all threads of a client; the clock and sleep are injectable so unit
+tests never wait.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+__all__ = ["DEFAULT_MARGIN", "Pacer"]
+
+DEFAULT_MARGIN = 0.05
+
+
+class _Window:
+    def __init__(self, qps: float, margin: float) -> None:
+        self.cap = max(1, math.floor(qps)) if qps >= 1 else 1
+        self.span = (1.0 if qps >= 1 else 1.0 / qps) + margin
+        self.sent: deque[float] = deque()
+
+
+class Pacer:
+    """Waits, per endpoint, until one more call fits in the limit.
+
+    :param limits: endpoint name -> calls per second; missing endpoints are not paced.
+    :param clock: monotonic seconds.
+    :param sleep: how to wait.
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[str, float],
+        *,
+        margin: float = DEFAULT_MARGIN,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._windows = {name: _Window(q, margin) for name, q in limits.items() if q > 0}
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self.waited = 0.0  # total seconds spent waiting, for status displays
+
+    def acquire(self, endpoint: str) -> float:
+        """Block until a call of ``endpoint`` may be sent, and count it; returns the wait."""
+        window = self._windows.get(endpoint)
+        if window is None:
+            return 0.0
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._clock()
+                while window.sent and window.sent[0] <= now - window.span:
+                    window.sent.popleft()
+                if len(window.sent) < window.cap:
+                    window.sent.append(now)
+                    self.waited += waited
+                    return waited
+                delay = window.sent[0] + window.span - now
+            self._sleep(delay)
+            waited += delay
+
+    def penalize(self, endpoint: str) -> None:
+        """After a 429, treat the window as full from now, so the next call waits a span."""
+        window = self._windows.get(endpoint)
+        if window is None:
+            return
+        with self._lock:
+            now = self._clock()
+            window.sent.clear()
+            window.sent.extend([now] * window.cap)

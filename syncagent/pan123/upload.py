@@ -1,0 +1,453 @@
+"""Uploading one local file to 123pan, by the path its size calls for, streamed from disk.
+
+- Up to ``single_threshold`` (never above the 1 GB single-step limit): one single-step request
+  to the upload domain (cached), the file streamed as the multipart body.
+- Above it: V2 create (秒传 when 123pan already has the content), then the missing slices of the
+  server's ``sliceSize``, several in parallel, each streamed from its range of the file and
+  retried alone, then ``upload_complete`` polled with a delay until a deadline. The session
+  (preuploadID, slice size, server, done slices) is handed to an :class:`UploadStateStore`, so a
+  restart sends only the slices still missing.
+- 0-byte files and files over 10 GB are refused before any request.
+- Every call says ``duplicate`` explicitly, so a retried upload never creates ``name(1)``.
+- Afterwards the remote size and etag are checked against the local file, and the local file
+  must not have changed while it was read.
+
+Memory: one 1 MiB read buffer per stream; never a whole file or slice in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import posixpath
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Literal, Protocol
+
+from syncagent.errors import (
+    ApiError,
+    FileChangedError,
+    IntegrityError,
+    UnsupportedFileError,
+    VerifyingError,
+)
+from syncagent.pan123.api import Pan123Api
+from syncagent.pan123.dircache import DirCache
+from syncagent.pan123.http import FormFile
+
+__all__ = [
+    "CHUNKED_MAX",
+    "SINGLE_MAX",
+    "MemoryUploadState",
+    "UploadResult",
+    "UploadSession",
+    "UploadSettings",
+    "UploadStateStore",
+    "Uploader",
+    "file_md5",
+]
+
+log = logging.getLogger("syncagent.pan123")
+
+SINGLE_MAX = 1_000_000_000  # "1 GB": the decimal reading is the stricter one
+CHUNKED_MAX = 10_000_000_000  # "10 GB"
+READ_PIECE = 1 << 20
+SLICE_ATTEMPTS = 3
+
+Progress = Callable[[int, int], None]
+
+
+def file_md5(path: Path) -> str:
+    """Lower-case hex MD5 of a file, read in 1 MiB pieces."""
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while piece := f.read(READ_PIECE):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    """How uploads are done.
+
+    :param single_threshold: files up to this size use single-step upload.
+    :param slice_workers: slices sent in parallel for one chunked upload.
+    :param duplicate: 2 = overwrite a same-named remote file (1 = keep both).
+    :param contain_dir: send the relative path with ``containDir=true`` (folders created by
+        the upload itself); False = create folders with mkdir and upload into the leaf folder.
+    :param complete_delay: seconds between ``upload_complete`` polls.
+    :param complete_deadline: give up polling after this many seconds.
+    :param verify: check the remote size and etag after each upload.
+    """
+
+    single_threshold: int = 16 << 20
+    slice_workers: int = 4
+    duplicate: Literal[1, 2] = 2
+    contain_dir: bool = True
+    complete_delay: float = 1.0
+    complete_deadline: float = 300.0
+    verify: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.single_threshold <= SINGLE_MAX:
+            raise ValueError(f"single_threshold must be in 1..{SINGLE_MAX}")
+        if self.slice_workers < 1:
+            raise ValueError("slice_workers must be at least 1")
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """A chunked upload in progress, as kept for resuming."""
+
+    preupload_id: str
+    slice_size: int
+    server: str
+    md5: str
+    size: int
+    done: frozenset[int] = field(default_factory=frozenset)
+
+
+class UploadStateStore(Protocol):
+    """Where resumable chunked uploads are remembered (the ledger implements this)."""
+
+    def load(self, key: str) -> UploadSession | None: ...
+
+    def save(self, key: str, session: UploadSession) -> None: ...
+
+    def mark_slice(self, key: str, slice_no: int) -> None: ...
+
+    def clear(self, key: str) -> None: ...
+
+
+class MemoryUploadState:
+    """An :class:`UploadStateStore` in memory (lives as long as the object)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, UploadSession] = {}
+
+    def load(self, key: str) -> UploadSession | None:
+        with self._lock:
+            return self._sessions.get(key)
+
+    def save(self, key: str, session: UploadSession) -> None:
+        with self._lock:
+            self._sessions[key] = session
+
+    def mark_slice(self, key: str, slice_no: int) -> None:
+        with self._lock:
+            s = self._sessions.get(key)
+            if s is not None:
+                self._sessions[key] = replace(s, done=s.done | {slice_no})
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._sessions.pop(key, None)
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    file_id: int
+    md5: str
+    size: int
+    method: Literal["single", "chunked", "reuse"]
+    slices_sent: int = 0
+
+
+class _Range:
+    """A read-only window ``[offset, offset + length)`` of a file, counting what is read."""
+
+    def __init__(
+        self, path: Path, offset: int, length: int, on_read: Callable[[int], None] | None = None
+    ) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()/__exit__
+        self._f.seek(offset)
+        self._left = length
+        self._on_read = on_read
+
+    def __len__(self) -> int:
+        # What is left to read: requests-toolbelt's encoder reads until this reaches 0.
+        return self._left
+
+    def read(self, n: int = -1) -> bytes:
+        want = self._left if n is None or n < 0 else min(n, self._left)
+        data = self._f.read(want) if want else b""
+        self._left -= len(data)
+        if self._on_read is not None and data:
+            self._on_read(len(data))
+        return data
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> _Range:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _range_md5(path: Path, offset: int, length: int) -> str:
+    digest = hashlib.md5()
+    with _Range(path, offset, length) as r:
+        while piece := r.read(READ_PIECE):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+class _Counter:
+    """Thread-safe progress accounting."""
+
+    def __init__(self, total: int, callback: Progress | None) -> None:
+        self._lock = threading.Lock()
+        self.done = 0
+        self.total = total
+        self._callback = callback
+
+    def add(self, n: int) -> None:
+        if self._callback is None:
+            return
+        with self._lock:
+            self.done += n
+            done = self.done
+        self._callback(done, self.total)
+
+
+class Uploader:
+    """Uploads files through a :class:`Pan123Api`; safe to use from several threads.
+
+    :param state: resumable-upload store (default: in memory).
+    :param sleep: injectable for tests (upload_complete polling).
+    """
+
+    def __init__(
+        self,
+        api: Pan123Api,
+        dircache: DirCache,
+        settings: UploadSettings | None = None,
+        *,
+        state: UploadStateStore | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api = api
+        self._dirs = dircache
+        self.settings = settings or UploadSettings()
+        self._state = state or MemoryUploadState()
+        self._sleep = sleep
+        self._clock = clock
+        self._domain: str | None = None
+        self._domain_lock = threading.Lock()
+
+    def upload_domain(self) -> str:
+        """The single-step upload host (asked once, then cached)."""
+        with self._domain_lock:
+            if self._domain is None:
+                self._domain = self._api.upload_domains()[0]
+            return self._domain
+
+    def upload(
+        self,
+        local_path: Path,
+        parent_id: int,
+        rel_path: str,
+        *,
+        md5: str | None = None,
+        on_progress: Progress | None = None,
+    ) -> UploadResult:
+        """Upload ``local_path`` to ``<parent_id>/<rel_path>`` (folders created as needed).
+
+        :param rel_path: POSIX relative path under ``parent_id``, e.g. ``a/b/c.txt``.
+        :param md5: the file's MD5 when the caller already knows it (never re-hashed then).
+        :raises UnsupportedFileError: 0 bytes or over 10 GB.
+        :raises FileChangedError: the file changed while it was read.
+        :raises IntegrityError: the stored file does not match.
+        """
+        before = os.stat(local_path)
+        size = before.st_size
+        if size == 0:
+            raise UnsupportedFileError("123pan cannot store empty (0-byte) files", str(local_path))
+        if size > CHUNKED_MAX:
+            raise UnsupportedFileError(
+                f"file is over 123pan's 10 GB limit ({size} bytes)", str(local_path)
+            )
+        etag = (md5 or file_md5(local_path)).lower()
+        parent, filename, contain = self._target(parent_id, rel_path)
+        progress = _Counter(size, on_progress)
+        if size <= self.settings.single_threshold:
+            result = self._single(local_path, parent, filename, contain, etag, size, progress)
+        else:
+            key = f"{parent}:{filename}:{etag}:{size}"
+            result = self._chunked(local_path, parent, filename, contain, etag, size, key, progress)
+        after = os.stat(local_path)
+        if (after.st_size, after.st_mtime_ns) != (size, before.st_mtime_ns):
+            raise FileChangedError("the file changed while it was being uploaded", str(local_path))
+        if self.settings.verify:
+            self._verify(result)
+        return result
+
+    def _target(self, parent_id: int, rel_path: str) -> tuple[int, str, bool]:
+        """(parentFileID, filename, containDir) for a relative path."""
+        rel = rel_path.strip("/")
+        folder, name = posixpath.split(rel)
+        if not folder:
+            return parent_id, name, False
+        if self.settings.contain_dir:
+            return parent_id, rel, True
+        return self._dirs.ensure(parent_id, folder), name, False
+
+    def _fields(
+        self, parent: int, filename: str, contain: bool, etag: str, size: int
+    ) -> dict[str, str]:
+        fields = {
+            "parentFileID": str(parent),
+            "filename": filename,
+            "etag": etag,
+            "size": str(size),
+            "duplicate": str(self.settings.duplicate),
+        }
+        if contain:
+            fields["containDir"] = "true"
+        return fields
+
+    def _single(
+        self,
+        path: Path,
+        parent: int,
+        filename: str,
+        contain: bool,
+        etag: str,
+        size: int,
+        progress: _Counter,
+    ) -> UploadResult:
+        def opener() -> IO[bytes]:
+            return _Range(path, 0, size, progress.add)  # type: ignore[return-value]
+
+        name = posixpath.basename(filename)
+        file_id = self._api.single_create(
+            self.upload_domain(),
+            self._fields(parent, filename, contain, etag, size),
+            FormFile("file", name, opener),
+        )
+        return UploadResult(file_id, etag, size, "single")
+
+    def _chunked(
+        self,
+        path: Path,
+        parent: int,
+        filename: str,
+        contain: bool,
+        etag: str,
+        size: int,
+        key: str,
+        progress: _Counter,
+    ) -> UploadResult:
+        session = self._state.load(key)
+        if session is not None and (session.md5, session.size) != (etag, size):
+            session = None
+        if session is not None:
+            try:
+                return self._finish(path, session, key, progress)
+            except ApiError as err:  # e.g. the session expired on 123pan's side
+                log.info("cannot resume the upload of %s (%s); starting it again", path, err)
+                self._state.clear(key)
+                progress.done = 0
+        body: dict[str, object] = {
+            "parentFileID": parent,
+            "filename": filename,
+            "etag": etag,
+            "size": size,
+            "duplicate": self.settings.duplicate,
+        }
+        if contain:
+            body["containDir"] = True
+        created = self._api.create(body)
+        if created.reuse:
+            return UploadResult(created.file_id, etag, size, "reuse")
+        session = UploadSession(
+            created.preupload_id, created.slice_size, created.servers[0], etag, size
+        )
+        self._state.save(key, session)
+        return self._finish(path, session, key, progress)
+
+    def _finish(
+        self, path: Path, session: UploadSession, key: str, progress: _Counter
+    ) -> UploadResult:
+        """Send the missing slices and complete; the session is forgotten when done."""
+        if session.done:
+            log.info("resuming upload of %s: %d slice(s) already sent", path, len(session.done))
+        try:
+            sent = self._send_slices(path, session, key, progress)
+            file_id = self._complete(session.preupload_id)
+        except IntegrityError:
+            self._state.clear(key)  # verification failed: start over next time
+            raise
+        self._state.clear(key)
+        return UploadResult(file_id, session.md5, session.size, "chunked", sent)
+
+    def _send_slices(self, path: Path, session: UploadSession, key: str, progress: _Counter) -> int:
+        count = max(1, -(-session.size // session.slice_size))
+        missing = [n for n in range(1, count + 1) if n not in session.done]
+        for n in session.done:
+            progress.add(min(session.slice_size, session.size - (n - 1) * session.slice_size))
+
+        def send(slice_no: int) -> None:
+            offset = (slice_no - 1) * session.slice_size
+            length = min(session.slice_size, session.size - offset)
+            for attempt in range(SLICE_ATTEMPTS):
+                slice_md5 = _range_md5(path, offset, length)
+
+                def opener() -> IO[bytes]:
+                    return _Range(path, offset, length, progress.add)  # type: ignore[return-value]
+
+                try:
+                    self._api.upload_slice(
+                        session.server,
+                        session.preupload_id,
+                        slice_no,
+                        slice_md5,
+                        FormFile("slice", "slice", opener),
+                    )
+                    break
+                except ApiError as err:  # e.g. a slice refused for its MD5: send it again
+                    if attempt == SLICE_ATTEMPTS - 1:
+                        raise
+                    log.info("slice %d refused (%s); sending it again", slice_no, err)
+            self._state.mark_slice(key, slice_no)
+
+        workers = min(self.settings.slice_workers, len(missing)) or 1
+        with ThreadPoolExecutor(workers, thread_name_prefix="slice") as pool:
+            for future in [pool.submit(send, n) for n in missing]:
+                future.result()
+        return len(missing)
+
+    def _complete(self, preupload_id: str) -> int:
+        deadline = self._clock() + self.settings.complete_deadline
+        while True:
+            try:
+                file_id = self._api.upload_complete(preupload_id)
+                if file_id:
+                    return file_id
+            except VerifyingError:
+                pass
+            if self._clock() >= deadline:
+                raise VerifyingError(
+                    f"123pan was still verifying the upload after "
+                    f"{self.settings.complete_deadline:.0f} s",
+                    endpoint="upload/v2/file/upload_complete",
+                )
+            self._sleep(self.settings.complete_delay)
+
+    def _verify(self, result: UploadResult) -> None:
+        remote = self._api.detail(result.file_id)
+        if remote.size != result.size or remote.etag != result.md5:
+            raise IntegrityError(
+                f"123pan stored {remote.size} bytes with etag {remote.etag!r}, but the local "
+                f"file has {result.size} bytes with MD5 {result.md5}",
+                endpoint="api/v1/file/detail",
+            )
