@@ -48,3 +48,30 @@ def test_emulator_imports_only_stdlib_and_itself() -> None:
 def test_errors_module_is_stdlib_only() -> None:
     for name in _imports(PACKAGE / "errors.py"):
         assert name.split(".")[0] in sys.stdlib_module_names | {"__future__"}, name
+
+
+def test_client_package_imports_only_errors_and_itself() -> None:
+    modules = sorted((PACKAGE / "pan123").glob("*.py"))
+    assert len(modules) > 5
+    for module in modules:
+        for name in _imports(module):
+            top = name.split(".")[0]
+            if top == "syncagent":
+                assert name == "syncagent.errors" or name.startswith("syncagent.pan123"), (
+                    module.name,
+                    name,
+                )
+            else:
+                assert top in sys.stdlib_module_names or top in {"requests", "requests_toolbelt"}, (
+                    module.name,
+                    name,
+                )
+
+
+def test_only_the_http_layer_imports_requests() -> None:
+    importers = sorted(
+        p.relative_to(PACKAGE).as_posix()
+        for p in PACKAGE.rglob("*.py")
+        if any(n.split(".")[0] in {"requests", "requests_toolbelt"} for n in _imports(p))
+    )
+    assert importers == ["pan123/http.py"]
