@@ -1,0 +1,452 @@
+"""``sync.yaml``: load, expand ``${ENV}``, validate every key, and return a frozen SyncConfig.
+
+One pipeline: YAML text → ``${VAR}`` substitution → environment overrides
+(``PAN123_CLIENT_ID``, ``PAN123_CLIENT_SECRET``, ``PAN123_API_BASE``) → validation that collects
+every problem, each named by its key path (``roots[1].local``), into one
+:class:`~syncagent.errors.ConfigError`. Nothing downstream sees raw dicts. The client secret is
+never part of a repr or an error message.
+
+Reading the file and the environment happens in :func:`load_config`; :func:`validate` is pure.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import platformdirs
+import yaml
+
+from syncagent.errors import ConfigError
+
+__all__ = ["Credentials", "RootConfig", "SyncConfig", "load_config", "validate"]
+
+DEFAULT_API_BASE = "https://open-api.123pan.com"
+_FORBIDDEN = set('"\\:*?|><')
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "ki": 1024,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 1 << 20,
+    "mi": 1 << 20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gib": 1 << 30,
+    "gi": 1 << 30,
+    "t": 10**12,
+    "tb": 10**12,
+    "tib": 1 << 40,
+    "ti": 1 << 40,
+}
+_SECONDS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+Mode = Literal["archive", "mirror", "move"]
+
+
+@dataclass(frozen=True)
+class RootConfig:
+    """A local folder and the remote folder it is backed up to."""
+
+    local: Path
+    remote: str
+    mode: Mode = "archive"
+    ignore: tuple[str, ...] = ()
+    watch: Literal["auto", "poll"] = "auto"
+    poll_interval: float = 30.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    """Everything the agent needs, checked. ``credentials`` None = the embedded emulator."""
+
+    roots: tuple[RootConfig, ...]
+    credentials: Credentials | None
+    state_dir: Path
+    api_base: str = DEFAULT_API_BASE
+    workers: int = 4
+    qps: Literal["free", "vip", "off"] = "free"
+    qps_overrides: Mapping[str, float] = field(default_factory=dict)
+    single_threshold: int = 16 << 20
+    slice_workers: int = 4
+    contain_dir: bool = True
+    names: Literal["map", "skip"] = "map"
+    stability_seconds: float = 3.0
+    min_age: float = 0.0
+    rescan_interval: float = 3600.0
+    ledger_url: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_file: Path | None = None
+
+
+class _Problems:
+    """Collects problems, each with its key path."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.items.append(f"{key}: {message}")
+
+
+def _expand(value: Any, key: str, env: Mapping[str, str], problems: _Problems) -> Any:
+    """Replace ``${VAR}`` in every string; an unset variable is a problem at that key."""
+    if isinstance(value, str):
+
+        def sub(m: re.Match[str]) -> str:
+            if m.group(1) not in env:
+                problems.add(key, f"environment variable {m.group(1)} is not set")
+                return ""
+            return env[m.group(1)]
+
+        return _ENV.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v, f"{key}[{i}]", env, problems) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {
+            k: _expand(v, f"{key}.{k}" if key else str(k), env, problems) for k, v in value.items()
+        }
+    return value
+
+
+def _size(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and (m := _SIZE.match(value)):
+        unit = (m.group(2) or "").lower()
+        if unit in _UNITS:
+            return int(float(m.group(1)) * _UNITS[unit])
+    return None
+
+
+def _duration(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and (m := _DURATION.match(value)):
+        return float(m.group(1)) * _SECONDS[(m.group(2) or "").lower()]
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Reader:
+    """Reads one mapping, recording unknown keys and type problems under ``prefix``."""
+
+    def __init__(self, raw: Any, prefix: str, known: tuple[str, ...], problems: _Problems):
+        self.prefix = prefix
+        self.problems = problems
+        self.raw: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        if raw is not None and not isinstance(raw, dict):
+            problems.add(prefix or "(top level)", f"must be a mapping, not {_kind(raw)}")
+        for key in self.raw:
+            if str(key) not in known:
+                near = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                problems.add(self.key(str(key)), f"unknown key{hint}")
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def get(self, name: str, default: Any, convert: Callable[[Any], Any], what: str) -> Any:
+        if name not in self.raw or self.raw[name] is None:
+            return default
+        value = convert(self.raw[name])
+        if value is None:
+            shown = "(hidden)" if "secret" in name else repr(self.raw[name])
+            self.problems.add(self.key(name), f"must be {what}, not {shown}")
+            return default
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> Any:
+        return self.get(
+            name, default, lambda v: v if v in choices else None, "one of " + ", ".join(choices)
+        )
+
+
+def _kind(value: Any) -> str:
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
+
+
+def _int(minimum: int) -> Callable[[Any], int | None]:
+    return lambda v: v if isinstance(v, int) and not isinstance(v, bool) and v >= minimum else None
+
+
+def _bool(v: Any) -> bool | None:
+    return v if isinstance(v, bool) else None
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v.strip() else None
+
+
+def _remote_path(v: Any) -> str | None:
+    if not isinstance(v, str) or not v.startswith("/"):
+        return None
+    parts = [p for p in v.split("/") if p]
+    if any(set(p) & _FORBIDDEN or len(p) > 255 or not p.strip(" ") for p in parts):
+        return None
+    return str(PurePosixPath("/", *parts))
+
+
+def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootConfig, ...]:
+    if cli_paths:
+        return tuple(
+            RootConfig(
+                Path(p).expanduser().resolve(), "/syncagent/" + Path(p).expanduser().resolve().name
+            )
+            for p in cli_paths
+        )
+    if raw is None:
+        problems.add("roots", "is missing: list at least one folder to back up")
+        return ()
+    if not isinstance(raw, list) or not raw:
+        problems.add("roots", "must be a non-empty list of {local, remote} entries")
+        return ()
+    roots = []
+    for i, item in enumerate(raw):
+        r = _Reader(
+            item,
+            f"roots[{i}]",
+            ("local", "remote", "mode", "ignore", "watch", "poll_interval"),
+            problems,
+        )
+        if not isinstance(item, dict):
+            continue
+        local_raw = r.raw.get("local")
+        local = Path()
+        if not isinstance(local_raw, str) or not local_raw.strip():
+            problems.add(r.key("local"), "is required: the absolute path of a local folder")
+        else:
+            local = Path(local_raw).expanduser()
+            if not local.is_absolute():
+                problems.add(r.key("local"), f"must be an absolute path, not {local_raw!r}")
+            elif not local.is_dir():
+                problems.add(r.key("local"), f"{local_raw} is not an existing folder")
+        remote = r.get(
+            "remote",
+            None,
+            _remote_path,
+            'an absolute remote path like /backup/docs (no " \\ : * ? | > <)',
+        )
+        if "remote" not in r.raw:
+            problems.add(r.key("remote"), "is required: the 123pan folder to back up into")
+        ignore = r.get(
+            "ignore",
+            (),
+            lambda v: (
+                tuple(v) if isinstance(v, list) and all(isinstance(p, str) for p in v) else None
+            ),
+            "a list of patterns",
+        )
+        roots.append(
+            RootConfig(
+                local=local,
+                remote=remote or "/",
+                mode=r.choice("mode", "archive", ("archive", "mirror", "move")),
+                ignore=ignore,
+                watch=r.choice("watch", "auto", ("auto", "poll")),
+                poll_interval=r.get(
+                    "poll_interval",
+                    30.0,
+                    lambda v: d if (d := _duration(v)) and d > 0 else None,
+                    "a positive duration",
+                ),
+            )
+        )
+    locals_seen = [str(r.local) for r in roots]
+    for i, path in enumerate(locals_seen):
+        if path in locals_seen[:i]:
+            problems.add(f"roots[{i}].local", f"{path} is listed twice")
+    return tuple(roots)
+
+
+_TOP = (
+    "roots",
+    "credentials",
+    "api_base",
+    "upload",
+    "limits",
+    "stability",
+    "rescan_interval",
+    "state_dir",
+    "ledger",
+    "logging",
+)
+
+
+def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = None) -> SyncConfig:
+    """Check a parsed ``sync.yaml`` (None for no file) and apply the environment.
+
+    :raises ConfigError: listing every problem with its key path.
+    """
+    problems = _Problems()
+    raw = _expand(raw, "", env, problems) if raw is not None else {}
+    top = _Reader(raw, "", _TOP, problems)
+    roots = _roots(top.raw.get("roots"), problems, list(cli_paths or []))
+
+    cred = _Reader(
+        top.raw.get("credentials"),
+        "credentials",
+        ("client_id", "client_secret", "secrets_file"),
+        problems,
+    )
+    client_id = cred.get("client_id", "", _str, "a non-empty string")
+    secret = cred.get("client_secret", "", _str, "a non-empty string")
+    secrets_file = cred.get("secrets_file", None, _str, "a path")
+    if secrets_file:
+        loaded = _secrets_file(Path(secrets_file).expanduser(), problems)
+        client_id = client_id or loaded.get("client_id", "")
+        secret = secret or loaded.get("client_secret", "")
+    client_id = env.get("PAN123_CLIENT_ID") or client_id
+    secret = env.get("PAN123_CLIENT_SECRET") or secret
+    credentials = None
+    if client_id and secret:
+        credentials = Credentials(client_id, secret)
+    elif client_id or secret:
+        problems.add("credentials", "client_id and client_secret must be given together")
+
+    api_base = env.get("PAN123_API_BASE") or top.get("api_base", DEFAULT_API_BASE, _str, "a URL")
+    url = urlsplit(api_base)
+    if url.scheme not in ("https", "http") or not url.hostname:
+        problems.add("api_base", f"must be an http(s) URL, not {api_base!r}")
+    elif url.scheme == "http" and not _is_loopback(url.hostname):
+        problems.add("api_base", "plain http is allowed only for loopback (a local emulator)")
+
+    up = _Reader(
+        top.raw.get("upload"),
+        "upload",
+        ("workers", "single_threshold", "slice_workers", "contain_dir", "names"),
+        problems,
+    )
+    threshold = up.get(
+        "single_threshold",
+        16 << 20,
+        lambda v: s if (s := _size(v)) and 0 < s <= 1_000_000_000 else None,
+        "a size between 1 and 1GB (e.g. 16MiB)",
+    )
+    limits = _Reader(top.raw.get("limits"), "limits", ("qps", "overrides"), problems)
+    overrides = limits.get(
+        "overrides",
+        {},
+        lambda v: (
+            v
+            if isinstance(v, dict)
+            and all(
+                isinstance(q, int | float) and not isinstance(q, bool) and q > 0 for q in v.values()
+            )
+            else None
+        ),
+        "a mapping of endpoint to positive QPS",
+    )
+    stab = _Reader(top.raw.get("stability"), "stability", ("quiet", "min_age"), problems)
+    positive = lambda v: d if (d := _duration(v)) is not None and d >= 0 else None  # noqa: E731
+    ledger = _Reader(top.raw.get("ledger"), "ledger", ("url",), problems)
+    logs = _Reader(top.raw.get("logging"), "logging", ("level", "file"), problems)
+    state_dir = Path(
+        top.get("state_dir", platformdirs.user_state_dir("syncagent"), _str, "a path")
+    ).expanduser()
+    if not state_dir.is_absolute():
+        problems.add("state_dir", f"must be an absolute path, not {str(state_dir)!r}")
+    log_file = logs.get("file", None, _str, "a path")
+
+    config = SyncConfig(
+        roots=roots,
+        credentials=credentials,
+        api_base=api_base.rstrip("/"),
+        workers=up.get("workers", 4, _int(1), "a whole number >= 1"),
+        qps=limits.choice("qps", "free", ("free", "vip", "off")),
+        qps_overrides={str(k): float(v) for k, v in overrides.items()},
+        single_threshold=threshold,
+        slice_workers=up.get("slice_workers", 4, _int(1), "a whole number >= 1"),
+        contain_dir=up.get("contain_dir", True, _bool, "true or false"),
+        names=up.choice("names", "map", ("map", "skip")),
+        stability_seconds=stab.get("quiet", 3.0, positive, "a duration (e.g. 3s)"),
+        min_age=stab.get("min_age", 0.0, positive, "a duration"),
+        rescan_interval=top.get("rescan_interval", 3600.0, positive, "a duration (e.g. 1h)"),
+        state_dir=state_dir,
+        ledger_url=ledger.get("url", f"sqlite:///{state_dir / 'ledger.sqlite3'}", _str, "a URL"),
+        log_level=logs.choice("level", "info", ("debug", "info", "warning", "error")),
+        log_file=Path(log_file).expanduser() if log_file else None,
+    )
+    if problems.items:  # checked after every key was read, so all problems are listed
+        raise ConfigError(problems.items)
+    return config
+
+
+def _secrets_file(path: Path, problems: _Problems) -> dict[str, str]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        problems.add("credentials.secrets_file", f"cannot read {path}: {exc.strerror}")
+        return {}
+    except yaml.YAMLError:
+        problems.add("credentials.secrets_file", f"{path} is not valid YAML")
+        return {}
+    if not isinstance(data, dict):
+        problems.add("credentials.secrets_file", f"{path} must hold client_id and client_secret")
+        return {}
+    return {k: str(v) for k, v in data.items() if k in ("client_id", "client_secret")}
+
+
+def load_config(
+    path: Path | None, env: Mapping[str, str] | None = None, cli_paths: list[str] | None = None
+) -> SyncConfig:
+    """Read ``path`` (None: no file, environment and ``cli_paths`` only) and validate it.
+
+    :raises ConfigError: unreadable file, bad YAML, or any invalid key.
+    """
+    env = dict(os.environ if env is None else env)
+    raw: Any = None
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+        except UnicodeDecodeError:
+            raise ConfigError([f"{path}: not UTF-8 text"]) from None
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError([f"{path}: not valid YAML{where}: {problem}"]) from None
+    return validate(raw, env, cli_paths)

@@ -1,0 +1,174 @@
+"""sync.yaml validation: every problem reported at once, each naming its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from syncagent.config import load_config, validate
+from syncagent.errors import ConfigError
+
+SECRET = "s3cr3t-value-xyz"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    return folder
+
+
+def _problems(raw: Any, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        validate(raw, env or {})
+    return info.value.problems
+
+
+def good(root: Path, **extra: Any) -> dict[str, Any]:
+    return {"roots": [{"local": str(root), "remote": "/backup/docs"}], **extra}
+
+
+MALFORMED: list[tuple[str, Any, str]] = [
+    ("roots missing", {"roots": None}, "roots"),
+    ("roots not a list", {"roots": "x"}, "roots"),
+    ("root not a mapping", {"roots": ["x"]}, "roots[0]"),
+    ("relative local", {"roots": [{"local": "rel/dir", "remote": "/r"}]}, "roots[0].local"),
+    ("local missing", {"roots": [{"remote": "/r"}]}, "roots[0].local"),
+    (
+        "local not a folder",
+        {"roots": [{"local": "/nonexistent/x", "remote": "/r"}]},
+        "roots[0].local",
+    ),
+    ("remote relative", "REMOTE:backup", "roots[0].remote"),
+    ("remote forbidden char", "REMOTE:/a:b", "roots[0].remote"),
+    ("bad mode", "ROOT:mode=sideways", "roots[0].mode"),
+    ("unknown root key", "ROOT:ignor=[]", "roots[0].ignor"),
+    ("ignore wrong type", "ROOT:ignore=5", "roots[0].ignore"),
+    ("unknown top key", {"extra": 1}, "extra"),
+    ("workers wrong type", {"upload": {"workers": "many"}}, "upload.workers"),
+    ("workers zero", {"upload": {"workers": 0}}, "upload.workers"),
+    ("threshold too big", {"upload": {"single_threshold": "2GB"}}, "upload.single_threshold"),
+    ("qps unknown", {"limits": {"qps": "gold"}}, "limits.qps"),
+    (
+        "override not positive",
+        {"limits": {"overrides": {"api/v2/file/list": 0}}},
+        "limits.overrides",
+    ),
+    ("quiet not a duration", {"stability": {"quiet": "soon"}}, "stability.quiet"),
+    ("rescan negative", {"rescan_interval": -5}, "rescan_interval"),
+    ("http to a public host", {"api_base": "http://example.com"}, "api_base"),
+    ("not a URL", {"api_base": "ftp://x"}, "api_base"),
+    ("log level", {"logging": {"level": "loud"}}, "logging.level"),
+    ("state dir relative", {"state_dir": "state"}, "state_dir"),
+    ("credentials half", {"credentials": {"client_id": "abc"}}, "credentials"),
+    (
+        "env var unset",
+        {"credentials": {"client_id": "${NOPE_ID}", "client_secret": "x"}},
+        "credentials.client_id",
+    ),
+    ("upload not a mapping", {"upload": [1, 2]}, "upload"),
+]
+
+
+@pytest.mark.parametrize(("name", "change", "key"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_each_malformed_config_names_its_key(root: Path, name: str, change: Any, key: str) -> None:
+    if isinstance(change, str):
+        raw = good(root)
+        kind, _, spec = change.partition(":")
+        if kind == "REMOTE":
+            raw["roots"][0]["remote"] = spec
+        else:
+            k, _, v = spec.partition("=")
+            raw["roots"][0][k] = yaml.safe_load(v)
+    elif "roots" in change:
+        raw = change
+    else:
+        raw = {**good(root), **change}
+    problems = _problems(raw)
+    assert any(p.startswith((f"{key}:", f"{key} ")) for p in problems), problems
+
+
+def test_all_problems_are_reported_at_once(root: Path) -> None:
+    raw = good(root, extra=1, upload={"workers": 0}, limits={"qps": "gold"}, logging={"level": "x"})
+    problems = _problems(raw)
+    keys = {p.split(":")[0] for p in problems}
+    assert {"extra", "upload.workers", "limits.qps", "logging.level"} <= keys
+
+
+def test_unknown_key_suggests_the_near_one(root: Path) -> None:
+    problems = _problems(good(root, uplaod={}))
+    assert any("did you mean 'upload'" in p for p in problems)
+
+
+def test_secret_never_appears_in_errors(root: Path) -> None:
+    raw = good(root, credentials={"client_id": "id", "client_secret": [SECRET]})
+    with pytest.raises(ConfigError) as info:
+        validate(raw, {})
+    assert SECRET not in str(info.value)
+
+
+def test_env_overrides_and_expansion(root: Path) -> None:
+    raw = good(root, credentials={"client_id": "${MY_ID}", "client_secret": "from-file"})
+    cfg = validate(
+        raw,
+        {
+            "MY_ID": "abc",
+            "PAN123_CLIENT_SECRET": SECRET,
+            "PAN123_API_BASE": "http://127.0.0.1:8123",
+        },
+    )
+    assert cfg.credentials is not None
+    assert cfg.credentials.client_id == "abc"
+    assert cfg.credentials.client_secret == SECRET
+    assert SECRET not in repr(cfg)
+    assert cfg.api_base == "http://127.0.0.1:8123"
+
+
+def test_no_credentials_means_the_embedded_emulator(root: Path) -> None:
+    cfg = validate(good(root), {})
+    assert cfg.credentials is None
+    assert cfg.roots[0].remote == "/backup/docs"
+    assert cfg.single_threshold == 16 << 20
+
+
+def test_sizes_and_durations(root: Path) -> None:
+    cfg = validate(
+        good(
+            root,
+            upload={"single_threshold": "8MiB"},
+            stability={"quiet": "500ms", "min_age": "2m"},
+            rescan_interval="1h",
+        ),
+        {},
+    )
+    assert cfg.single_threshold == 8 << 20
+    assert cfg.stability_seconds == 0.5
+    assert cfg.min_age == 120
+    assert cfg.rescan_interval == 3600
+
+
+def test_secrets_file(root: Path, tmp_path: Path) -> None:
+    secrets = tmp_path / "pan123.yaml"
+    secrets.write_text(f"client_id: fid\nclient_secret: {SECRET}\n")
+    cfg = validate(good(root, credentials={"secrets_file": str(secrets)}), {})
+    assert cfg.credentials is not None and cfg.credentials.client_secret == SECRET
+
+
+def test_bad_yaml_is_reported_with_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "sync.yaml"
+    path.write_text("roots:\n  - local: /x\n    remote: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, {})
+    assert "not valid YAML at line" in str(info.value)
+
+
+def test_example_file_is_valid(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "sync.yaml.example"
+    text = example.read_text().replace("/home/me/Documents", str(tmp_path))
+    cfg_path = tmp_path / "sync.yaml"
+    cfg_path.write_text(text)
+    cfg = load_config(cfg_path, {"PAN123_CLIENT_ID": "a", "PAN123_CLIENT_SECRET": "b"})
+    assert cfg.roots[0].local == tmp_path
