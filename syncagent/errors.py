@@ -8,6 +8,7 @@ at the boundary where they happen, so nothing above that boundary catches a fore
 
     SyncAgentError                    base; ``message`` is safe to show (never holds a secret)
     ├── ConfigError                   every problem of a configuration at once, with key paths
+    ├── LedgerError                   the ledger database cannot be opened, read or upgraded
     ├── LocalFileError                one local file cannot be uploaded (per item; carry on)
     │   ├── UnsupportedFileError      0 bytes, over 10 GB: refused before any request
     │   └── FileChangedError          size/mtime changed while it was hashed or sent
@@ -48,6 +49,7 @@ __all__ = [
     "EmulatorRejection",
     "FileChangedError",
     "IntegrityError",
+    "LedgerError",
     "LocalFileError",
     "MultipartError",
     "QuotaExceededError",
@@ -110,6 +112,10 @@ class EmulatorRejection(EmulatorError):
 
 class MultipartError(EmulatorError):
     """A ``multipart/form-data`` body that cannot be parsed."""
+
+
+class LedgerError(SyncAgentError):
+    """The ledger database cannot be opened, read, written or upgraded."""
 
 
 class LocalFileError(SyncAgentError):
