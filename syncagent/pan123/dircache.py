@@ -75,8 +75,9 @@ class DirCache:
             else:
                 self._ids[(root_id, rel_dir)] = folder_id
                 return folder_id
-        # The parent's cached ID is gone: forget that subtree and resolve it again, once.
-        self.flush(root_id, parent_rel)
+        # The parent's cached ID is gone, and so may be any ancestor (deleting "a" removes
+        # "a/b"): forget the whole top-level subtree and resolve the path again, once.
+        self.flush(root_id, parent_rel.split("/", 1)[0])
         return self.ensure(root_id, rel_dir, _again=False)
 
     def _create_or_find(self, name: str, parent_id: int) -> int:

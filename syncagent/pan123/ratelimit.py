@@ -58,7 +58,9 @@ class Pacer:
         while True:
             with self._lock:
                 now = self._clock()
-                while window.sent and window.sent[0] <= now - window.span:
+                # Same expression as the delay below, so "left the window" and "time left > 0"
+                # never disagree by a rounding error (a 0 s wait, forever on a stepped clock).
+                while window.sent and window.sent[0] + window.span <= now:
                     window.sent.popleft()
                 if len(window.sent) < window.cap:
                     window.sent.append(now)
