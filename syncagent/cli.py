@@ -6,23 +6,33 @@ other :class:`~syncagent.errors.SyncAgentError` exits 1 with its message, never 
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from syncagent import __version__
+from syncagent.engine import Progress
 from syncagent.errors import ConfigError, SyncAgentError
+
+if TYPE_CHECKING:
+    from syncagent.config import SyncConfig
 
 __all__ = ["emulator_command", "main"]
 
 DEFAULT_EMULATOR_PORT = 8123
 
 
-def _fail(err: SyncAgentError) -> None:
+def _fail(err: SyncAgentError) -> NoReturn:
     click.echo(f"syncagent: {err.message}", err=True)
     sys.exit(2 if isinstance(err, ConfigError) else 1)
 
@@ -132,7 +142,6 @@ def emulator_command(
         emu = Emulator(settings).start()
     except SyncAgentError as err:
         _fail(err)
-        return
     try:
         api = emu.api_url
         click.echo("syncagent emulator: a local 123pan Open Platform API (not the real service)")
@@ -158,3 +167,240 @@ def emulator_command(
 
 
 main.add_command(emulator_command)
+
+
+# -- backup commands ------------------------------------------------------------------------
+
+CONFIG_ENV = "SYNCAGENT_CONFIG"
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"sync.yaml to use [default: ${CONFIG_ENV}, else ./sync.yaml if present].",
+)
+
+
+def _load(config_path: Path | None, paths: tuple[str, ...] = ()) -> SyncConfig:
+    """The configuration, or exit 2 with every problem listed."""
+    from syncagent.config import load_config
+
+    if config_path is None:
+        env_path = os.environ.get(CONFIG_ENV)
+        if env_path:
+            config_path = Path(env_path)
+        elif Path("sync.yaml").is_file():
+            config_path = Path("sync.yaml")
+    try:
+        if config_path is None:
+            if not paths:
+                raise ConfigError(
+                    [
+                        "roots: no sync.yaml found and no folder given; "
+                        "run e.g. `syncagent sync ~/Documents`"
+                    ]
+                )
+            return load_config(None, cli_paths=list(paths))
+        config = load_config(config_path)
+        if paths:
+            wanted = {Path(p).expanduser().resolve() for p in paths}
+            unknown = wanted - {r.local for r in config.roots}
+            if unknown:
+                raise ConfigError(
+                    [
+                        f"roots: {p} is not a root of {config_path}"
+                        for p in sorted(map(str, unknown))
+                    ]
+                )
+            config = dataclasses.replace(
+                config, roots=tuple(r for r in config.roots if r.local in wanted)
+            )
+        return config
+    except ConfigError as err:
+        _fail(err)
+
+
+def _setup_logging(config: SyncConfig, verbose: bool) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, config.log_level.upper())
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if config.log_file is not None:
+        handlers.append(logging.FileHandler(config.log_file, encoding="utf-8"))
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are not news
+    logging.basicConfig(
+        level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+
+
+class _TerminalProgress(Progress):
+    """One line redrawn on a terminal: files, bytes, rate, ETA."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._files = self._done = 0
+        self._total = self._sent = 0
+        self._t0 = time.monotonic()
+
+    def start(self, files: int, total_bytes: int) -> None:
+        self._files, self._total, self._t0 = files, total_bytes, time.monotonic()
+
+    def advance(self, nbytes: int) -> None:
+        with self._lock:
+            self._sent += nbytes
+
+    def file_done(self, rel_path: str, ok: bool) -> None:
+        with self._lock:
+            self._done += 1
+            elapsed = max(1e-6, time.monotonic() - self._t0)
+            rate = self._sent / elapsed
+            eta = (self._total - self._sent) / rate if rate > 0 else 0
+            click.echo(
+                f"\r{self._done}/{self._files} files  {_mb(self._sent)}/{_mb(self._total)}"
+                f"  {_mb(rate)}/s  ETA {int(eta) // 60}:{int(eta) % 60:02d} ",
+                nl=False,
+                err=True,
+            )
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+@main.command("sync")
+@config_option
+@click.option("--dry-run", is_flag=True, help="Print what would be uploaded; change nothing.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every request and decision.")
+@click.argument("paths", nargs=-1, type=click.Path(file_okay=False, exists=True))
+def sync_command(
+    config_path: Path | None, dry_run: bool, verbose: bool, paths: tuple[str, ...]
+) -> None:
+    """Back up once, then exit: 0 all uploaded and verified, 1 some failed, 2 bad config.
+
+    Without a sync.yaml, each PATH is backed up to /syncagent/<folder name>; with one, PATHs
+    pick which of its roots to back up.
+
+    \b
+    Example:
+      syncagent sync ~/Documents
+      syncagent sync --config /etc/syncagent/sync.yaml --dry-run
+    """
+    from syncagent.app import open_app
+    from syncagent.engine import SyncEngine
+
+    config = _load(config_path, paths)
+    _setup_logging(config, verbose)
+    tty = sys.stderr.isatty()
+    try:
+        with open_app(config, lambda m: click.echo(m, err=True)) as app:
+            engine = SyncEngine(
+                config, app.ledger, app.client, progress=_TerminalProgress() if tty else None
+            )
+            report = engine.run_once(dry_run=dry_run)
+    except SyncAgentError as err:
+        _fail(err)
+    if tty:
+        click.echo("", err=True)
+    if dry_run:
+        for root, planned in report.plans:
+            click.echo(f"{root.local} -> {root.remote}")
+            for u in planned.uploads:
+                click.echo(f"  upload ({u.why}) {u.entry.rel_path} -> {u.remote_rel}")
+            for sk in planned.skips:
+                click.echo(f"  skip {sk.rel_path}: {sk.reason}")
+            click.echo(f"  {planned.unchanged} unchanged")
+        return
+    for path, reason in report.skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    for path, reason in report.failed:
+        click.echo(f"FAILED {path}: {reason}", err=True)
+    click.echo(
+        f"{report.uploaded} uploaded ({_mb(report.bytes_sent)}), {report.unchanged} "
+        f"unchanged, {len(report.skipped)} skipped, {len(report.failed)} failed; "
+        f"hashed {report.hashed} files"
+    )
+    if report.fatal:
+        click.echo(f"syncagent: stopped: {report.fatal}", err=True)
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("paths", nargs=-1, type=click.Path(file_okay=False))
+def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ...]) -> None:
+    """Show where every file stands, from the ledger (no request to the cloud).
+
+    \b
+    Example:
+      syncagent status --json
+    """
+    from syncagent.app import human_time, open_ledger, token_expiry
+    from syncagent.ledger import repo
+
+    config = _load(config_path, paths)
+    try:
+        ledger = open_ledger(config)
+        try:
+            roots = repo.root_status(ledger)
+            last = repo.last_pass(ledger)
+        finally:
+            ledger.close()
+    except SyncAgentError as err:
+        _fail(err)
+    expiry = token_expiry(config)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "roots": [dataclasses.asdict(r) for r in roots],
+                    "last_pass": None
+                    if last is None
+                    else {
+                        "started_at": last.started_at,
+                        "finished_at": last.finished_at,
+                        "uploaded": last.uploaded,
+                        "failed": last.failed,
+                        "result": last.result,
+                    },
+                    "token_expires_at": expiry,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    for r in roots:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "no files yet"
+        click.echo(f"{r.local_path} -> {r.remote_path}: {counts}; {_mb(r.bytes_pending)} pending")
+        for state, rel, reason in r.problems:
+            click.echo(f"  {state}: {rel}: {reason}")
+    if last is not None:
+        click.echo(
+            f"last pass: {human_time(last.started_at)} ({last.result or 'running'}, "
+            f"{last.uploaded} uploaded, {last.failed} failed)"
+        )
+    click.echo(f"access token expires: {human_time(expiry)}")
+
+
+@main.group("db")
+def db_group() -> None:
+    """Ledger maintenance."""
+
+
+@db_group.command("upgrade")
+@config_option
+def db_upgrade_command(config_path: Path | None) -> None:
+    """Bring the ledger's schema up to date (also done on every start).
+
+    \b
+    Example:
+      syncagent db upgrade --config sync.yaml
+    """
+    from syncagent.app import open_ledger
+
+    config = _load(config_path, (str(Path.cwd()),) if config_path is None else ())
+    try:
+        open_ledger(config).close()
+    except SyncAgentError as err:
+        _fail(err)
+    click.echo(f"ledger is up to date: {config.ledger_url}")

@@ -1,0 +1,107 @@
+"""Composition root: a checked configuration becomes a ledger, a client and (without
+credentials) the embedded emulator, opened together and closed together.
+
+Without a 123pan account the agent runs against the emulator, started in this process on
+loopback with its data under the user's data directory, so a first run needs nothing but a
+folder. The token of a real account and of the emulator are kept apart in the state dir.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncagent.config import SyncConfig
+from syncagent.emulator import Emulator, EmulatorSettings
+from syncagent.emulator.core import data_dir_default
+from syncagent.ledger import Ledger
+from syncagent.ledger.repo import LedgerUploadState
+from syncagent.pan123 import Pan123Client, UploadSettings
+
+__all__ = ["App", "open_app", "token_expiry"]
+
+
+@dataclass
+class App:
+    config: SyncConfig
+    ledger: Ledger
+    client: Pan123Client
+    emulator: Emulator | None
+
+
+def open_ledger(config: SyncConfig) -> Ledger:
+    ledger = Ledger(config.ledger_url)
+    ledger.migrate()
+    return ledger
+
+
+def _token_dir(config: SyncConfig, embedded: bool) -> Path:
+    return config.state_dir / ("emulator" if embedded else "account")
+
+
+def token_expiry(config: SyncConfig) -> float | None:
+    """When the stored access token expires (read from the state dir; no request)."""
+    for embedded in (False, True):
+        try:
+            raw = json.loads((_token_dir(config, embedded) / "token.json").read_text())
+            if float(raw["expires_at"]) > 0 and (config.credentials is None) == embedded:
+                return float(raw["expires_at"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+@contextmanager
+def open_app(config: SyncConfig, say: Callable[[str], None]) -> Iterator[App]:
+    """Open everything a command needs; ``say`` reports the embedded emulator's use."""
+    emulator: Emulator | None = None
+    ledger: Ledger | None = None
+    try:
+        if config.credentials is None:
+            data_dir = data_dir_default()
+            emulator = Emulator(EmulatorSettings(data_dir=data_dir)).start()
+            say(
+                f"No 123pan credentials set: backing up to the embedded local emulator at "
+                f"{emulator.api_url} (data in {data_dir}). Set PAN123_CLIENT_ID and "
+                f"PAN123_CLIENT_SECRET to use a real account."
+            )
+            client_id, secret, api_base = (
+                emulator.client_id,
+                emulator.client_secret,
+                emulator.api_url,
+            )
+        else:
+            client_id, secret = config.credentials.client_id, config.credentials.client_secret
+            api_base = config.api_base
+        ledger = open_ledger(config)
+        client = Pan123Client(
+            client_id,
+            secret,
+            api_base=api_base,
+            state_dir=_token_dir(config, emulator is not None),
+            qps=config.qps,
+            qps_overrides=dict(config.qps_overrides),
+            upload=UploadSettings(
+                single_threshold=config.single_threshold,
+                slice_workers=config.slice_workers,
+                contain_dir=config.contain_dir,
+            ),
+            upload_state=LedgerUploadState(ledger),
+        )
+        try:
+            yield App(config, ledger, client, emulator)
+        finally:
+            client.close()
+    finally:
+        if emulator is not None:
+            emulator.stop()
+        if ledger is not None:
+            ledger.close()
+
+
+def human_time(ts: float | None) -> str:
+    return "never" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))

@@ -1,0 +1,270 @@
+"""One backup pass: scan every root, plan against the ledger, upload with a pool of workers.
+
+The composition of scanner → planner → workers → ledger for ``syncagent sync`` (and, later,
+the watch agent's startup pass). Every state change is committed to the ledger before it is
+counted. A worker re-checks a file before trusting it: a file that changed since the scan, or
+while it was hashed or sent, is re-queued (a few times) and never recorded as done. A failing
+file gets a next-attempt time with backoff while the rest proceed; a fatal error (credentials,
+quota) stops the pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syncagent.config import RootConfig, SyncConfig
+from syncagent.errors import (
+    FileChangedError,
+    LocalFileError,
+    RemoteError,
+    UnsupportedFileError,
+)
+from syncagent.ignore import IgnoreRules
+from syncagent.ledger import Ledger, repo
+from syncagent.model import LocalEntry, Upload
+from syncagent.pan123 import Pan123Client
+from syncagent.planner import Plan, plan
+from syncagent.scanner import scan
+
+__all__ = ["PassReport", "Progress", "SyncEngine"]
+
+log = logging.getLogger("syncagent")
+
+CHANGE_RETRIES = 3  # re-checks of a file that keeps changing, within one pass
+MAX_BACKOFF = 3600.0
+
+
+@dataclass
+class PassReport:
+    uploaded: int = 0
+    bytes_sent: int = 0
+    unchanged: int = 0
+    waiting: int = 0
+    hashed: int = 0
+    vanished: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    fatal: str | None = None
+    plans: list[tuple[RootConfig, Plan]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and self.fatal is None
+
+
+class Progress:
+    """Progress callbacks; the CLI draws them (the default does nothing)."""
+
+    def start(self, files: int, total_bytes: int) -> None: ...
+
+    def advance(self, nbytes: int) -> None: ...
+
+    def file_done(self, rel_path: str, ok: bool) -> None: ...
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while piece := f.read(1 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def _entry(rel_path: str, st: os.stat_result) -> LocalEntry:
+    return LocalEntry(rel_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+
+
+class _Stop(Exception):
+    pass
+
+
+class SyncEngine:
+    """Runs passes for a configuration.
+
+    :param client: the 123pan client (real account or emulator).
+    :param sleep: injectable wait (stability window).
+    """
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        ledger: Ledger,
+        client: Pan123Client,
+        *,
+        progress: Progress | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.client = client
+        self.progress = progress or Progress()
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def run_once(self, dry_run: bool = False, retry_failed: bool = True) -> PassReport:
+        """Scan, plan and (unless ``dry_run``) upload every root once.
+
+        :param retry_failed: try failed files now, whatever their next-attempt time (an
+            explicit ``sync``); the watch agent passes False so failures back off.
+        """
+        report = PassReport()
+        pass_id = 0 if dry_run else repo.start_pass(self.ledger)
+        work: list[tuple[RootConfig, int, int, Upload]] = []
+        for root in self.config.roots:
+            root_id, _ = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)
+            found = scan(root.local, IgnoreRules.for_root(root.local, root.ignore))
+            planned = plan(
+                found.entries,
+                found.skips,
+                repo.load_facts(self.ledger, root_id),
+                names=self.config.names,
+                now=float("inf") if retry_failed else time.time(),
+            )
+            report.unchanged += planned.unchanged
+            report.waiting += planned.waiting
+            report.plans.append((root, planned))
+            if dry_run:
+                continue
+            for skip in planned.skips:
+                repo.record_skip(
+                    self.ledger, root_id, skip.rel_path, skip.reason, skip.entry, pass_id
+                )
+                report.skipped.append((str(root.local / skip.rel_path), skip.reason))
+            if planned.uploads:
+                remote_id = self._remote_root(root, root_id)
+                work.extend((root, root_id, remote_id, u) for u in planned.uploads)
+        if dry_run:
+            return report
+        self.progress.start(len(work), sum(w[3].entry.size for w in work))
+        with ThreadPoolExecutor(self.config.workers, thread_name_prefix="upload") as pool:
+            for future in [pool.submit(self._execute, *w, report, pass_id) for w in work]:
+                future.result()
+        repo.finish_pass(
+            self.ledger,
+            pass_id,
+            uploaded=report.uploaded,
+            failed=len(report.failed),
+            bytes_sent=report.bytes_sent,
+            result="fatal" if report.fatal else "ok" if report.ok else "failed",
+        )
+        return report
+
+    def _remote_root(self, root: RootConfig, root_id: int) -> int:
+        _, known = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)
+        if known is not None:
+            return known
+        remote_id = self.client.ensure_dir(0, root.remote.strip("/"))
+        repo.set_root_remote(self.ledger, root_id, remote_id)
+        return remote_id
+
+    def _execute(
+        self,
+        root: RootConfig,
+        root_id: int,
+        remote_id: int,
+        action: Upload,
+        report: PassReport,
+        pass_id: int,
+    ) -> None:
+        if self._stop.is_set():
+            return
+        rel = action.entry.rel_path
+        path = root.local / rel
+        entry = action.entry
+        md5: str | None = None
+        try:
+            entry, md5 = self._settle(path, action, report)
+            result = self.client.upload(
+                path, remote_id, action.remote_rel, md5=md5, on_progress=None
+            )
+            repo.record_done(
+                self.ledger, root_id, entry, result.md5, result.file_id, action.remote_rel, pass_id
+            )
+            with self._lock:
+                report.uploaded += 1
+                report.bytes_sent += entry.size
+            self.progress.advance(entry.size)
+            self.progress.file_done(rel, True)
+            log.info("uploaded %s (%s, %d bytes, %s)", path, action.why, entry.size, result.method)
+        except FileNotFoundError:
+            repo.forget(self.ledger, root_id, rel)
+            with self._lock:
+                report.vanished += 1
+            log.info("%s was deleted before it could be uploaded", path)
+        except UnsupportedFileError as exc:
+            repo.record_skip(self.ledger, root_id, rel, exc.message, entry, pass_id)
+            with self._lock:
+                report.skipped.append((str(path), exc.message))
+        except (LocalFileError, OSError) as exc:
+            reason = (
+                exc.message
+                if isinstance(exc, LocalFileError)
+                else (f"cannot be read: {exc.strerror or exc}")
+            )
+            self._fail(root_id, entry, md5, reason, None, None, report, pass_id, path)
+        except RemoteError as exc:
+            self._fail(root_id, entry, md5, str(exc), exc.code, exc.trace_id, report, pass_id, path)
+            if exc.fatal:
+                with self._lock:
+                    report.fatal = report.fatal or exc.message
+                self._stop.set()
+
+    def _settle(self, path: Path, action: Upload, report: PassReport) -> tuple[LocalEntry, str]:
+        """Stat, wait out the quiet window, hash if needed; the file must hold still."""
+        for _ in range(CHANGE_RETRIES):
+            st = os.stat(path, follow_symlinks=False)
+            age = time.time() - st.st_mtime_ns / 1e9
+            if age < self.config.stability_seconds:
+                self._sleep(self.config.stability_seconds - age)
+                continue
+            entry = _entry(action.entry.rel_path, st)
+            unchanged = (st.st_size, st.st_mtime_ns) == (action.entry.size, action.entry.mtime_ns)
+            md5 = action.md5 if unchanged and action.md5 else None
+            if md5 is None:
+                md5 = _md5(path)
+                with self._lock:
+                    report.hashed += 1
+                after = os.stat(path, follow_symlinks=False)
+                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                    continue
+            return entry, md5
+        raise FileChangedError("the file kept changing; it will be tried again", str(path))
+
+    def _fail(
+        self,
+        root_id: int,
+        entry: LocalEntry,
+        md5: str | None,
+        reason: str,
+        code: int | None,
+        trace_id: str | None,
+        report: PassReport,
+        pass_id: int,
+        path: Path,
+    ) -> None:
+        attempts, backoff = repo.record_failure(
+            self.ledger,
+            root_id,
+            entry,
+            reason,
+            md5=md5,
+            code=code,
+            trace_id=trace_id,
+            backoff=lambda n: min(MAX_BACKOFF, 30.0 * 2 ** (n - 1)),
+            pass_id=pass_id,
+        )
+        with self._lock:
+            report.failed.append((str(path), reason))
+        self.progress.file_done(entry.rel_path, False)
+        log.warning(
+            "%s failed: %s (attempt %d; next try in %.0f s)", path, reason, attempts, backoff
+        )

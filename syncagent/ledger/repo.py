@@ -1,0 +1,334 @@
+"""Reads and writes of the ledger, one function per question or state change.
+
+Bulk reads use SQLAlchemy Core (one query per root, not one per path: a 100,000-file rescan
+must cost one read). Each state change is its own short transaction, committed before the
+caller acknowledges it. Also the ledger-backed :class:`LedgerUploadState`, which keeps
+resumable chunked uploads across restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from syncagent.ledger import Ledger
+from syncagent.ledger.models import (
+    KV,
+    FileRow,
+    PassRow,
+    Root,
+    UploadSessionRow,
+    UploadSliceRow,
+)
+from syncagent.model import FileState, LedgerFacts, LocalEntry
+from syncagent.pan123.upload import UploadSession
+
+__all__ = [
+    "LedgerUploadState",
+    "RootStatus",
+    "ensure_root",
+    "finish_pass",
+    "load_facts",
+    "record_done",
+    "record_failure",
+    "record_skip",
+    "root_status",
+    "start_pass",
+]
+
+
+def ensure_root(ledger: Ledger, local: str, remote: str, mode: str) -> tuple[int, int | None]:
+    """The root's id and its remote folder id (None until resolved)."""
+    with ledger.session() as s:
+        row = s.scalars(select(Root).where(Root.local_path == local)).first()
+        if row is None:
+            row = Root(local_path=local, remote_path=remote, mode=mode, created_at=time.time())
+            s.add(row)
+            s.flush()
+        elif row.remote_path != remote or row.mode != mode:
+            row.remote_path, row.mode, row.remote_id = remote, mode, None
+        return row.id, row.remote_id
+
+
+def set_root_remote(ledger: Ledger, root_id: int, remote_id: int) -> None:
+    with ledger.session() as s:
+        s.execute(update(Root).where(Root.id == root_id).values(remote_id=remote_id))
+
+
+def load_facts(ledger: Ledger, root_id: int) -> dict[str, LedgerFacts]:
+    """Every file row of a root, keyed by rel_path, in one query."""
+    t = FileRow.__table__
+    query = select(
+        t.c.rel_path,
+        t.c.size,
+        t.c.mtime_ns,
+        t.c.dev,
+        t.c.inode,
+        t.c.md5,
+        t.c.state,
+        t.c.next_attempt_at,
+        t.c.reason,
+    ).where(t.c.root_id == root_id)
+    with ledger.engine.connect() as conn:
+        return {
+            r[0]: LedgerFacts(r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+            for r in conn.execute(query)
+        }
+
+
+def _upsert(ledger: Ledger, root_id: int, rel_path: str, values: dict[str, Any]) -> None:
+    insert = pg_insert if ledger.engine.dialect.name == "postgresql" else sqlite_insert
+    with ledger.session() as s:
+        stmt = insert(FileRow).values(root_id=root_id, rel_path=rel_path, **values)
+        s.execute(stmt.on_conflict_do_update(index_elements=["root_id", "rel_path"], set_=values))
+
+
+def _stat_values(entry: LocalEntry) -> dict[str, Any]:
+    return {
+        "size": entry.size,
+        "mtime_ns": entry.mtime_ns,
+        "ctime_ns": entry.ctime_ns,
+        "dev": entry.dev,
+        "inode": entry.inode,
+    }
+
+
+def record_done(
+    ledger: Ledger,
+    root_id: int,
+    entry: LocalEntry,
+    md5: str,
+    remote_id: int,
+    remote_name: str,
+    pass_id: int,
+) -> None:
+    now = time.time()
+    _upsert(
+        ledger,
+        root_id,
+        entry.rel_path,
+        {
+            **_stat_values(entry),
+            "md5": md5,
+            "remote_id": remote_id,
+            "remote_name": remote_name,
+            "state": FileState.DONE.value,
+            "reason": None,
+            "attempts": 0,
+            "next_attempt_at": 0.0,
+            "last_error_code": None,
+            "trace_id": None,
+            "uploaded_at": now,
+            "verified_at": now,
+            "seen_pass": pass_id,
+        },
+    )
+
+
+def record_skip(
+    ledger: Ledger, root_id: int, rel_path: str, reason: str, entry: LocalEntry | None, pass_id: int
+) -> None:
+    values: dict[str, Any] = {
+        "state": FileState.SKIPPED.value,
+        "reason": reason,
+        "seen_pass": pass_id,
+    }
+    if entry is not None:
+        values.update(_stat_values(entry))
+    _upsert(ledger, root_id, rel_path, values)
+
+
+def record_failure(
+    ledger: Ledger,
+    root_id: int,
+    entry: LocalEntry,
+    reason: str,
+    *,
+    md5: str | None,
+    code: int | None,
+    trace_id: str | None,
+    backoff: Callable[[int], float],
+    pass_id: int,
+) -> tuple[int, float]:
+    """Count a failed attempt; the next one is due ``backoff(attempts)`` seconds from now.
+
+    :returns: (attempts so far, seconds until the next attempt).
+    """
+    with ledger.session() as s:
+        previous = s.scalar(
+            select(FileRow.attempts).where(
+                FileRow.root_id == root_id, FileRow.rel_path == entry.rel_path
+            )
+        )
+    attempts = 1 + (previous or 0)
+    delay = backoff(attempts)
+    _upsert(
+        ledger,
+        root_id,
+        entry.rel_path,
+        {
+            **_stat_values(entry),
+            "md5": md5,
+            "state": FileState.FAILED.value,
+            "reason": reason,
+            "attempts": attempts,
+            "next_attempt_at": time.time() + delay,
+            "last_error_code": code,
+            "trace_id": trace_id,
+            "seen_pass": pass_id,
+        },
+    )
+    return attempts, delay
+
+
+def forget(ledger: Ledger, root_id: int, rel_path: str) -> None:
+    with ledger.session() as s:
+        s.execute(
+            delete(FileRow).where(
+                FileRow.root_id == root_id,
+                FileRow.rel_path == rel_path,
+                FileRow.remote_id.is_(None),
+            )
+        )
+
+
+def start_pass(ledger: Ledger) -> int:
+    with ledger.session() as s:
+        row = PassRow(started_at=time.time())
+        s.add(row)
+        s.flush()
+        old = select(PassRow.id).order_by(PassRow.id.desc()).offset(100)
+        s.execute(delete(PassRow).where(PassRow.id.in_(old.scalar_subquery())))
+        return row.id
+
+
+def finish_pass(
+    ledger: Ledger, pass_id: int, *, uploaded: int, failed: int, bytes_sent: int, result: str
+) -> None:
+    with ledger.session() as s:
+        s.execute(
+            update(PassRow)
+            .where(PassRow.id == pass_id)
+            .values(
+                finished_at=time.time(),
+                uploaded=uploaded,
+                failed=failed,
+                bytes_sent=bytes_sent,
+                result=result,
+            )
+        )
+
+
+def set_kv(ledger: Ledger, key: str, value: str) -> None:
+    with ledger.session() as s:
+        s.merge(KV(key=key, value=value))
+
+
+def get_kv(ledger: Ledger, key: str) -> str | None:
+    with ledger.session() as s:
+        row = s.get(KV, key)
+        return None if row is None else row.value
+
+
+@dataclass(frozen=True)
+class RootStatus:
+    local_path: str
+    remote_path: str
+    counts: dict[str, int]
+    bytes_pending: int
+    problems: list[tuple[str, str, str]]  # (state, rel_path, reason)
+
+
+def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
+    """Per root: counts by state, bytes not yet uploaded, failed and skipped files."""
+    out = []
+    with ledger.session() as s:
+        for root in s.scalars(select(Root).order_by(Root.id)):
+            counts = dict(
+                s.execute(
+                    select(FileRow.state, func.count())
+                    .where(FileRow.root_id == root.id)
+                    .group_by(FileRow.state)
+                ).all()
+            )
+            pending = s.scalar(
+                select(func.coalesce(func.sum(FileRow.size), 0)).where(
+                    FileRow.root_id == root.id,
+                    FileRow.state.in_([FileState.PENDING.value, FileState.FAILED.value]),
+                )
+            )
+            problems = s.execute(
+                select(FileRow.state, FileRow.rel_path, FileRow.reason)
+                .where(
+                    FileRow.root_id == root.id,
+                    FileRow.state.in_([FileState.FAILED.value, FileState.SKIPPED.value]),
+                )
+                .order_by(FileRow.state, FileRow.rel_path)
+                .limit(most)
+            ).all()
+            out.append(
+                RootStatus(
+                    root.local_path,
+                    root.remote_path,
+                    {str(k): int(v) for k, v in counts.items()},
+                    int(pending or 0),
+                    [(str(a), str(b), str(c or "")) for a, b, c in problems],
+                )
+            )
+    return out
+
+
+def last_pass(ledger: Ledger) -> PassRow | None:
+    with ledger.session() as s:
+        return s.scalars(select(PassRow).order_by(PassRow.id.desc()).limit(1)).first()
+
+
+class LedgerUploadState:
+    """Resumable chunked-upload sessions kept in the ledger (``UploadStateStore``)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def load(self, key: str) -> UploadSession | None:
+        with self._ledger.session() as s:
+            row = s.get(UploadSessionRow, key)
+            if row is None:
+                return None
+            done = frozenset(
+                s.scalars(select(UploadSliceRow.slice_no).where(UploadSliceRow.key == key))
+            )
+            return UploadSession(
+                row.preupload_id, row.slice_size, row.server, row.md5, row.size, done
+            )
+
+    def save(self, key: str, session: UploadSession) -> None:
+        with self._ledger.session() as s:
+            s.execute(delete(UploadSliceRow).where(UploadSliceRow.key == key))
+            s.merge(
+                UploadSessionRow(
+                    key=key,
+                    preupload_id=session.preupload_id,
+                    slice_size=session.slice_size,
+                    server=session.server,
+                    md5=session.md5,
+                    size=session.size,
+                    created_at=time.time(),
+                )
+            )
+            for n in session.done:
+                s.add(UploadSliceRow(key=key, slice_no=n))
+
+    def mark_slice(self, key: str, slice_no: int) -> None:
+        with self._ledger.session() as s:
+            s.merge(UploadSliceRow(key=key, slice_no=slice_no))
+
+    def clear(self, key: str) -> None:
+        with self._ledger.session() as s:
+            s.execute(delete(UploadSliceRow).where(UploadSliceRow.key == key))
+            s.execute(delete(UploadSessionRow).where(UploadSessionRow.key == key))

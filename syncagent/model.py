@@ -1,0 +1,74 @@
+"""Plain data shared by the scanner, the planner and the workers (frozen, stdlib only).
+
+Paths are named by their coordinate system: ``rel_path`` is POSIX and relative to a root (the
+ledger's key); ``remote_rel`` is the same path with names mapped for 123pan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["FileState", "LedgerFacts", "LocalEntry", "LocalSkip", "Skip", "Upload"]
+
+
+class FileState(StrEnum):
+    """Where a file stands, as recorded in the ledger."""
+
+    PENDING = "pending"  # seen, not uploaded yet (new or changed)
+    DONE = "done"  # uploaded and verified
+    FAILED = "failed"  # last attempt failed; retried after next_attempt_at
+    SKIPPED = "skipped"  # will not be uploaded; the reason says why
+
+
+@dataclass(frozen=True)
+class LocalEntry:
+    """A regular file found by the scanner, with the stat facts that identify its content."""
+
+    rel_path: str
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    dev: int
+    inode: int
+
+
+@dataclass(frozen=True)
+class LocalSkip:
+    """Something the scanner found but cannot upload (symlink, FIFO, unreadable...)."""
+
+    rel_path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LedgerFacts:
+    """What the ledger remembers of a path."""
+
+    size: int
+    mtime_ns: int
+    dev: int
+    inode: int
+    md5: str | None
+    state: str
+    next_attempt_at: float = 0.0
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Upload ``rel_path`` to ``remote_rel``; ``md5`` is known when the content is unchanged."""
+
+    entry: LocalEntry
+    remote_rel: str
+    why: str  # "new" or "changed" or "retry"
+    md5: str | None = None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Record that ``rel_path`` is not uploaded, and why."""
+
+    rel_path: str
+    reason: str
+    entry: LocalEntry | None = None

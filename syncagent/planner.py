@@ -1,0 +1,81 @@
+"""Deciding what a pass does: local facts + ledger view + policy -> actions. Pure.
+
+A file whose (size, mtime_ns, dev, inode) match the ledger keeps its recorded MD5 and, when it
+is done, needs nothing; a file that failed waits until its next-attempt time; everything else
+is uploaded, with its names mapped for 123pan or skipped with the reason. Things the scanner
+could not read are recorded as skipped. Only changes are returned: a pass over an unchanged
+tree plans nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from syncagent.model import FileState, LedgerFacts, LocalEntry, LocalSkip, Skip, Upload
+from syncagent.remote_names import NameRefused, remote_path
+
+__all__ = ["EMPTY_FILE", "Plan", "plan"]
+
+EMPTY_FILE = "0-byte file: 123pan cannot store empty files"
+
+
+@dataclass
+class Plan:
+    uploads: list[Upload] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    unchanged: int = 0
+    waiting: int = 0  # failed earlier, not due again yet
+
+
+def _same(entry: LocalEntry, facts: LedgerFacts) -> bool:
+    return (entry.size, entry.mtime_ns, entry.dev, entry.inode) == (
+        facts.size,
+        facts.mtime_ns,
+        facts.dev,
+        facts.inode,
+    )
+
+
+def plan(
+    entries: Iterable[LocalEntry],
+    skipped: Iterable[LocalSkip],
+    ledger: Mapping[str, LedgerFacts],
+    *,
+    names: Literal["map", "skip"],
+    now: float,
+) -> Plan:
+    """The actions for one root. ``now`` is compared with next-attempt times."""
+    result = Plan()
+    for s in skipped:
+        facts = ledger.get(s.rel_path)
+        if facts is None or facts.state != FileState.SKIPPED or facts.reason != s.reason:
+            result.skips.append(Skip(s.rel_path, s.reason))
+        else:
+            result.unchanged += 1
+    for entry in entries:
+        facts = ledger.get(entry.rel_path)
+        same = facts is not None and _same(entry, facts)
+        if same and facts is not None:
+            if facts.state in (FileState.DONE, FileState.SKIPPED):
+                result.unchanged += 1
+                continue
+            if facts.state == FileState.FAILED and facts.next_attempt_at > now:
+                result.waiting += 1
+                continue
+        reason = None
+        if entry.size == 0:
+            reason = EMPTY_FILE
+        else:
+            try:
+                remote = remote_path(entry.rel_path, names)
+            except NameRefused as exc:
+                reason = str(exc)
+        if reason is not None:
+            result.skips.append(Skip(entry.rel_path, reason, entry))
+            continue
+        why = "new" if facts is None else "retry" if same else "changed"
+        md5 = facts.md5 if same and facts is not None else None
+        result.uploads.append(Upload(entry, remote, why, md5))
+    return result
