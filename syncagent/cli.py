@@ -382,6 +382,34 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
     click.echo(f"access token expires: {human_time(expiry)}")
 
 
+@main.command("verify")
+@config_option
+@click.option("--repair", is_flag=True, help="Re-queue missing or mismatched files.")
+@click.argument("paths", nargs=-1, type=click.Path(file_okay=False))
+def verify_command(config_path: Path | None, repair: bool, paths: tuple[str, ...]) -> None:
+    """Compare the ledger with the files on 123pan; exit 1 if any is missing or differs.
+
+    \b
+    Example:
+      syncagent verify --repair && syncagent sync
+    """
+    from syncagent.app import open_app
+    from syncagent.verify import verify
+
+    config = _load(config_path, paths)
+    _setup_logging(config, False)
+    try:
+        with open_app(config, lambda m: click.echo(m, err=True)) as app:
+            checked, problems = verify(config, app.ledger, app.client, repair=repair)
+    except SyncAgentError as err:
+        _fail(err)
+    for m in problems:
+        click.echo(f"{m.root}/{m.rel_path}: {m.problem}")
+    note = " (re-queued for the next sync)" if repair and problems else ""
+    click.echo(f"checked {checked} files: {len(problems)} missing or different{note}")
+    sys.exit(1 if problems else 0)
+
+
 @main.group("db")
 def db_group() -> None:
     """Ledger maintenance."""

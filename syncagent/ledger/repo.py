@@ -332,3 +332,23 @@ class LedgerUploadState:
         with self._ledger.session() as s:
             s.execute(delete(UploadSliceRow).where(UploadSliceRow.key == key))
             s.execute(delete(UploadSessionRow).where(UploadSessionRow.key == key))
+
+
+def done_files(ledger: Ledger, root_id: int) -> list[tuple[str, str | None, int, str | None]]:
+    """(rel_path, remote name, size, md5) of every file recorded as uploaded."""
+    t = FileRow.__table__
+    query = select(t.c.rel_path, t.c.remote_name, t.c.size, t.c.md5).where(
+        t.c.root_id == root_id, t.c.state == FileState.DONE.value
+    )
+    with ledger.engine.connect() as conn:
+        return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
+
+
+def mark_pending(ledger: Ledger, root_id: int, rel_paths: list[str]) -> None:
+    """Make the next pass upload these files again."""
+    with ledger.session() as s:
+        s.execute(
+            update(FileRow)
+            .where(FileRow.root_id == root_id, FileRow.rel_path.in_(rel_paths))
+            .values(state=FileState.PENDING.value, reason="re-queued by verify --repair")
+        )

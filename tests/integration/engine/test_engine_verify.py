@@ -1,0 +1,92 @@
+"""The pass engine and verify, in-process, against the real emulator and a real ledger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncagent.config import validate
+from syncagent.emulator import Emulator
+from syncagent.engine import SyncEngine
+from syncagent.ledger import Ledger
+from syncagent.ledger.repo import LedgerUploadState
+from syncagent.pan123 import Pan123Client, UploadSettings
+from syncagent.verify import verify
+
+
+@pytest.fixture
+def setup(emulator: Emulator, tmp_path: Path) -> Any:
+    root = tmp_path / "docs"
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("alpha")
+    (root / "sub" / "b.txt").write_text("bravo")
+    (root / "sub" / "c:d.txt").write_text("mapped")
+    config = validate(
+        {
+            "roots": [{"local": str(root), "remote": "/backup/docs"}],
+            "state_dir": str(tmp_path / "state"),
+            "stability": {"quiet": "0s"},
+            "limits": {"qps": "off"},
+        },
+        {},
+    )
+    ledger = Ledger(config.ledger_url)
+    ledger.migrate()
+    client = Pan123Client(
+        emulator.client_id,
+        emulator.client_secret,
+        api_base=emulator.api_url,
+        state_dir=tmp_path / "state",
+        qps="off",
+        upload=UploadSettings(complete_delay=0.01),
+        upload_state=LedgerUploadState(ledger),
+    )
+    yield config, ledger, client, root
+    client.close()
+    ledger.close()
+
+
+def test_pass_then_verify_then_repair(setup: Any, api: Any) -> None:
+    config, ledger, client, _root = setup
+    engine = SyncEngine(config, ledger, client)
+    first = engine.run_once()
+    assert (first.uploaded, first.failed, first.hashed) == (3, [], 3)
+    second = engine.run_once()
+    assert (second.uploaded, second.unchanged, second.hashed) == (0, 3, 0)
+
+    checked, problems = verify(config, ledger, client)
+    assert (checked, problems) == (3, [])
+
+    # Someone trashes a file on 123pan: verify sees it, --repair re-queues it.
+    docs = client.ensure_dir(0, "backup/docs")
+    sub = next(i for i in client.list_folder(docs) if i.name == "sub")
+    mapped = next(i for i in client.list_folder(sub.file_id) if i.name == "c：d.txt")
+    client.trash([mapped.file_id])
+    checked, problems = verify(config, ledger, client, repair=True)
+    assert [(p.rel_path, p.problem) for p in problems] == [("sub/c:d.txt", "missing on 123pan")]
+    third = engine.run_once()
+    assert third.uploaded == 1
+    assert third.hashed == 0  # the content is unchanged: its stored MD5 is reused
+    assert verify(config, ledger, client)[1] == []
+    names = {i.name for i in client.list_folder(sub.file_id)}
+    assert names == {"b.txt", "c：d.txt"}
+    assert (
+        api.download(
+            next(i for i in client.list_folder(sub.file_id) if i.name == "c：d.txt").file_id
+        )
+        == b"mapped"
+    )
+
+
+def test_changed_file_is_sent_again_and_unchanged_ones_are_not(setup: Any) -> None:
+    config, ledger, client, root = setup
+    engine = SyncEngine(config, ledger, client)
+    engine.run_once()
+    (root / "a.txt").write_text("alpha, edited")
+    (root / "new.txt").write_text("new")
+    report = engine.run_once()
+    assert report.uploaded == 2
+    assert report.unchanged == 2
+    assert report.hashed == 2
