@@ -280,7 +280,7 @@ def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootCon
             RootConfig(
                 local=local,
                 remote=remote or "/",
-                mode=r.choice("mode", "archive", ("archive", "mirror", "move")),
+                mode=r.choice("mode", "archive", ("archive",)),
                 ignore=ignore,
                 watch=r.choice("watch", "auto", ("auto", "poll")),
                 poll_interval=r.get(
@@ -392,7 +392,13 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         credentials=credentials,
         api_base=api_base.rstrip("/"),
         workers=up.get("workers", 4, _int(1), "a whole number >= 1"),
-        qps=limits.choice("qps", "free", ("free", "vip", "off")),
+        qps=limits.get(
+            "qps",
+            "free",
+            # YAML 1.1 reads a bare `off` as false: take it as the documented "off".
+            lambda v: "off" if v is False else v if v in ("free", "vip", "off") else None,
+            "one of free, vip, off",
+        ),
         qps_overrides={str(k): float(v) for k, v in overrides.items()},
         single_threshold=threshold,
         slice_workers=up.get("slice_workers", 4, _int(1), "a whole number >= 1"),
