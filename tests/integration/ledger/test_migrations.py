@@ -85,3 +85,22 @@ def test_unusable_location_is_a_ledger_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(LedgerError):
         Ledger(f"sqlite:///{blocker / 'sub' / 'ledger.sqlite3'}").migrate()
+
+
+def test_schema_head_constant_matches_the_migrations() -> None:
+    from alembic.script import ScriptDirectory
+
+    from syncagent.ledger import SCHEMA_HEAD
+
+    script = ScriptDirectory.from_config(_config("sqlite://"))
+    assert script.get_current_head() == SCHEMA_HEAD
+
+
+def test_current_revision_after_migrate(tmp_path: Path) -> None:
+    from syncagent.ledger import SCHEMA_HEAD
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    assert ledger.current_revision() is None
+    ledger.migrate()
+    assert ledger.current_revision() == SCHEMA_HEAD
+    ledger.close()
