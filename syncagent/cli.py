@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from syncagent import __version__
-from syncagent.engine import Progress
 from syncagent.errors import ConfigError, SyncAgentError
 
 if TYPE_CHECKING:
@@ -232,7 +231,7 @@ def _setup_logging(config: SyncConfig, verbose: bool) -> None:
     )
 
 
-class _TerminalProgress(Progress):
+class _TerminalProgress:
     """One line redrawn on a terminal: files, bytes, rate, ETA."""
 
     def __init__(self) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
@@ -60,14 +61,25 @@ class PassReport:
         return not self.failed and self.fatal is None
 
 
-class Progress:
-    """Progress callbacks; the CLI draws them (the default does nothing)."""
+class Progress(Protocol):
+    """Progress callbacks; the CLI draws them on a terminal."""
 
     def start(self, files: int, total_bytes: int) -> None: ...
 
     def advance(self, nbytes: int) -> None: ...
 
     def file_done(self, rel_path: str, ok: bool) -> None: ...
+
+
+class _NoProgress:
+    def start(self, files: int, total_bytes: int) -> None:
+        pass
+
+    def advance(self, nbytes: int) -> None:
+        pass
+
+    def file_done(self, rel_path: str, ok: bool) -> None:
+        pass
 
 
 def _md5(path: Path) -> str:
@@ -105,7 +117,7 @@ class SyncEngine:
         self.config = config
         self.ledger = ledger
         self.client = client
-        self.progress = progress or Progress()
+        self.progress: Progress = progress or _NoProgress()
         self._sleep = sleep
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -182,10 +194,17 @@ class SyncEngine:
         entry = action.entry
         md5: str | None = None
         try:
-            entry, md5 = self._settle(path, action, report)
-            result = self.client.upload(
-                path, remote_id, action.remote_rel, md5=md5, on_progress=None
-            )
+            for attempt in range(1, CHANGE_RETRIES + 1):
+                entry, md5 = self._settle(path, action, report)
+                try:
+                    result = self.client.upload(
+                        path, remote_id, action.remote_rel, md5=md5, on_progress=None
+                    )
+                    break
+                except FileChangedError:  # changed while it was sent: settle and send again
+                    if attempt == CHANGE_RETRIES:
+                        raise
+                    log.info("%s changed while it was being uploaded; sending it again", path)
             repo.record_done(
                 self.ledger, root_id, entry, result.md5, result.file_id, action.remote_rel, pass_id
             )

@@ -1,0 +1,274 @@
+"""One-pass backup benchmark: `syncagent sync` as a user runs it, against the emulator.
+
+1. No-op pass over an unchanged tree (default 100,000 files in 1,000 folders): the wall time of
+   `syncagent sync` (process start to exit) beside `find ROOT -type f -printf '%s %T@ %p\\n'`
+   on the same warm tree; the sync must hash nothing and make no upload request (checked at
+   the emulator); its peak RSS is reported (target: within 3x of find, under 250 MiB). The
+   ledger is seeded with the tree's stat facts, as a first pass would leave it (uploading
+   100,000 files first would only make the benchmark slower, not different).
+2. First pass of 2,000 files of 4 KiB (emulator rate limits off): files/s of `syncagent sync`
+   (whole command) beside the official page's way, `md5sum` then `curl -F` per file, timed on
+   a sample (target: at least 5x).
+
+Usage: ``python bench/sync_bench.py [--files 100000] [--folders 1000] [--small 2000]``.
+All traffic goes to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+BIN = Path(sys.executable).parent / "syncagent"
+PLATFORM = {"Platform": "open_platform"}
+
+
+def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "syncagent.emulator",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--rate-limits",
+            "off",
+            "--complete-polls",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    info: dict[str, str] = {}
+    for line in proc.stdout:
+        m = re.match(r"\s+([a-zA-Z ]+):\s+(\S+)", line)
+        if m:
+            info[m.group(1).strip()] = m.group(2)
+        if line.startswith("Stop it"):
+            break
+    return proc, info
+
+
+def make_tree(root: Path, files: int, folders: int, size: int) -> None:
+    per = max(1, files // folders)
+    n = 0
+    for d in range(folders):
+        folder = root / f"d{d // 100:02d}" / f"f{d:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per):
+            if n >= files:
+                return
+            (folder / f"file{i:03d}.dat").write_bytes(n.to_bytes(8, "little") * (size // 8))
+            n += 1
+
+
+def write_config(path: Path, root: Path, state: Path, workers: int) -> None:
+    path.write_text(
+        json.dumps(
+            {  # JSON is valid YAML
+                "roots": [{"local": str(root), "remote": f"/bench/{root.name}"}],
+                "state_dir": str(state),
+                "stability": {"quiet": "0s"},
+                "limits": {"qps": "off"},
+                "upload": {"workers": workers},
+                "logging": {"level": "warning"},
+            }
+        )
+    )
+
+
+def seed_ledger(config_path: Path) -> int:
+    """Record every file of the root as uploaded, with its current stat facts."""
+    from sqlalchemy import insert
+
+    from syncagent.config import load_config
+    from syncagent.ignore import IgnoreRules
+    from syncagent.ledger import Ledger, repo
+    from syncagent.ledger.models import FileRow
+    from syncagent.scanner import scan
+
+    config = load_config(config_path, {})
+    root = config.roots[0]
+    ledger = Ledger(config.ledger_url)
+    ledger.migrate()
+    root_id, _ = repo.ensure_root(ledger, str(root.local), root.remote, root.mode)
+    repo.set_root_remote(ledger, root_id, 1)
+    found = scan(root.local, IgnoreRules.for_root(root.local))
+    rows = [
+        {
+            "root_id": root_id,
+            "rel_path": e.rel_path,
+            "size": e.size,
+            "mtime_ns": e.mtime_ns,
+            "ctime_ns": e.ctime_ns,
+            "dev": e.dev,
+            "inode": e.inode,
+            "md5": "0" * 32,
+            "remote_id": 1,
+            "remote_name": e.rel_path,
+            "state": "done",
+        }
+        for e in found.entries
+    ]
+    with ledger.engine.begin() as conn:
+        conn.execute(insert(FileRow), rows)
+    ledger.close()
+    return len(rows)
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    elapsed = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return elapsed, done.stdout + done.stderr
+
+
+def upload_calls(api: str) -> int:
+    state = requests.get(f"{api}/__emulator/state", timeout=10).json()["data"]
+    endpoints: dict[str, Any] = state["activity"]["endpoints"]
+    names = ("upload/v2/file/single/create", "upload/v2/file/create", "upload/v2/file/slice")
+    return sum(endpoints.get(n, {}).get("calls", 0) for n in names)
+
+
+def official_loop(files: list[Path], upload: str, token: str) -> float:
+    """The official page's way, per file: md5sum, then curl -F single-step."""
+    t0 = time.perf_counter()
+    for i, f in enumerate(files):
+        md5 = subprocess.run(
+            ["md5sum", str(f)], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+        out = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--request",
+                "POST",
+                "--url",
+                f"{upload}/upload/v2/file/single/create",
+                "--header",
+                f"Authorization: Bearer {token}",
+                "--header",
+                "Platform: open_platform",
+                "--form",
+                f"file=@{f}",
+                "--form",
+                "parentFileID=0",
+                "--form",
+                f"filename=official-{i}.dat",
+                "--form",
+                f"etag={md5}",
+                "--form",
+                f"size={f.stat().st_size}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert '"code":0' in out, out
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--folders", type=int, default=1000)
+    parser.add_argument("--small", type=int, default=2000)
+    parser.add_argument("--sample", type=int, default=100, help="files for the official loop")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="sync-bench-") as tmp:
+        work = Path(tmp)
+        proc, info = start_emulator(work / "emu")
+        api, upload = info["API base URL"], info["upload host"]
+        env = {
+            **os.environ,
+            "PAN123_CLIENT_ID": info["client ID"],
+            "PAN123_CLIENT_SECRET": info["client secret"],
+            "PAN123_API_BASE": api,
+            "HOME": str(work),
+        }
+        try:
+            # -- 1. no-op pass ----------------------------------------------------------
+            big = work / "tree"
+            print(f"creating {args.files} files in {args.folders} folders…", flush=True)
+            make_tree(big, args.files, args.folders, 16)
+            cfg = work / "tree.yaml"
+            write_config(cfg, big, work / "state-tree", workers=4)
+            seeded = seed_ledger(cfg)
+            find_cmd = ["find", str(big), "-type", "f", "-printf", r"%s %T@ %p\n"]
+            timed(find_cmd)  # warm the dentry and inode caches for both
+            finds = [timed(find_cmd)[0] for _ in range(args.runs)]
+            calls_before = upload_calls(api)
+            syncs, outputs = [], []
+            for _ in range(args.runs):
+                elapsed, out = timed([str(BIN), "sync", "--config", str(cfg)], env)
+                syncs.append(elapsed)
+                outputs.append(out)
+            rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            calls = upload_calls(api) - calls_before
+            summary = [line for line in outputs[-1].splitlines() if "hashed" in line][-1]
+
+            # -- 2. first pass of small files -------------------------------------------
+            small = work / "small"
+            make_tree(small, args.small, max(1, args.small // 100), 4096)
+            cfg2 = work / "small.yaml"
+            write_config(cfg2, small, work / "state-small", workers=8)
+            first_s, out2 = timed([str(BIN), "sync", "--config", str(cfg2)], env)
+            first_summary = [line for line in out2.splitlines() if "uploaded" in line][-1]
+            token = requests.post(
+                f"{api}/api/v1/access_token",
+                headers=PLATFORM,
+                timeout=10,
+                json={"clientID": info["client ID"], "clientSecret": info["client secret"]},
+            ).json()["data"]["accessToken"]
+            sample = sorted(small.rglob("*.dat"))[: args.sample]
+            official_s = official_loop(sample, upload, token)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+    find_s, sync_s = statistics.median(finds), statistics.median(syncs)
+    print()
+    print(
+        f"no-op pass over {seeded} unchanged files in {args.folders} folders "
+        f"(median of {args.runs}):"
+    )
+    print(f"  find -printf baseline:   {find_s:6.2f} s")
+    print(f"  syncagent sync:          {sync_s:6.2f} s  ({', '.join(f'{s:.2f}' for s in syncs)})")
+    print(f"  ratio sync/find:         {sync_s / find_s:6.2f}x (target <= 3x)")
+    print(f"  upload requests: {calls}; summary: {summary.strip()}")
+    print(f"  peak RSS of syncagent sync: {rss_mib:.0f} MiB (target < 250 MiB)")
+    files_s = args.small / first_s
+    official_rate = len(sample) / official_s
+    print(f"first pass of {args.small} x 4 KiB files:")
+    print(
+        f"  syncagent sync (8 workers): {first_s:6.2f} s = {files_s:6.0f} files/s; "
+        f"{first_summary.strip()}"
+    )
+    print(
+        f"  official md5sum+curl loop:  {official_s:6.2f} s for {len(sample)} files = "
+        f"{official_rate:6.0f} files/s"
+    )
+    print(f"  ratio: {files_s / official_rate:6.2f}x (target >= 5x)")
+
+
+if __name__ == "__main__":
+    main()
