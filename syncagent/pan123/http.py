@@ -104,6 +104,7 @@ class HttpTransport:
         self._session = requests.Session()
         self._session.trust_env = False  # a proxy from the environment must not see tokens
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        adapter.poolmanager.connection_pool_kw["blocksize"] = 64 << 10  # urllib3 sends 16 KiB
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update({**PLATFORM_HEADER, "User-Agent": USER_AGENT})
@@ -112,7 +113,19 @@ class HttpTransport:
         return f"<HttpTransport {self.api_base}>"
 
     def close(self) -> None:
+        """Close every pooled connection now.
+
+        urllib3 2.x's ``PoolManager.clear()`` (what ``adapter.close()`` does) only forgets the
+        pools; their sockets stay open for as long as anything refers to the pool, such as a
+        response kept alive by the traceback of an exception the caller still holds.
+        """
         for adapter in self._session.adapters.values():
+            if isinstance(adapter, HTTPAdapter):
+                pools = adapter.poolmanager.pools
+                for key in pools.keys():  # noqa: SIM118 - the container refuses iteration
+                    pool = pools.get(key)
+                    if pool is not None:
+                        pool.close()
             adapter.close()
         self._session.close()
 
@@ -141,7 +154,10 @@ class HttpTransport:
         for attempt in range(attempts):
             self._pacer.acquire(endpoint.name)
             try:
-                return self._once(endpoint, url, headers(), params, body, form, file)
+                try:
+                    return self._once(endpoint, url, headers(), params, body, form, file)
+                finally:
+                    self._pacer.release(endpoint.name)
             except RemoteError as err:
                 if isinstance(err, RateLimitedError):
                     self._pacer.penalize(endpoint.name)

@@ -47,6 +47,7 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
+        self._sent_by_thread = threading.local()  # endpoint -> when this thread's call was counted
         self.waited = 0.0  # total seconds spent waiting, for status displays
 
     def acquire(self, endpoint: str) -> float:
@@ -64,11 +65,35 @@ class Pacer:
                     window.sent.popleft()
                 if len(window.sent) < window.cap:
                     window.sent.append(now)
+                    self._own_calls()[endpoint] = now
                     self.waited += waited
                     return waited
                 delay = window.sent[0] + window.span - now
             self._sleep(delay)
             waited += delay
+
+    def release(self, endpoint: str) -> None:
+        """This thread's call of ``endpoint`` has its answer: count it from now on, not from
+        when it was sent.
+
+        123pan counts a call when it arrives, some time after it was sent and before its answer
+        came back. Counted from the answer, the next call leaves a full window after this one
+        arrived, however differently the network (or a busy machine) delayed the two.
+        """
+        sent = self._own_calls().pop(endpoint, None)
+        window = self._windows.get(endpoint)
+        if window is None or sent is None:
+            return
+        with self._lock:
+            if sent in window.sent:  # else already out of the window, or cleared by a penalty
+                window.sent.remove(sent)
+            window.sent.append(self._clock())
+
+    def _own_calls(self) -> dict[str, float]:
+        calls: dict[str, float] | None = getattr(self._sent_by_thread, "calls", None)
+        if calls is None:
+            calls = self._sent_by_thread.calls = {}
+        return calls
 
     def penalize(self, endpoint: str) -> None:
         """After a 429, treat the window as full from now, so the next call waits a span."""

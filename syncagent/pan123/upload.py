@@ -12,7 +12,7 @@
 - Afterwards the remote size and etag are checked against the local file, and the local file
   must not have changed while it was read.
 
-Memory: one 1 MiB read buffer per stream; never a whole file or slice in memory.
+Memory: one read buffer of at most 256 KiB per stream; never a whole file or slice in memory.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from syncagent.errors import (
     ApiError,
     FileChangedError,
     IntegrityError,
+    RemoteError,
+    RemoteNotFoundError,
     UnsupportedFileError,
     VerifyingError,
 )
@@ -56,14 +58,14 @@ log = logging.getLogger("syncagent.pan123")
 
 SINGLE_MAX = 1_000_000_000  # "1 GB": the decimal reading is the stricter one
 CHUNKED_MAX = 10_000_000_000  # "10 GB"
-READ_PIECE = 1 << 20
+READ_PIECE = 1 << 18  # 256 KiB: 1 MiB pieces cost ~2 MiB RSS per slice worker
 SLICE_ATTEMPTS = 3
 
 Progress = Callable[[int, int], None]
 
 
 def file_md5(path: Path) -> str:
-    """Lower-case hex MD5 of a file, read in 1 MiB pieces."""
+    """Lower-case hex MD5 of a file, read in 256 KiB pieces."""
     digest = hashlib.md5()
     with open(path, "rb") as f:
         while piece := f.read(READ_PIECE):
@@ -277,19 +279,39 @@ class Uploader:
                 f"file is over 123pan's 10 GB limit ({size} bytes)", str(local_path)
             )
         etag = (md5 or file_md5(local_path)).lower()
-        parent, filename, contain = self._target(parent_id, rel_path)
-        progress = _Counter(size, on_progress)
-        if size <= self.settings.single_threshold:
-            result = self._single(local_path, parent, filename, contain, etag, size, progress)
-        else:
-            key = f"{parent}:{filename}:{etag}:{size}"
-            result = self._chunked(local_path, parent, filename, contain, etag, size, key, progress)
+        try:
+            result = self._send(local_path, parent_id, rel_path, etag, size, on_progress)
+        except RemoteNotFoundError:
+            folder = posixpath.dirname(rel_path.strip("/"))
+            if self.settings.contain_dir or not folder:
+                raise
+            # mkdir mode: a cached folder ID is gone (deleted elsewhere); resolve it again, once
+            log.info("a folder of %s is gone on 123pan; creating it again", rel_path)
+            self._dirs.flush(parent_id, folder.split("/", 1)[0])
+            result = self._send(local_path, parent_id, rel_path, etag, size, on_progress)
         after = os.stat(local_path)
         if (after.st_size, after.st_mtime_ns) != (size, before.st_mtime_ns):
             raise FileChangedError("the file changed while it was being uploaded", str(local_path))
         if self.settings.verify:
             self._verify(result)
         return result
+
+    def _send(
+        self,
+        local_path: Path,
+        parent_id: int,
+        rel_path: str,
+        etag: str,
+        size: int,
+        on_progress: Progress | None,
+    ) -> UploadResult:
+        """Upload by the path the size calls for."""
+        parent, filename, contain = self._target(parent_id, rel_path)
+        progress = _Counter(size, on_progress)
+        if size <= self.settings.single_threshold:
+            return self._single(local_path, parent, filename, contain, etag, size, progress)
+        key = f"{parent}:{filename}:{etag}:{size}"
+        return self._chunked(local_path, parent, filename, contain, etag, size, key, progress)
 
     def _target(self, parent_id: int, rel_path: str) -> tuple[int, str, bool]:
         """(parentFileID, filename, containDir) for a relative path."""
@@ -420,22 +442,49 @@ class Uploader:
                     log.info("slice %d refused (%s); sending it again", slice_no, err)
             self._state.mark_slice(key, slice_no)
 
+        failed = threading.Event()
+
+        def send_unless_failed(slice_no: int) -> None:
+            if failed.is_set():  # another slice failed for good: the upload stops
+                return
+            try:
+                send(slice_no)
+            except BaseException:
+                failed.set()
+                raise
+
         workers = min(self.settings.slice_workers, len(missing)) or 1
         with ThreadPoolExecutor(workers, thread_name_prefix="slice") as pool:
-            for future in [pool.submit(send, n) for n in missing]:
-                future.result()
+            futures = [pool.submit(send_unless_failed, n) for n in missing]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
         return len(missing)
 
     def _complete(self, preupload_id: str) -> int:
         deadline = self._clock() + self.settings.complete_deadline
         while True:
+            failure: RemoteError | None = None
             try:
                 file_id = self._api.upload_complete(preupload_id)
                 if file_id:
                     return file_id
             except VerifyingError:
                 pass
+            except RemoteError as err:
+                # 429, 5xx, a lost answer: the HTTP layer does not retry upload_complete (20103
+                # is polled here instead), so these are asked again here too, until the deadline.
+                if not err.retryable or isinstance(err, IntegrityError):
+                    raise
+                failure = err
+                log.info("upload_complete failed (%s); asking again", err)
             if self._clock() >= deadline:
+                if failure is not None:
+                    raise failure
                 raise VerifyingError(
                     f"123pan was still verifying the upload after "
                     f"{self.settings.complete_deadline:.0f} s",

@@ -1,0 +1,387 @@
+"""Upload paths of the client against the emulator: single-step, chunked, 秒传, resume, refusals.
+
+What was sent is checked where it arrived: ``activity()['slices']`` lists every slice the
+emulator accepted per preuploadID, the counters tell single-step from chunked from 秒传, and
+the stored bytes are downloaded back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from requests.adapters import HTTPAdapter
+
+from syncagent.emulator import Emulator
+from syncagent.errors import (
+    ApiError,
+    FileChangedError,
+    IntegrityError,
+    UnsupportedFileError,
+)
+from syncagent.pan123 import (
+    MemoryUploadState,
+    Pan123Client,
+    RetryPolicy,
+    UploadSession,
+    UploadSettings,
+    UploadStateStore,
+)
+
+PLATFORM = {"Platform": "open_platform"}
+SLICE = 64 * 1024
+THRESHOLD = 128 * 1024
+
+
+def blob(n: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def make_client(
+    emu: Emulator,
+    tmp_path: Path,
+    *,
+    slice_workers: int = 4,
+    upload_state: UploadStateStore | None = None,
+) -> Pan123Client:
+    return Pan123Client(
+        emu.client_id,
+        emu.client_secret,
+        api_base=emu.api_url,
+        state_dir=tmp_path / "state",
+        qps="off",
+        upload=UploadSettings(
+            single_threshold=THRESHOLD,
+            slice_workers=slice_workers,
+            complete_delay=0.01,
+        ),
+        upload_state=upload_state,
+        retry=RetryPolicy(attempts=3, base=0.01, cap=0.05),
+    )
+
+
+class Plain:
+    """Plain ``requests`` access to the emulator, to read back what the client stored."""
+
+    def __init__(self, emu: Emulator, token: str) -> None:
+        self.emu = emu
+        self.http = requests.Session()
+        self.headers = {**PLATFORM, "Authorization": f"Bearer {token}"}
+
+    def __enter__(self) -> Plain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for adapter in self.http.adapters.values():
+            if isinstance(adapter, HTTPAdapter):  # urllib3 2.x leaves pools open otherwise
+                for key in adapter.poolmanager.pools.keys():  # noqa: SIM118 - no iteration
+                    pool = adapter.poolmanager.pools.get(key)
+                    if pool is not None:
+                        pool.close()
+        self.http.close()
+
+    def ok(self, r: requests.Response) -> Any:
+        env = r.json()
+        assert env["code"] == 0, env
+        return env["data"]
+
+    def download(self, file_id: int) -> bytes:
+        data = self.ok(
+            self.http.get(
+                f"{self.emu.api_url}/api/v1/file/download_info",
+                params={"fileId": file_id},
+                headers=self.headers,
+                timeout=10,
+            )
+        )
+        r = self.http.get(data["downloadUrl"], timeout=30)
+        r.raise_for_status()
+        return r.content
+
+    def items(self, parent: int) -> list[dict[str, Any]]:
+        data = self.ok(
+            self.http.get(
+                f"{self.emu.api_url}/api/v2/file/list",
+                params={"parentFileId": parent, "limit": 100},
+                headers=self.headers,
+                timeout=10,
+            )
+        )
+        return list(data["fileList"])
+
+
+def stored(emu: Emulator, client: Pan123Client, file_id: int) -> bytes:
+    with Plain(emu, client.tokens.token()) as plain:
+        return plain.download(file_id)
+
+
+def live_items(emu: Emulator, client: Pan123Client, parent: int) -> list[dict[str, Any]]:
+    with Plain(emu, client.tokens.token()) as plain:
+        return [i for i in plain.items(parent) if not i["trashed"]]
+
+
+def counts(emu: Emulator) -> dict[str, int]:
+    return dict(emu.activity()["counts"])
+
+
+def slices(emu: Emulator) -> dict[str, list[int]]:
+    return dict(emu.activity()["slices"])
+
+
+@pytest.fixture(autouse=True)
+def small_slices(emulator: Emulator) -> None:
+    emulator.configure(slice_size=SLICE)
+
+
+# -- the two paths -------------------------------------------------------------------------
+
+
+def test_small_file_goes_single_step_and_big_file_chunked(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    small, big = blob(THRESHOLD, 10), blob(4 * SLICE + 1, 11)  # exactly at / just past
+    (tmp_path / "small.bin").write_bytes(small)
+    (tmp_path / "big.bin").write_bytes(big)
+    progress: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def on_progress(done: int, total: int) -> None:
+        with lock:
+            progress.append((done, total))
+
+    with make_client(emulator, tmp_path) as client:
+        one = client.upload(tmp_path / "small.bin", 0, "a/b/small.bin", on_progress=on_progress)
+        two = client.upload(tmp_path / "big.bin", 0, "a/b/big.bin")
+        assert (one.method, one.size, one.md5) == ("single", len(small), md5(small))
+        assert (two.method, two.size, two.md5) == ("chunked", len(big), md5(big))
+        assert two.slices_sent == 5
+        assert stored(emulator, client, one.file_id) == small
+        assert stored(emulator, client, two.file_id) == big
+        b = client.detail(one.file_id)
+        assert client.detail(two.file_id).parent_id == b.parent_id
+        a = client.detail(b.parent_id)
+        assert (a.name, a.is_folder) == ("b", True)
+        assert client.detail(a.parent_id).parent_id == 0  # a/b/ made by containDir, under root
+    assert progress[-1] == (len(small), len(small))
+    c = counts(emulator)
+    assert (c["single_uploads"], c["chunked_uploads"], c["folders_created"]) == (1, 1, 2)
+    assert [sorted(v) for v in slices(emulator).values()] == [[1, 2, 3, 4, 5]]
+    assert emulator.activity()["endpoints"]["upload/v2/file/domain"]["calls"] == 1
+
+
+def test_uploading_again_overwrites_without_a_copy(emulator: Emulator, tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    with make_client(emulator, tmp_path) as client:
+        path.write_bytes(blob(5000, 20))
+        first = client.upload(path, 0, "dup/f.bin")
+        path.write_bytes(blob(3 * SLICE, 21))  # now chunked, other content
+        second = client.upload(path, 0, "dup/f.bin")
+        folder = client.detail(first.file_id).parent_id
+        names = [i["filename"] for i in live_items(emulator, client, folder)]
+        assert names == ["f.bin"]
+        assert stored(emulator, client, second.file_id) == path.read_bytes()
+        assert client.detail(first.file_id).trashed  # duplicate=2: the old one replaced
+
+
+# -- 秒传 ----------------------------------------------------------------------------------
+
+
+def test_same_content_again_is_instant_with_no_slice_sent(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    data = blob(5 * SLICE + 1, 30)
+    (tmp_path / "a.bin").write_bytes(data)
+    (tmp_path / "copy.bin").write_bytes(data)
+    with make_client(emulator, tmp_path) as client:
+        first = client.upload(tmp_path / "a.bin", 0, "a.bin")
+        assert first.method == "chunked"
+        sessions = slices(emulator)
+        assert [sorted(v) for v in sessions.values()] == [[1, 2, 3, 4, 5, 6]]
+        second = client.upload(tmp_path / "copy.bin", 0, "elsewhere/deep/copy.bin")
+        assert second.method == "reuse"
+        assert second.slices_sent == 0
+        assert second.file_id != first.file_id
+        assert slices(emulator) == sessions  # no new preupload, no slice
+        remote = client.detail(second.file_id)
+        assert (remote.name, remote.size, remote.etag) == ("copy.bin", len(data), md5(data))
+        assert client.detail(remote.parent_id).name == "deep"  # 秒传 took the containDir path
+        assert stored(emulator, client, second.file_id) == data
+    c = counts(emulator)
+    assert (c["reuse"], c["preuploads"], c["chunked_uploads"]) == (1, 1, 1)
+
+
+# -- resume --------------------------------------------------------------------------------
+
+
+class OutageAfter:
+    """An upload-state store that, after ``k`` slices are recorded, makes the emulator refuse
+    every further slice (as if the network went away): the upload stops part-way."""
+
+    def __init__(self, inner: MemoryUploadState, emu: Emulator, k: int) -> None:
+        self.inner = inner
+        self.emu = emu
+        self.k = k
+        self.marked = 0
+        self.keys: list[str] = []
+        self._lock = threading.Lock()
+
+    def load(self, key: str) -> UploadSession | None:
+        return self.inner.load(key)
+
+    def save(self, key: str, session: UploadSession) -> None:
+        self.keys.append(key)
+        self.inner.save(key, session)
+
+    def mark_slice(self, key: str, slice_no: int) -> None:
+        self.inner.mark_slice(key, slice_no)
+        with self._lock:
+            self.marked += 1
+            if self.marked == self.k:
+                self.emu.fail_next("upload/v2/file/slice", times=None, code=9999, message="断网")
+
+    def clear(self, key: str) -> None:
+        self.inner.clear(key)
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_interrupted_upload_resumes_with_only_the_missing_slices(
+    emulator: Emulator, tmp_path: Path, workers: int
+) -> None:
+    n = 10
+    data = blob(n * SLICE - 100, 40 + workers)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    state = MemoryUploadState()
+    outage = OutageAfter(state, emulator, k=3)
+
+    with (
+        make_client(emulator, tmp_path, slice_workers=workers, upload_state=outage) as client,
+        pytest.raises(ApiError) as info,
+    ):
+        client.upload(path, 0, "resume/big.bin")
+    assert info.value.code == 9999
+    assert len(outage.keys) == 1
+    session = state.load(outage.keys[0])
+    assert session is not None
+    (preupload_id, first_run), *others = slices(emulator).items()
+    assert others == []
+    assert session.preupload_id == preupload_id
+    assert sorted(first_run) == sorted(session.done)  # every accepted slice was recorded
+    assert len(set(first_run)) == len(first_run)
+    if workers == 1:
+        assert first_run == [1, 2, 3]
+    else:
+        assert 3 <= len(first_run) < n
+
+    emulator.clear_faults()
+    with make_client(emulator, tmp_path, slice_workers=workers, upload_state=state) as again:
+        result = again.upload(path, 0, "resume/big.bin")
+        assert result.method == "chunked"
+        assert result.slices_sent == n - len(first_run)
+        assert stored(emulator, again, result.file_id) == data
+        assert again.detail(result.file_id).name == "big.bin"
+    received = slices(emulator)
+    assert list(received) == [preupload_id]  # the same session, not a new one
+    assert sorted(received[preupload_id]) == list(range(1, n + 1))  # each slice exactly once
+    assert received[preupload_id][: len(first_run)] == first_run
+    if workers == 1:
+        assert received[preupload_id] == list(range(1, n + 1))
+    assert counts(emulator)["preuploads"] == 1
+    assert state.load(outage.keys[0]) is None  # forgotten once done
+
+
+def test_resume_of_a_session_123pan_forgot_starts_over(emulator: Emulator, tmp_path: Path) -> None:
+    data = blob(4 * SLICE + 7, 50)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    state = MemoryUploadState()
+    outage = OutageAfter(state, emulator, k=2)
+    with (
+        make_client(emulator, tmp_path, slice_workers=1, upload_state=outage) as client,
+        pytest.raises(ApiError),
+    ):
+        client.upload(path, 0, "big.bin")
+    emulator.clear_faults()
+    key = outage.keys[0]
+    session = state.load(key)
+    assert session is not None
+    state.save(key, UploadSession("not-a-known-id", SLICE, session.server, md5(data), len(data)))
+    with make_client(emulator, tmp_path, upload_state=state) as again:
+        result = again.upload(path, 0, "big.bin")
+        assert result.method == "chunked"
+        assert result.slices_sent == 5
+        assert stored(emulator, again, result.file_id) == data
+    assert counts(emulator)["preuploads"] == 2
+
+
+# -- refusals ------------------------------------------------------------------------------
+
+
+def test_empty_file_is_refused_before_any_request(emulator: Emulator, tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    with make_client(emulator, tmp_path) as client, pytest.raises(UnsupportedFileError) as info:
+        client.upload(tmp_path / "empty", 0, "empty")
+    assert info.value.path == str(tmp_path / "empty")
+    assert "empty" in str(info.value)
+    assert emulator.activity()["endpoints"] == {}
+
+
+def test_file_over_10_gb_is_refused_before_any_request(emulator: Emulator, tmp_path: Path) -> None:
+    huge = tmp_path / "huge.bin"
+    with open(huge, "wb") as f:
+        f.truncate(10_000_000_001)  # sparse: takes no space
+    with make_client(emulator, tmp_path) as client, pytest.raises(UnsupportedFileError) as info:
+        client.upload(huge, 0, "huge.bin")
+    assert "10 GB" in str(info.value)
+    assert emulator.activity()["endpoints"] == {}
+
+
+@pytest.mark.parametrize("size", [50_000, 3 * SLICE + 10], ids=["single", "chunked"])
+def test_file_growing_during_upload_is_reported(
+    emulator: Emulator, tmp_path: Path, size: int
+) -> None:
+    path = tmp_path / "log.txt"
+    path.write_bytes(blob(size, 60))
+    grown: list[int] = []
+    lock = threading.Lock()
+
+    def on_progress(done: int, total: int) -> None:
+        with lock:
+            if not grown:
+                with open(path, "ab") as f:
+                    f.write(b"one more line\n")
+                grown.append(done)
+
+    with make_client(emulator, tmp_path) as client, pytest.raises(FileChangedError) as info:
+        client.upload(path, 0, "log.txt", on_progress=on_progress)
+    assert grown
+    assert info.value.path == str(path)
+
+
+def test_content_not_matching_the_declared_md5_is_an_integrity_error(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    data = blob(3 * SLICE + 1, 70)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    wrong = md5(b"not the content")
+    state = MemoryUploadState()
+    with make_client(emulator, tmp_path, upload_state=state) as client:
+        with pytest.raises(IntegrityError) as info:
+            client.upload(path, 0, "big.bin", md5=wrong)
+        assert info.value.endpoint == "upload/v2/file/upload_complete"
+        assert live_items(emulator, client, 0) == []  # nothing placed
+        # the failed session is forgotten: a correct upload starts afresh and succeeds
+        result = client.upload(path, 0, "big.bin")
+        assert result.method == "chunked"
+        assert stored(emulator, client, result.file_id) == data
+    assert counts(emulator)["preuploads"] == 2
