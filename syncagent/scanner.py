@@ -1,7 +1,8 @@
 """Walking a root: every regular file with its stat facts, and what cannot be uploaded, why.
 
 Never follows a symbolic link (so never leaves the root and never loops); a link, FIFO, socket
-or device is reported as skipped with its reason; an unreadable folder is reported and the walk
+or device is reported as skipped with its reason, and so is a name that is not UTF-8 (under a
+key with the bad bytes written as ``\\xff``); an unreadable folder is reported and the walk
 carries on. Ignored folders are not entered. Uses ``os.scandir`` with one ``lstat`` per file.
 """
 
@@ -23,6 +24,22 @@ _KINDS = {
     stat.S_IFCHR: "character device",
     stat.S_IFBLK: "block device",
 }
+
+
+NOT_UTF8 = "name is not valid UTF-8"
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.scandir gives undecodable bytes as lone surrogates
+        return False
+    return True
+
+
+def _printable(rel: str) -> str:
+    """``bad\\xff.txt`` for a name holding the byte 0xff: storable and shown as-is."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @dataclass
@@ -48,6 +65,10 @@ def scan(root: Path, ignore: IgnoreRules) -> ScanResult:
         with it:
             for de in it:
                 rel = f"{rel_dir}/{de.name}" if rel_dir else de.name
+                if not _utf8(de.name):
+                    # The ledger (and 123pan) need UTF-8: record it under a readable key.
+                    skips.append(LocalSkip(_printable(rel), NOT_UTF8))
+                    continue
                 try:
                     if de.is_dir(follow_symlinks=False):
                         if not ignore.folder(rel):

@@ -1,0 +1,454 @@
+"""``syncagent sync`` and ``status`` run as a user runs them: the installed CLI in a subprocess,
+backing up real folders to an emulator started in the test process.
+
+Everything is checked from the outside: the remote tree is walked and downloaded with plain
+HTTP (the ``Api`` helper of ``conftest.py``, not syncagent's client), upload requests are counted
+by the emulator, and the ledger is read through ``status --json``.
+
+The helpers at the top (``Cli``, ``make_cli``, ``remote_files``...) are also used by
+``test_sync_hostile.py`` and ``test_sync_config_errors.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Api, md5
+
+from syncagent.emulator import Emulator
+
+BIN = Path(sys.executable).parent / "syncagent"
+FOLDER = 1  # the "type" of a folder in a 123pan listing
+UPLOAD_ENDPOINTS = (
+    "upload/v2/file/single/create",
+    "upload/v2/file/create",
+    "upload/v2/file/slice",
+    "upload/v2/file/upload_complete",
+)
+SLICE = 256 * 1024  # the emulator's sliceSize in these tests (configured per test)
+
+
+# -- helpers shared by the e2e sync tests ---------------------------------------------------
+
+
+def config_text(
+    tmp: Path,
+    roots: Sequence[tuple[Path, str]],
+    *,
+    workers: int = 4,
+    names: str | None = None,
+) -> str:
+    """A sync.yaml with everything under ``tmp``; paths are JSON strings (valid YAML)."""
+    lines = ["roots:"]
+    for local, remote in roots:
+        lines += [f"  - local: {json.dumps(str(local))}", f"    remote: {json.dumps(remote)}"]
+    state = tmp / "state"
+    lines += [
+        f"state_dir: {json.dumps(str(state))}",
+        f"ledger: {{url: {json.dumps('sqlite:///' + str(state / 'ledger.sqlite3'))}}}",
+        "stability: {quiet: 0s}",
+        "limits: {qps: off}",  # a bare `off` (YAML 1.1 reads it as false) must work
+        "upload:",
+        "  single_threshold: 256KiB",
+        f"  workers: {workers}",
+    ]
+    if names is not None:
+        lines.append(f"  names: {names}")
+    return "\n".join(lines) + "\n"
+
+
+def cli_env(home: Path, emulator: Emulator | None) -> dict[str, str]:
+    """The environment of a CLI run: HOME in the test's tmp dir, credentials of ``emulator``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAN123_", "SYNCAGENT_"))}
+    env.update(HOME=str(home), XDG_STATE_HOME=str(home / ".xdg-state"), LC_ALL="C.UTF-8")
+    env.update(XDG_DATA_HOME=str(home / ".xdg-data"), XDG_CONFIG_HOME=str(home / ".xdg-config"))
+    if emulator is not None:
+        env.update(
+            PAN123_CLIENT_ID=emulator.client_id,
+            PAN123_CLIENT_SECRET=emulator.client_secret,
+            PAN123_API_BASE=emulator.api_url,
+        )
+    return env
+
+
+@dataclass
+class Cli:
+    """Runs the installed ``syncagent`` with one config and environment."""
+
+    config: Path
+    env: dict[str, str]
+    cwd: Path
+    wrapper: tuple[str, ...] = ()  # e.g. a privilege-dropping launcher
+
+    def argv(self, *args: str) -> list[str]:
+        return [*self.wrapper, str(BIN), *args]
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(*args),
+            env=self.env,
+            cwd=self.cwd,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            check=False,
+        )
+
+    def sync(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return self.run("sync", "--config", str(self.config), *args, timeout=timeout)
+
+    def popen_sync(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.argv("sync", "--config", str(self.config)),
+            env=self.env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+
+    def status(self) -> dict[str, Any]:
+        r = self.run("status", "--json", "--config", str(self.config), timeout=60)
+        assert r.returncode == 0, r.stderr
+        return dict(json.loads(r.stdout))
+
+    def status_text(self) -> str:
+        r = self.run("status", "--config", str(self.config), timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+
+def make_cli(
+    tmp: Path,
+    emulator: Emulator,
+    roots: Sequence[tuple[Path, str]],
+    *,
+    workers: int = 4,
+    names: str | None = None,
+) -> Cli:
+    config = tmp / "sync.yaml"
+    config.write_text(config_text(tmp, roots, workers=workers, names=names), encoding="utf-8")
+    return Cli(config, cli_env(tmp, emulator), tmp)
+
+
+def summary(result: subprocess.CompletedProcess[str]) -> str:
+    """The CLI's last stdout line: ``N uploaded (...), N unchanged, ...; hashed N files``."""
+    lines = result.stdout.strip().splitlines()
+    assert lines, (result.returncode, result.stderr[-3000:])
+    return lines[-1]
+
+
+def upload_calls(emulator: Emulator) -> dict[str, int]:
+    endpoints = emulator.activity()["endpoints"]
+    return {name: int(endpoints.get(name, {}).get("calls", 0)) for name in UPLOAD_ENDPOINTS}
+
+
+def folder_id(api: Api, remote_path: str) -> int:
+    """The ID of an existing remote folder, by its absolute path."""
+    current = 0
+    for part in remote_path.strip("/").split("/"):
+        found = [
+            i
+            for i in api.listing(current)
+            if i["filename"] == part and i["type"] == FOLDER and not i["trashed"]
+        ]
+        assert len(found) == 1, (remote_path, part, found)
+        current = int(found[0]["fileId"])
+    return current
+
+
+def remote_files(api: Api, remote_path: str) -> dict[str, dict[str, Any]]:
+    """Every file under ``remote_path`` that is not in the recycle bin, by relative path.
+
+    Fails on a name listed twice in one folder (a duplicate upload).
+    """
+    files: dict[str, dict[str, Any]] = {}
+    folders = [("", folder_id(api, remote_path))]
+    while folders:
+        prefix, parent = folders.pop()
+        seen: set[str] = set()
+        for item in api.listing(parent):
+            if item["trashed"]:
+                continue
+            name = str(item["filename"])
+            assert name not in seen, f"{prefix}{name} is listed twice"
+            seen.add(name)
+            if item["type"] == FOLDER:
+                folders.append((f"{prefix}{name}/", int(item["fileId"])))
+            else:
+                files[prefix + name] = item
+    return files
+
+
+def local_files(root: Path) -> dict[str, bytes]:
+    """Every regular file under ``root`` (no links), by POSIX relative path."""
+    out: dict[str, bytes] = {}
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath, name)
+            if path.is_file() and not path.is_symlink():
+                out[path.relative_to(root).as_posix()] = path.read_bytes()
+    return out
+
+
+def assert_same_tree(
+    api: Api, remote_path: str, local: dict[str, bytes], download: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The remote tree has exactly ``local``'s paths, sizes and MD5s; ``download`` (default:
+    all) are downloaded and compared byte for byte. Returns the remote items."""
+    remote = remote_files(api, remote_path)
+    assert sorted(remote) == sorted(local), (
+        f"missing remotely: {sorted(set(local) - set(remote))[:10]}, "
+        f"unexpected: {sorted(set(remote) - set(local))[:10]}"
+    )
+    wrong = [
+        rel
+        for rel, data in local.items()
+        if (remote[rel]["size"], remote[rel]["etag"]) != (len(data), md5(data))
+    ]
+    assert not wrong, f"{len(wrong)} files differ in size or etag, e.g. {wrong[:5]}"
+    for rel in local if download is None else download:
+        assert api.download(int(remote[rel]["fileId"])) == local[rel], rel
+    return remote
+
+
+# -- the 2,000-file tree ----------------------------------------------------------------------
+
+
+def build_tree(root: Path) -> None:
+    """40 folders x 50 files (some 2-3 levels deep, distinct content) + 3 multi-slice files."""
+    rng = random.Random(4)
+    for d in range(40):
+        folder = root / f"dir{d:02d}"
+        if d % 4 == 1:
+            folder = folder / "level2"
+        elif d % 4 == 2:
+            folder = folder / "level2" / "level3"
+        folder.mkdir(parents=True)
+        for f in range(50):
+            body = f"file {d}/{f}\n".encode() * rng.randint(1, 40)
+            (folder / f"file{f:02d}.txt").write_bytes(body)
+    for i, size in enumerate((SLICE * 4, SLICE * 3 + 1234, SLICE * 2 + 1)):
+        (root / f"big{i}.bin").write_bytes(rng.randbytes(size))
+
+
+@dataclass
+class FirstPass:
+    emulator: Emulator
+    api: Api
+    cli: Cli
+    root: Path
+    result: subprocess.CompletedProcess[str]
+    seconds: float
+    status: dict[str, Any]
+    activity: dict[str, Any]
+
+
+REMOTE = "/backup/tree"
+
+
+@pytest.fixture(scope="module")
+def first_pass(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirstPass]:
+    """One emulator for the three 2,000-file tests, after one pass over the fresh tree.
+
+    The tests that follow it may change the tree, but each leaves it fully backed up, so they
+    hold in any order.
+    """
+    tmp = tmp_path_factory.mktemp("tree")
+    root = tmp / "root"
+    build_tree(root)
+    with Emulator.temporary(rate_limits="off", complete_pending_polls=0) as emu:
+        emu.configure(slice_size=SLICE)
+        api = Api(emu)
+        try:
+            cli = make_cli(tmp, emu, [(root, REMOTE)], workers=6)
+            t0 = time.monotonic()
+            result = cli.sync()
+            seconds = time.monotonic() - t0
+            yield FirstPass(emu, api, cli, root, result, seconds, cli.status(), emu.activity())
+        finally:
+            api.close()
+
+
+@pytest.fixture
+def tree(first_pass: FirstPass) -> Iterator[FirstPass]:
+    """The module's tree; the test's HTTP connections are closed when it ends (an open
+    keep-alive connection keeps an emulator thread alive, which the leak check waits for)."""
+    yield first_pass
+    for adapter in first_pass.api.http.adapters.values():
+        adapter.poolmanager.clear()  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_first_pass_recreates_the_tree_with_the_same_content(tree: FirstPass) -> None:
+    fp = tree
+    assert fp.result.returncode == 0, fp.result.stderr[-3000:]
+    assert summary(fp.result).startswith("2003 uploaded"), summary(fp.result)
+    assert "0 failed" in summary(fp.result)
+    assert fp.seconds < 60, f"the first pass took {fp.seconds:.1f} s"
+    counts = fp.activity["counts"]
+    # 2,000 single-step uploads and 3 chunked ones, each of several slices.
+    assert counts["single_uploads"] == 2000, counts
+    assert counts["chunked_uploads"] == 3, counts
+    assert sorted(len(s) for s in fp.activity["slices"].values()) == [3, 4, 4]
+    roots = fp.status["roots"]
+    assert len(roots) == 1 and roots[0]["counts"] == {"done": 2003}, roots
+    assert roots[0]["bytes_pending"] == 0 and roots[0]["problems"] == []
+    assert fp.status["last_pass"]["result"] == "ok"
+    # Every file: same relative path, size and MD5; every one downloaded and compared.
+    local = local_files(fp.root)
+    assert len(local) >= 2003
+    remote = assert_same_tree(fp.api, REMOTE, local)
+    assert "dir02/level2/level3/file49.txt" in remote
+
+
+def test_second_pass_sends_nothing_and_hashes_nothing(tree: FirstPass) -> None:
+    fp = tree
+    assert fp.result.returncode == 0, fp.result.stderr[-3000:]
+    before = upload_calls(fp.emulator)
+    result = fp.cli.sync()
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = summary(result)
+    assert line.startswith("0 uploaded"), line
+    assert line.endswith("hashed 0 files"), line
+    assert " 0 failed" in line
+    assert upload_calls(fp.emulator) == before
+    assert fp.cli.status()["last_pass"]["uploaded"] == 0
+
+
+def test_ten_edits_and_five_new_files_send_exactly_those_fifteen(tree: FirstPass) -> None:
+    fp = tree
+    assert fp.result.returncode == 0, fp.result.stderr[-3000:]
+    ids_before = {rel: item["fileId"] for rel, item in remote_files(fp.api, REMOTE).items()}
+    root = fp.root
+    edited = [
+        "dir00/file00.txt",  # longer
+        "dir03/file10.txt",  # shorter
+        "dir05/level2/file20.txt",
+        "dir06/level2/level3/file30.txt",
+        "dir10/level2/level3/file31.txt",
+        "dir20/file40.txt",
+        "dir33/level2/file41.txt",
+        "dir39/file49.txt",
+        "big1.bin",  # a chunked upload again
+    ]
+    for i, rel in enumerate(edited):
+        path = root / rel
+        old = path.read_bytes()
+        path.write_bytes(old[: len(old) // 2] if i == 1 else old + f"edit {i}\n".encode())
+    # Same size and content, later mtime: must be hashed again, then sent again.
+    touched = "dir13/level2/file05.txt"
+    st = (root / touched).stat()
+    os.utime(root / touched, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    added = [
+        "new0.txt",
+        "dir07/new1.txt",
+        "dir08/level2/new2.txt",
+        "fresh/deep/er/new3.txt",
+        "fresh/new4.bin",
+    ]
+    for i, rel in enumerate(added):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(
+            random.Random(i).randbytes(SLICE + 7) if rel.endswith(".bin") else b"new %d\n" % i
+        )
+    changed = {*edited, touched, *added}
+    assert len(changed) == 15
+
+    before = upload_calls(fp.emulator)
+    result = fp.cli.sync()
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = summary(result)
+    assert line.startswith("15 uploaded"), line
+    assert line.endswith("hashed 15 files"), line
+    after = upload_calls(fp.emulator)
+    # One upload request per changed file: single-step, or V2 create for the two big ones.
+    sent = {k: after[k] - before[k] for k in UPLOAD_ENDPOINTS}
+    assert sent["upload/v2/file/single/create"] == 13, sent
+    assert sent["upload/v2/file/create"] == 2, sent
+
+    local = local_files(root)
+    remote = assert_same_tree(fp.api, REMOTE, local, download=sorted(changed))
+    # Exactly those 15 got a new remote file; every other file kept its file ID.
+    replaced = {rel for rel, item in remote.items() if ids_before.get(rel) != item["fileId"]}
+    assert replaced == changed
+    assert fp.cli.status()["roots"][0]["counts"] == {"done": 2008}
+
+
+# -- killed mid-pass ------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_sigkill_mid_pass_then_a_new_pass_leaves_no_duplicate_and_no_partial_file(
+    tmp_path: Path, emulator: Emulator, api: Api
+) -> None:
+    root = tmp_path / "root"
+    rng = random.Random(9)
+    for d in range(30):
+        (root / f"d{d:02d}").mkdir(parents=True)
+        for f in range(50):
+            (root / f"d{d:02d}" / f"f{f:02d}.txt").write_bytes(rng.randbytes(rng.randint(1, 900)))
+    # Top-level files are scanned (and so sent) first: these two are in flight early.
+    for i in range(2):
+        (root / f"big{i}.bin").write_bytes(rng.randbytes(SLICE * 10 + 99))
+    local = local_files(root)
+    emulator.configure(slice_size=SLICE)
+    emulator.add_latency("upload/v2/file/single/create", 0.01)
+    emulator.add_latency("upload/v2/file/slice", 1.0)
+    cli = make_cli(tmp_path, emulator, [(root, "/backup/killed")])
+
+    proc = cli.popen_sync()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            activity = emulator.activity()
+            slices = activity["slices"]
+            counts = activity["counts"]
+            if (
+                counts.get("single_uploads", 0) >= 20
+                and any(slices.values())
+                and counts.get("chunked_uploads", 0) == 0
+            ):
+                break
+            time.sleep(0.01)
+        assert proc.poll() is None, "the pass finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = emulator.activity()["counts"]
+    assert killed_at.get("chunked_uploads", 0) == 0, killed_at  # killed mid-upload
+    assert 20 <= killed_at["single_uploads"] < 1500, killed_at
+    done_before = cli.status()["roots"][0]["counts"].get("done", 0)
+    assert 0 < done_before < 1502
+
+    emulator.clear_faults()
+    result = cli.sync()
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = summary(result)
+    assert line.startswith(f"{1502 - done_before} uploaded"), line
+    assert f"{done_before} unchanged" in line, line
+    # Each file exactly once among the live items, with its full size and MD5.
+    big = [rel for rel in local if rel.startswith("big")]
+    assert_same_tree(api, "/backup/killed", local, download=[*big, *sorted(local)[:50]])
+    assert cli.status()["roots"][0]["counts"] == {"done": 1502}
+    # The two interrupted chunked uploads were resumed (their sessions are in the ledger),
+    # not started again.
+    counts = emulator.activity()["counts"]
+    assert (counts["preuploads"], counts["chunked_uploads"]) == (2, 2), counts
