@@ -261,6 +261,13 @@ class _TerminalProgress:
             )
 
 
+def _shown(path: str) -> str:
+    """A path safe for a terminal: control characters written as escapes."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in path)
+
+
 def _mb(n: float) -> str:
     return f"{n / 1e6:.1f} MB"
 
@@ -309,9 +316,9 @@ def sync_command(
             click.echo(f"  {planned.unchanged} unchanged")
         return
     for path, reason in report.skipped:
-        click.echo(f"skipped {path}: {reason}", err=True)
+        click.echo(f"skipped {_shown(path)}: {reason}", err=True)
     for path, reason in report.failed:
-        click.echo(f"FAILED {path}: {reason}", err=True)
+        click.echo(f"FAILED {_shown(path)}: {reason}", err=True)
     click.echo(
         f"{report.uploaded} uploaded ({_mb(report.bytes_sent)}), {report.unchanged} "
         f"unchanged, {len(report.skipped)} skipped, {len(report.failed)} failed; "
@@ -372,10 +379,11 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
         counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "no files yet"
         click.echo(f"{r.local_path} -> {r.remote_path}: {counts}; {_mb(r.bytes_pending)} pending")
         for state, rel, reason in r.problems:
-            click.echo(f"  {state}: {rel}: {reason}")
+            click.echo(f"  {state}: {_shown(rel)}: {reason}")
     if last is not None:
+        result = last.result or "unfinished: running or interrupted"
         click.echo(
-            f"last pass: {human_time(last.started_at)} ({last.result or 'running'}, "
+            f"last pass: {human_time(last.started_at)} ({result}, "
             f"{last.uploaded} uploaded, {last.failed} failed)"
         )
     click.echo(f"access token expires: {human_time(expiry)}")

@@ -56,6 +56,7 @@ class LedgerFacts(NamedTuple):
     state: str
     next_attempt_at: float = 0.0
     reason: str | None = None
+    remote_name: str | None = None  # the 123pan path it was uploaded to
 
 
 @dataclass(frozen=True)

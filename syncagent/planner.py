@@ -48,13 +48,21 @@ def plan(
 ) -> Plan:
     """The actions for one root. ``now`` is compared with next-attempt times."""
     result = Plan()
+    # 123pan name -> local path that owns it. Two local names can map to one remote name
+    # (a:b.txt and a：b.txt); the first owner keeps it and the other is skipped, instead of
+    # silently overwriting it.
+    owners = {
+        f.remote_name: rel
+        for rel, f in ledger.items()
+        if f.remote_name and f.state == FileState.DONE
+    }
     for s in skipped:
         facts = ledger.get(s.rel_path)
         if facts is None or facts.state != FileState.SKIPPED or facts.reason != s.reason:
             result.skips.append(Skip(s.rel_path, s.reason))
         else:
             result.unchanged += 1
-    for entry in entries:
+    for entry in sorted(entries, key=lambda e: e.rel_path):
         facts = ledger.get(entry.rel_path)
         same = facts is not None and _same(entry, facts)
         if same and facts is not None:
@@ -72,6 +80,11 @@ def plan(
                 remote = remote_path(entry.rel_path, names)
             except NameRefused as exc:
                 reason = str(exc)
+        if reason is None and owners.setdefault(remote, entry.rel_path) != entry.rel_path:
+            reason = (
+                f"its 123pan name {remote!r} is already used by "
+                f"{owners[remote]!r} (names differing only in characters 123pan maps)"
+            )
         if reason is not None:
             result.skips.append(Skip(entry.rel_path, reason, entry))
             continue

@@ -71,11 +71,11 @@ def load_facts(ledger: Ledger, root_id: int) -> dict[str, LedgerFacts]:
     try:
         cursor = raw.cursor()
         cursor.execute(
-            "SELECT rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, reason "
-            "FROM files WHERE root_id = ?"
+            "SELECT rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, reason, "
+            "remote_name FROM files WHERE root_id = ?"
             if ledger.engine.dialect.paramstyle == "qmark"
             else "SELECT rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, "
-            "reason FROM files WHERE root_id = %(root)s",
+            "reason, remote_name FROM files WHERE root_id = %(root)s",
             (root_id,) if ledger.engine.dialect.paramstyle == "qmark" else {"root": root_id},
         )
         facts = LedgerFacts._make

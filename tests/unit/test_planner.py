@@ -89,3 +89,16 @@ def test_scanner_skips_are_recorded_once() -> None:
     known = {"link": facts(FileState.SKIPPED, reason=skip.reason)}
     again = plan([], [skip], known, names="map", now=0.0)
     assert (again.skips, again.unchanged) == ([], 1)
+
+
+def test_two_local_names_mapping_to_one_remote_name_do_not_overwrite() -> None:
+    a = LocalEntry("a:b.txt", 5, 1, 1, 1, 1)
+    b = LocalEntry("a：b.txt", 6, 1, 1, 1, 2)
+    p = plan([b, a], [], {}, names="map", now=0.0)
+    assert [u.entry.rel_path for u in p.uploads] == ["a:b.txt"]
+    assert [s.rel_path for s in p.skips] == ["a：b.txt"]
+    assert "already used by 'a:b.txt'" in p.skips[0].reason
+    # The owner recorded in the ledger keeps its name in later passes too.
+    done = {"a：b.txt": LedgerFacts(6, 1, 1, 2, "m" * 32, "done", 0.0, None, "a：b.txt")}
+    later = plan([a], [], done, names="map", now=0.0)
+    assert later.uploads == [] and "already used by 'a：b.txt'" in later.skips[0].reason
