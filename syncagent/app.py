@@ -12,25 +12,47 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from syncagent.config import SyncConfig
-from syncagent.emulator import Emulator, EmulatorSettings
-from syncagent.emulator.core import data_dir_default
 from syncagent.ledger import Ledger
-from syncagent.ledger.repo import LedgerUploadState
-from syncagent.pan123 import Pan123Client, UploadSettings
+
+if TYPE_CHECKING:  # loaded only when needed: a no-op pass should not pay for them
+    from syncagent.emulator import Emulator
+    from syncagent.pan123 import Pan123Client
 
 __all__ = ["App", "open_app", "token_expiry"]
 
 
-@dataclass
 class App:
-    config: SyncConfig
-    ledger: Ledger
-    client: Pan123Client
-    emulator: Emulator | None
+    """What a command works with; the client is made on first use."""
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        ledger: Ledger,
+        make_client: Callable[[], Pan123Client],
+        emulator: Emulator | None,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self.emulator = emulator
+        self._make_client = make_client
+        self._client: Pan123Client | None = None
+
+    @property
+    def client(self) -> Pan123Client:
+        if self._client is None:
+            self._client = self._make_client()
+        return self._client
+
+    def client_factory(self) -> Callable[[], Pan123Client]:
+        return lambda: self.client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 def open_ledger(config: SyncConfig) -> Ledger:
@@ -62,6 +84,9 @@ def open_app(config: SyncConfig, say: Callable[[str], None]) -> Iterator[App]:
     ledger: Ledger | None = None
     try:
         if config.credentials is None:
+            from syncagent.emulator import Emulator, EmulatorSettings
+            from syncagent.emulator.core import data_dir_default
+
             data_dir = data_dir_default()
             emulator = Emulator(EmulatorSettings(data_dir=data_dir)).start()
             say(
@@ -78,24 +103,33 @@ def open_app(config: SyncConfig, say: Callable[[str], None]) -> Iterator[App]:
             client_id, secret = config.credentials.client_id, config.credentials.client_secret
             api_base = config.api_base
         ledger = open_ledger(config)
-        client = Pan123Client(
-            client_id,
-            secret,
-            api_base=api_base,
-            state_dir=_token_dir(config, emulator is not None),
-            qps=config.qps,
-            qps_overrides=dict(config.qps_overrides),
-            upload=UploadSettings(
-                single_threshold=config.single_threshold,
-                slice_workers=config.slice_workers,
-                contain_dir=config.contain_dir,
-            ),
-            upload_state=LedgerUploadState(ledger),
-        )
+        token_dir = _token_dir(config, emulator is not None)
+        ledger_ = ledger
+
+        def make_client() -> Pan123Client:
+            from syncagent.ledger.repo import LedgerUploadState
+            from syncagent.pan123 import Pan123Client, UploadSettings
+
+            return Pan123Client(
+                client_id,
+                secret,
+                api_base=api_base,
+                state_dir=token_dir,
+                qps=config.qps,
+                qps_overrides=dict(config.qps_overrides),
+                upload=UploadSettings(
+                    single_threshold=config.single_threshold,
+                    slice_workers=config.slice_workers,
+                    contain_dir=config.contain_dir,
+                ),
+                upload_state=LedgerUploadState(ledger_),
+            )
+
+        app = App(config, ledger, make_client, emulator)
         try:
-            yield App(config, ledger, client, emulator)
+            yield app
         finally:
-            client.close()
+            app.close()
     finally:
         if emulator is not None:
             emulator.stop()

@@ -299,7 +299,10 @@ def sync_command(
     try:
         with open_app(config, lambda m: click.echo(m, err=True)) as app:
             engine = SyncEngine(
-                config, app.ledger, app.client, progress=_TerminalProgress() if tty else None
+                config,
+                app.ledger,
+                app.client_factory(),
+                progress=_TerminalProgress() if tty else None,
             )
             report = engine.run_once(dry_run=dry_run)
     except SyncAgentError as err:

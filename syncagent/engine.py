@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
@@ -31,15 +31,18 @@ from syncagent.errors import (
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.model import LocalEntry, Upload
-from syncagent.pan123 import Pan123Client
 from syncagent.planner import Plan, plan
 from syncagent.scanner import scan
+
+if TYPE_CHECKING:  # the client (and requests) load only when a pass has something to send
+    from syncagent.pan123 import Pan123Client, UploadResult
 
 __all__ = ["PassReport", "Progress", "SyncEngine"]
 
 log = logging.getLogger("syncagent")
 
 CHANGE_RETRIES = 3  # re-checks of a file that keeps changing, within one pass
+VERIFY_BATCH = 100  # uploads verified per infos call (its documented maximum)
 MAX_BACKOFF = 3600.0
 
 
@@ -94,8 +97,15 @@ def _entry(rel_path: str, st: os.stat_result) -> LocalEntry:
     return LocalEntry(rel_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
 
 
-class _Stop(Exception):
-    pass
+@dataclass(frozen=True)
+class _Sent:
+    """An upload done but not yet verified."""
+
+    root_id: int
+    entry: LocalEntry
+    remote_rel: str
+    result: UploadResult
+    path: Path
 
 
 class SyncEngine:
@@ -109,18 +119,29 @@ class SyncEngine:
         self,
         config: SyncConfig,
         ledger: Ledger,
-        client: Pan123Client,
+        client: Pan123Client | Callable[[], Pan123Client],
         *,
         progress: Progress | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
         self.ledger = ledger
-        self.client = client
+        self._client = client
         self.progress: Progress = progress or _NoProgress()
         self._sleep = sleep
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._sent: list[_Sent] = []  # uploaded, waiting for a batched verification
+
+    @property
+    def client(self) -> Pan123Client:
+        """The client, made on first use (a pass with nothing to send never needs it)."""
+        if callable(self._client):
+            with self._lock:
+                if callable(self._client):
+                    self._client = self._client()
+        assert not callable(self._client)
+        return self._client
 
     def run_once(self, dry_run: bool = False, retry_failed: bool = True) -> PassReport:
         """Scan, plan and (unless ``dry_run``) upload every root once.
@@ -160,6 +181,9 @@ class SyncEngine:
         with ThreadPoolExecutor(self.config.workers, thread_name_prefix="upload") as pool:
             for future in [pool.submit(self._execute, *w, report, pass_id) for w in work]:
                 future.result()
+        with self._lock:
+            rest, self._sent = self._sent, []
+        self._verify(rest, report, pass_id)
         repo.finish_pass(
             self.ledger,
             pass_id,
@@ -198,22 +222,15 @@ class SyncEngine:
                 entry, md5 = self._settle(path, action, report)
                 try:
                     result = self.client.upload(
-                        path, remote_id, action.remote_rel, md5=md5, on_progress=None
+                        path, remote_id, action.remote_rel, md5=md5, verify=False
                     )
                     break
                 except FileChangedError:  # changed while it was sent: settle and send again
                     if attempt == CHANGE_RETRIES:
                         raise
                     log.info("%s changed while it was being uploaded; sending it again", path)
-            repo.record_done(
-                self.ledger, root_id, entry, result.md5, result.file_id, action.remote_rel, pass_id
-            )
-            with self._lock:
-                report.uploaded += 1
-                report.bytes_sent += entry.size
-            self.progress.advance(entry.size)
-            self.progress.file_done(rel, True)
             log.info("uploaded %s (%s, %d bytes, %s)", path, action.why, entry.size, result.method)
+            self._to_verify(_Sent(root_id, entry, action.remote_rel, result, path), report, pass_id)
         except FileNotFoundError:
             repo.forget(self.ledger, root_id, rel)
             with self._lock:
@@ -236,6 +253,75 @@ class SyncEngine:
                 with self._lock:
                     report.fatal = report.fatal or exc.message
                 self._stop.set()
+
+    def _to_verify(self, sent: _Sent, report: PassReport, pass_id: int) -> None:
+        """Queue an upload for verification; verify a full batch now."""
+        with self._lock:
+            self._sent.append(sent)
+            if len(self._sent) < VERIFY_BATCH:
+                return
+            batch, self._sent = self._sent, []
+        self._verify(batch, report, pass_id)
+
+    def _verify(self, batch: list[_Sent], report: PassReport, pass_id: int) -> None:
+        """Check stored size and etag of a batch (one infos call per 100), then record each
+        file done, or failed when 123pan holds something else."""
+        if not batch:
+            return
+        try:
+            found = {f.file_id: f for f in self.client.infos([s.result.file_id for s in batch])}
+        except RemoteError as exc:
+            for s in batch:
+                self._fail(
+                    s.root_id,
+                    s.entry,
+                    s.result.md5,
+                    f"not verified: {exc}",
+                    exc.code,
+                    exc.trace_id,
+                    report,
+                    pass_id,
+                    s.path,
+                )
+            if exc.fatal:
+                with self._lock:
+                    report.fatal = report.fatal or exc.message
+                self._stop.set()
+            return
+        for s in batch:
+            remote = found.get(s.result.file_id)
+            if (
+                remote is None
+                or remote.trashed
+                or (remote.size, remote.etag) != (s.entry.size, s.result.md5)
+            ):
+                held = "nothing" if remote is None else f"{remote.size} bytes, etag {remote.etag}"
+                self._fail(
+                    s.root_id,
+                    s.entry,
+                    s.result.md5,
+                    f"verification failed: 123pan holds {held}",
+                    None,
+                    None,
+                    report,
+                    pass_id,
+                    s.path,
+                )
+                continue
+            repo.record_done(
+                self.ledger,
+                s.root_id,
+                s.entry,
+                s.result.md5,
+                s.result.file_id,
+                s.remote_rel,
+                pass_id,
+            )
+            with self._lock:
+                report.uploaded += 1
+                report.bytes_sent += s.entry.size
+            self.progress.advance(s.entry.size)
+            self.progress.file_done(s.entry.rel_path, True)
 
     def _settle(self, path: Path, action: Upload, report: PassReport) -> tuple[LocalEntry, str]:
         """Stat, wait out the quiet window, hash if needed; the file must hold still."""

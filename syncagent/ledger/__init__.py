@@ -10,13 +10,15 @@ Foreign database errors are translated into :class:`~syncagent.errors.LedgerErro
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -63,6 +65,12 @@ class Ledger:
         except (SQLAlchemyError, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite takes one writer at a time and makes the others sleep in its busy handler
+        # (1, 2, 5... ms steps): with 8 workers that sleeping dominated a pass of small files.
+        # Queueing the writers here instead costs nothing; other databases need no lock.
+        self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
+            threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -100,10 +108,19 @@ class Ledger:
             raise LedgerError(f"cannot upgrade the ledger {self.url}: {exc}") from exc
 
     @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction on a plain connection (Core statements, no ORM)."""
+        try:
+            with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"ledger error: {exc}") from exc
+
+    @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         try:
-            with self._sessions.begin() as session:
+            with self._write_lock, self._sessions.begin() as session:
                 yield session
         except SQLAlchemyError as exc:
             raise LedgerError(f"ledger error: {exc}") from exc

@@ -122,6 +122,13 @@ class Pan123Api:
         data = self.call("api/v1/file/detail", params={"fileID": file_id})
         return RemoteFile.from_json(data)
 
+    def infos(self, file_ids: list[int]) -> list[RemoteFile]:
+        """Details of up to 100 files in one call (the answer's key is ``list``; the
+        documentation's field table says ``fileList``: both are read)."""
+        data = self.call("api/v1/file/infos", body={"fileIds": file_ids}) or {}
+        items = data.get("list") or data.get("fileList") or []
+        return [RemoteFile.from_json(i) for i in items]
+
     def trash(self, file_ids: list[int]) -> None:
         self.call("api/v1/file/trash", body={"fileIDs": file_ids})
 

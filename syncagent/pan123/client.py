@@ -115,10 +115,11 @@ class Pan123Client:
         *,
         md5: str | None = None,
         on_progress: Progress | None = None,
+        verify: bool | None = None,
     ) -> UploadResult:
         """Upload a file to ``<parent_id>/<rel_path>``; see :meth:`Uploader.upload`."""
         return self.uploader.upload(
-            local_path, parent_id, rel_path, md5=md5, on_progress=on_progress
+            local_path, parent_id, rel_path, md5=md5, on_progress=on_progress, verify=verify
         )
 
     # -- folders and files -----------------------------------------------------------------
@@ -146,6 +147,13 @@ class Pan123Client:
 
     def detail(self, file_id: int) -> RemoteFile:
         return self.api.detail(file_id)
+
+    def infos(self, file_ids: list[int]) -> list[RemoteFile]:
+        """Details of many files, 100 per request."""
+        found: list[RemoteFile] = []
+        for start in range(0, len(file_ids), 100):
+            found.extend(self.api.infos(file_ids[start : start + 100]))
+        return found
 
     def trash(self, file_ids: list[int]) -> None:
         for start in range(0, len(file_ids), 100):

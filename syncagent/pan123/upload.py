@@ -261,11 +261,14 @@ class Uploader:
         *,
         md5: str | None = None,
         on_progress: Progress | None = None,
+        verify: bool | None = None,
     ) -> UploadResult:
         """Upload ``local_path`` to ``<parent_id>/<rel_path>`` (folders created as needed).
 
         :param rel_path: POSIX relative path under ``parent_id``, e.g. ``a/b/c.txt``.
         :param md5: the file's MD5 when the caller already knows it (never re-hashed then).
+        :param verify: check the stored size/etag now (default: ``settings.verify``); a
+            caller that verifies many uploads at once with ``infos`` passes False.
         :raises UnsupportedFileError: 0 bytes or over 10 GB.
         :raises FileChangedError: the file changed while it was read.
         :raises IntegrityError: the stored file does not match.
@@ -292,7 +295,7 @@ class Uploader:
         after = os.stat(local_path)
         if (after.st_size, after.st_mtime_ns) != (size, before.st_mtime_ns):
             raise FileChangedError("the file changed while it was being uploaded", str(local_path))
-        if self.settings.verify:
+        if self.settings.verify if verify is None else verify:
             self._verify(result)
         return result
 
