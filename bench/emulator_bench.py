@@ -227,6 +227,7 @@ def main() -> None:
             rss_start = peak_rss_mib(proc.pid)
 
             # Small files first, on a disk that is not busy writing back gigabytes.
+            os.sync()
             cpu0 = cpu_seconds(proc.pid)
             small_s = small_uploads(upload, headers, args.small)
             cpu_per_upload_ms = (cpu_seconds(proc.pid) - cpu0) / args.small * 1000

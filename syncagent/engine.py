@@ -288,6 +288,7 @@ class SyncEngine:
                     report.fatal = report.fatal or exc.message
                 self._stop.set()
             return
+        verified: list[_Sent] = []
         for s in batch:
             remote = found.get(s.result.file_id)
             if (
@@ -308,15 +309,16 @@ class SyncEngine:
                     s.path,
                 )
                 continue
-            repo.record_done(
-                self.ledger,
-                s.root_id,
-                s.entry,
-                s.result.md5,
-                s.result.file_id,
-                s.remote_rel,
-                pass_id,
-            )
+            verified.append(s)
+        repo.record_done(
+            self.ledger,
+            [
+                repo.Done(s.root_id, s.entry, s.result.md5, s.result.file_id, s.remote_rel)
+                for s in verified
+            ],
+            pass_id,
+        )
+        for s in verified:
             with self._lock:
                 report.uploaded += 1
                 report.bytes_sent += s.entry.size

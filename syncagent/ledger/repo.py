@@ -133,36 +133,50 @@ def _stat_values(entry: LocalEntry) -> dict[str, Any]:
     }
 
 
-def record_done(
-    ledger: Ledger,
-    root_id: int,
-    entry: LocalEntry,
-    md5: str,
-    remote_id: int,
-    remote_name: str,
-    pass_id: int,
-) -> None:
+@dataclass(frozen=True)
+class Done:
+    """A file uploaded and verified, to be recorded."""
+
+    root_id: int
+    entry: LocalEntry
+    md5: str
+    remote_id: int
+    remote_name: str
+
+
+def record_done(ledger: Ledger, done: list[Done], pass_id: int) -> None:
+    """Record many uploaded-and-verified files in one transaction."""
+    if not done:
+        return
     now = time.time()
-    _upsert(
-        ledger,
-        root_id,
-        entry.rel_path,
-        {
-            **_stat_values(entry),
-            "md5": md5,
-            "remote_id": remote_id,
-            "remote_name": remote_name,
-            "state": FileState.DONE.value,
-            "reason": None,
-            "attempts": 0,
-            "next_attempt_at": 0.0,
-            "last_error_code": None,
-            "trace_id": None,
-            "uploaded_at": now,
-            "verified_at": now,
-            "seen_pass": pass_id,
-        },
-    )
+    rows = [_done_values(d, now, pass_id) for d in done]
+    statement = _upsert_sql(tuple(sorted(rows[0])), tuple(sorted(rows[0])))
+    with ledger.write() as conn:
+        conn.execute(
+            statement,
+            [
+                {"root_id": d.root_id, "rel_path": d.entry.rel_path, **r}
+                for d, r in zip(done, rows, strict=True)
+            ],
+        )
+
+
+def _done_values(d: Done, now: float, pass_id: int) -> dict[str, Any]:
+    return {
+        **_stat_values(d.entry),
+        "md5": d.md5,
+        "remote_id": d.remote_id,
+        "remote_name": d.remote_name,
+        "state": FileState.DONE.value,
+        "reason": None,
+        "attempts": 0,
+        "next_attempt_at": 0.0,
+        "last_error_code": None,
+        "trace_id": None,
+        "uploaded_at": now,
+        "verified_at": now,
+        "seen_pass": pass_id,
+    }
 
 
 def record_skip(
