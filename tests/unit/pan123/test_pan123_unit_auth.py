@@ -296,7 +296,7 @@ def test_corrupt_token_file_is_treated_as_absent(tmp_path: Path, content: bytes)
     fetch = FakeFetch(clock)
     assert manager(store, clock, fetch).token() == "tok-SECRET-1"
     assert len(fetch.calls) == 1
-    assert store.load() == StoredToken("tok-SECRET-1", T0 + TTL, fingerprint(CLIENT_ID))
+    assert store.load() == StoredToken("tok-SECRET-1", T0 + TTL, fingerprint(CLIENT_ID), T0)
 
 
 def test_missing_state_dir_is_created_on_save(tmp_path: Path) -> None:
@@ -322,3 +322,22 @@ def test_reprs_never_show_the_token_or_the_secret(store: TokenStore) -> None:
     assert token == "tok-SECRET-1"
     assert fingerprint(CLIENT_ID) in repr(m)
     assert "token=expires" in repr(m)
+
+
+def test_short_lived_tokens_are_refreshed_at_half_life_not_every_call() -> None:
+    from syncagent.pan123.auth import MemoryTokenStore, TokenManager
+
+    now = [1000.0]
+    fetched: list[float] = []
+
+    def fetch(cid: str, secret: str) -> tuple[str, float]:
+        fetched.append(now[0])
+        return f"t{len(fetched)}", now[0] + 60.0  # lives 60 s, far less than the 300 s margin
+
+    manager = TokenManager("cid", "secret", fetch, MemoryTokenStore(), clock=lambda: now[0])
+    assert [manager.token() for _ in range(5)] == ["t1"] * 5
+    now[0] += 29.0
+    assert manager.token() == "t1"
+    now[0] += 2.0  # past half of its life
+    assert manager.token() == "t2"
+    assert len(fetched) == 2
