@@ -361,7 +361,16 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
         click.echo(
             json.dumps(
                 {
-                    "roots": [dataclasses.asdict(r) for r in roots],
+                    "roots": [
+                        {
+                            **dataclasses.asdict(r),
+                            "problems": [
+                                {"state": state, "path": rel, "reason": reason}
+                                for state, rel, reason in r.problems
+                            ],
+                        }
+                        for r in roots
+                    ],
                     "last_pass": None
                     if last is None
                     else {

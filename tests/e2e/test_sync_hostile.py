@@ -77,7 +77,7 @@ def problems(cli: Cli) -> dict[str, tuple[str, str]]:
     """rel_path -> (state, reason) of every failed or skipped file, from ``status --json``."""
     roots = cli.status()["roots"]
     assert len(roots) == 1
-    return {rel: (state, reason) for state, rel, reason in roots[0]["problems"]}
+    return {p["path"]: (p["state"], p["reason"]) for p in roots[0]["problems"]}
 
 
 def test_hostile_tree_each_file_handled_with_a_reason(
