@@ -28,13 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,9 +43,8 @@ from typing import Any
 
 import psutil
 import requests
+from benchlib import MIB, access_token, auth_headers, start_emulator
 
-MIB = 1 << 20
-PLATFORM = {"Platform": "open_platform"}
 SMALL_SIZE = 4096
 SMALL_WORKERS = 8
 SINGLE_STEP = 1_000_000_000  # the threshold asked for: 900 MiB goes single-step, 4 GiB chunked
@@ -129,37 +126,6 @@ def child_main(argv: list[str]) -> None:
 # -- the parent --------------------------------------------------------------------------------
 
 
-def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "syncagent.emulator",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--rate-limits",
-            "off",
-            "--complete-polls",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    info: dict[str, str] = {}
-    for line in proc.stdout:
-        m = re.match(r"\s+([a-zA-Z ]+):\s+(\S+)", line)
-        if m:
-            info[m.group(1).strip()] = m.group(2)
-        if line.startswith("Stop it"):
-            break
-    # keep draining its stdout, so it can never block on a full pipe
-    threading.Thread(target=proc.stdout.read, daemon=True).start()
-    return proc, info
-
-
 @dataclass
 class CpuWatch:
     """CPU seconds of the benchmark's own processes and of everything else on the machine."""
@@ -238,13 +204,7 @@ class Emulator:
         self.data_dir, self.state_dir = data_dir, state_dir
         self.http = requests.Session()
         self.http.trust_env = False
-        env = self.http.post(
-            f"{self.api}/api/v1/access_token",
-            headers=PLATFORM,
-            timeout=30,
-            json={"clientID": self.client_id, "clientSecret": self.secret},
-        ).json()
-        self.headers = {**PLATFORM, "Authorization": f"Bearer {env['data']['accessToken']}"}
+        self.headers = auth_headers(access_token(info, self.http))
         domain = self.http.get(
             f"{self.api}/upload/v2/file/domain", headers=self.headers, timeout=30
         ).json()
@@ -438,7 +398,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="client-bench-") as tmp:
         work = Path(tmp)
         (work / "state").mkdir()
-        proc, info = start_emulator(work / "emu")
+        proc, info = start_emulator(work / "emu", drain_output=True)
         try:
             emu = Emulator(info, work / "emu", work / "state")
             watch = CpuWatch(psutil.Process(proc.pid))

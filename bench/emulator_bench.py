@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import re
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,38 +28,7 @@ from pathlib import Path
 
 import psutil
 import requests
-
-MIB = 1 << 20
-PLATFORM = {"Platform": "open_platform"}
-
-
-def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "syncagent.emulator",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--rate-limits",
-            "off",
-            "--complete-polls",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    info: dict[str, str] = {}
-    for line in proc.stdout:
-        m = re.match(r"\s+([a-zA-Z ]+):\s+(\S+)", line)
-        if m:
-            info[m.group(1).strip()] = m.group(2)
-        if line.startswith("Stop it"):
-            break
-    return proc, info
+from benchlib import MIB, access_token, auth_headers, start_emulator
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -91,16 +58,6 @@ def make_file(path: Path, size: int) -> str:
             left -= len(piece)
             i += 1
     return digest.hexdigest()
-
-
-def token(api: str, info: dict[str, str], http: requests.Session) -> dict[str, str]:
-    env = http.post(
-        f"{api}/api/v1/access_token",
-        headers=PLATFORM,
-        timeout=30,
-        json={"clientID": info["client ID"], "clientSecret": info["client secret"]},
-    ).json()
-    return {**PLATFORM, "Authorization": f"Bearer {env['data']['accessToken']}"}
 
 
 def chunked_upload(
@@ -223,7 +180,7 @@ def main() -> None:
         api, upload = info["API base URL"], info["upload host"]
         try:
             http = requests.Session()
-            headers = token(api, info, http)
+            headers = auth_headers(access_token(info, http))
             rss_start = peak_rss_mib(proc.pid)
 
             # Small files first, on a disk that is not busy writing back gigabytes.

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import resource
 import statistics
 import subprocess
@@ -30,38 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from benchlib import access_token, start_emulator
 
 BIN = Path(sys.executable).parent / "syncagent"
-PLATFORM = {"Platform": "open_platform"}
-
-
-def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "syncagent.emulator",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--rate-limits",
-            "off",
-            "--complete-polls",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    info: dict[str, str] = {}
-    for line in proc.stdout:
-        m = re.match(r"\s+([a-zA-Z ]+):\s+(\S+)", line)
-        if m:
-            info[m.group(1).strip()] = m.group(2)
-        if line.startswith("Stop it"):
-            break
-    return proc, info
 
 
 def make_tree(root: Path, files: int, folders: int, size: int) -> None:
@@ -233,12 +203,7 @@ def main() -> None:
             write_config(cfg2, small, work / "state-small", workers=8)
             first_s, out2 = timed([str(BIN), "sync", "--config", str(cfg2)], env)
             first_summary = [line for line in out2.splitlines() if "uploaded" in line][-1]
-            token = requests.post(
-                f"{api}/api/v1/access_token",
-                headers=PLATFORM,
-                timeout=10,
-                json={"clientID": info["client ID"], "clientSecret": info["client secret"]},
-            ).json()["data"]["accessToken"]
+            token = access_token(info, timeout=10)
             sample = sorted(small.rglob("*.dat"))[: args.sample]
             official_s = official_loop(sample, upload, token)
         finally:

@@ -6,18 +6,14 @@ minted) or from the state directory, not from the client's own account of what i
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import stat
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
-from requests.adapters import HTTPAdapter
+from pan123_support import SLICE, blob, make_client, mint_plain, minted, stored, stored_token
 
 from syncagent.emulator import Emulator
 from syncagent.errors import (
@@ -26,98 +22,7 @@ from syncagent.errors import (
     ServerError,
     TokenLimitError,
 )
-from syncagent.pan123 import Pan123Client, RetryPolicy, UploadSettings
-
-PLATFORM = {"Platform": "open_platform"}
-SLICE = 64 * 1024
-
-
-def blob(n: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-def make_client(
-    emu: Emulator,
-    state_dir: Path,
-    *,
-    client_id: str | None = None,
-    client_secret: str | None = None,
-    attempts: int = 4,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Pan123Client:
-    return Pan123Client(
-        emu.client_id if client_id is None else client_id,
-        emu.client_secret if client_secret is None else client_secret,
-        api_base=emu.api_url,
-        state_dir=state_dir,
-        qps="off",
-        upload=UploadSettings(single_threshold=128 * 1024, complete_delay=0.01),
-        retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05),
-        sleep=sleep,
-    )
-
-
-def minted(emu: Emulator) -> int:
-    return int(emu.activity()["counts"].get("tokens_minted", 0))
-
-
-def stored_token(state_dir: Path) -> str:
-    return str(json.loads((state_dir / "token.json").read_text())["access_token"])
-
-
-class Plain:
-    """Plain ``requests`` calls to the emulator (not the client under test); closes its sockets,
-    so no emulator thread is left waiting on a keep-alive connection."""
-
-    def __init__(self, emu: Emulator) -> None:
-        self.emu = emu
-        self.http = requests.Session()
-
-    def __enter__(self) -> Plain:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for adapter in self.http.adapters.values():
-            if isinstance(adapter, HTTPAdapter):  # urllib3 2.x leaves pools open otherwise
-                for key in adapter.poolmanager.pools.keys():  # noqa: SIM118 - no iteration
-                    pool = adapter.poolmanager.pools.get(key)
-                    if pool is not None:
-                        pool.close()
-        self.http.close()
-
-    def mint(self) -> str:
-        """A token fetched as another program using the same client ID would."""
-        env = self.http.post(
-            f"{self.emu.api_url}/api/v1/access_token",
-            json={"clientID": self.emu.client_id, "clientSecret": self.emu.client_secret},
-            headers=PLATFORM,
-            timeout=10,
-        ).json()
-        assert env["code"] == 0, env
-        return str(env["data"]["accessToken"])
-
-    def download(self, token: str, file_id: int) -> bytes:
-        env = self.http.get(
-            f"{self.emu.api_url}/api/v1/file/download_info",
-            params={"fileId": file_id},
-            headers={**PLATFORM, "Authorization": f"Bearer {token}"},
-            timeout=10,
-        ).json()
-        assert env["code"] == 0, env
-        r = self.http.get(env["data"]["downloadUrl"], timeout=30)
-        r.raise_for_status()
-        return r.content
-
-
-def mint_plain(emu: Emulator, n: int = 1) -> None:
-    with Plain(emu) as plain:
-        for _ in range(n):
-            plain.mint()
-
-
-def download(emu: Emulator, token: str, file_id: int) -> bytes:
-    with Plain(emu) as plain:
-        return plain.download(token, file_id)
+from syncagent.pan123 import Pan123Client
 
 
 @pytest.fixture
@@ -225,7 +130,7 @@ def test_token_expired_mid_upload_is_refreshed_once(emulator: Emulator, state_di
         assert second != first
         assert minted(emulator) == 2  # the first token, and exactly one refresh
         assert client.detail(result.file_id).name == "big.bin"
-        assert download(emulator, client.tokens.token(), result.file_id) == data
+        assert stored(emulator, client, result.file_id) == data
     slices = emulator.activity()["slices"]
     assert [sorted(v) for v in slices.values()] == [list(range(1, 8))]
     assert minted(emulator) == 2

@@ -7,125 +7,21 @@ faults it injected, which slices it received, and that no ``name(1)`` copy appea
 from __future__ import annotations
 
 import hashlib
-import random
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pan123_support
 import pytest
-import requests
-from requests.adapters import HTTPAdapter
+from pan123_support import SLICE, activity, blob, calls, live_names, slices_received, stored
 
 from syncagent.emulator import Emulator
 from syncagent.errors import ApiError, RateLimitedError, ServerError, VerifyingError
-from syncagent.pan123 import Pan123Client, RetryPolicy, UploadSettings
 
-PLATFORM = {"Platform": "open_platform"}
-SLICE = 64 * 1024
-THRESHOLD = 128 * 1024  # single-step up to here; chunked above
 BAD_MD5 = "分片1的MD5与sliceMD5不一致"
 
-
-def blob(n: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-def make_client(
-    emu: Emulator,
-    tmp_path: Path,
-    *,
-    attempts: int = 5,
-    slice_workers: int = 4,
-    complete_deadline: float = 30.0,
-) -> Pan123Client:
-    return Pan123Client(
-        emu.client_id,
-        emu.client_secret,
-        api_base=emu.api_url,
-        state_dir=tmp_path / "state",
-        qps="off",
-        upload=UploadSettings(
-            single_threshold=THRESHOLD,
-            slice_workers=slice_workers,
-            complete_delay=0.01,
-            complete_deadline=complete_deadline,
-        ),
-        retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05),
-    )
-
-
-class Plain:
-    """Plain ``requests`` access to the emulator, to read back what the client stored."""
-
-    def __init__(self, emu: Emulator, token: str) -> None:
-        self.emu = emu
-        self.http = requests.Session()
-        self.headers = {**PLATFORM, "Authorization": f"Bearer {token}"}
-
-    def __enter__(self) -> Plain:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for adapter in self.http.adapters.values():
-            if isinstance(adapter, HTTPAdapter):  # urllib3 2.x leaves pools open otherwise
-                for key in adapter.poolmanager.pools.keys():  # noqa: SIM118 - no iteration
-                    pool = adapter.poolmanager.pools.get(key)
-                    if pool is not None:
-                        pool.close()
-        self.http.close()
-
-    def ok(self, r: requests.Response) -> Any:
-        env = r.json()
-        assert env["code"] == 0, env
-        return env["data"]
-
-    def download(self, file_id: int) -> bytes:
-        data = self.ok(
-            self.http.get(
-                f"{self.emu.api_url}/api/v1/file/download_info",
-                params={"fileId": file_id},
-                headers=self.headers,
-                timeout=10,
-            )
-        )
-        r = self.http.get(data["downloadUrl"], timeout=30)
-        r.raise_for_status()
-        return r.content
-
-    def names(self, parent: int) -> list[str]:
-        """Names of the live items of a folder (one page is enough here)."""
-        data = self.ok(
-            self.http.get(
-                f"{self.emu.api_url}/api/v2/file/list",
-                params={"parentFileId": parent, "limit": 100},
-                headers=self.headers,
-                timeout=10,
-            )
-        )
-        return sorted(i["filename"] for i in data["fileList"] if not i["trashed"])
-
-
-def stored(emu: Emulator, client: Pan123Client, file_id: int) -> bytes:
-    with Plain(emu, client.tokens.token()) as plain:
-        return plain.download(file_id)
-
-
-def live_names(emu: Emulator, client: Pan123Client, parent: int) -> list[str]:
-    with Plain(emu, client.tokens.token()) as plain:
-        return plain.names(parent)
-
-
-def activity(emu: Emulator) -> dict[str, Any]:
-    return emu.activity()
-
-
-def calls(emu: Emulator, endpoint: str) -> int:
-    return int(emu.activity()["endpoints"].get(endpoint, {}).get("calls", 0))
-
-
-def slices_received(emu: Emulator) -> list[list[int]]:
-    """Slice numbers each chunked upload received, in arrival order."""
-    return list(emu.activity()["slices"].values())
+make_client = partial(pan123_support.make_client, attempts=5, complete_deadline=30.0)
 
 
 @pytest.fixture
@@ -163,7 +59,7 @@ def test_storm_on_every_upload_endpoint_is_ridden_out(
         "upload/v2/file/domain",
     ):
         emulator.fail_next(endpoint, times=3, **FAULTS[fault])
-    with make_client(emulator, tmp_path) as client:
+    with make_client(emulator, tmp_path / "state") as client:
         one = client.upload(small_path, 0, "storm/small.txt")
         two = client.upload(big_path, 0, "storm/big.bin")
         assert (one.method, two.method) == ("single", "chunked")
@@ -185,7 +81,7 @@ def test_connections_dropped_mid_request_are_retried(
     emulator.drop_next("upload/v2/file/slice", times=2)
     emulator.drop_next("upload/v2/file/single/create", times=2)
     emulator.drop_next("upload/v2/file/create", times=1)
-    with make_client(emulator, tmp_path) as client:
+    with make_client(emulator, tmp_path / "state") as client:
         one = client.upload(small_path, 0, "drop/small.txt")
         two = client.upload(big_path, 0, "drop/big.bin")
         assert activity(emulator)["faults_injected"] == 5
@@ -204,7 +100,7 @@ def test_connection_dropped_after_the_whole_slice_was_sent(
     """The connection is reset once the whole slice was sent, with no answer: sent again."""
     _, _, big_path, big = files
     emulator.drop_next("upload/v2/file/slice", times=3, after_bytes=10 * SLICE)
-    with make_client(emulator, tmp_path, slice_workers=1) as client:
+    with make_client(emulator, tmp_path / "state", slice_workers=1) as client:
         result = client.upload(big_path, 0, "big.bin")
         assert stored(emulator, client, result.file_id) == big
     assert slices_received(emulator) == [[1, 2, 3, 4, 5, 6]]
@@ -215,7 +111,7 @@ def test_connection_dropped_on_upload_complete_is_retried(
 ) -> None:
     _, _, big_path, big = files
     emulator.drop_next("upload/v2/file/upload_complete", times=2)
-    with make_client(emulator, tmp_path) as client:
+    with make_client(emulator, tmp_path / "state") as client:
         result = client.upload(big_path, 0, "big.bin")
         assert result.method == "chunked"
         assert stored(emulator, client, result.file_id) == big
@@ -228,7 +124,7 @@ def test_20103_storms_are_polled_through(
     _, _, big_path, big = files
     emulator.configure(complete_pending_polls=5)
     emulator.fail_next("upload/v2/file/upload_complete", times=4, code=20103)
-    with make_client(emulator, tmp_path) as client:
+    with make_client(emulator, tmp_path / "state") as client:
         result = client.upload(big_path, 0, "verify/big.bin")
         assert result.method == "chunked"
         assert stored(emulator, client, result.file_id) == big
@@ -242,7 +138,7 @@ def test_verifying_forever_gives_up_at_the_deadline(
 ) -> None:
     _, _, big_path, _ = files
     emulator.configure(complete_pending_polls=1_000_000)
-    with make_client(emulator, tmp_path, complete_deadline=0.5) as client:
+    with make_client(emulator, tmp_path / "state", complete_deadline=0.5) as client:
         started = time.monotonic()
         with pytest.raises(VerifyingError):
             client.upload(big_path, 0, "big.bin")
@@ -256,7 +152,7 @@ def test_slice_refused_for_its_md5_is_sent_again_alone(
 ) -> None:
     _, _, big_path, big = files
     emulator.fail_next("upload/v2/file/slice", times=1, code=1, message=BAD_MD5)
-    with make_client(emulator, tmp_path, slice_workers=1) as client:
+    with make_client(emulator, tmp_path / "state", slice_workers=1) as client:
         result = client.upload(big_path, 0, "md5/big.bin")
         assert result.method == "chunked"
         assert result.slices_sent == 6
@@ -273,7 +169,10 @@ def test_a_slice_refused_again_and_again_fails_the_upload_quickly(
 ) -> None:
     _, _, big_path, _ = files
     emulator.fail_next("upload/v2/file/slice", times=None, code=1, message=BAD_MD5)
-    with make_client(emulator, tmp_path, slice_workers=1) as client, pytest.raises(ApiError):
+    with (
+        make_client(emulator, tmp_path / "state", slice_workers=1) as client,
+        pytest.raises(ApiError),
+    ):
         client.upload(big_path, 0, "md5/big.bin")
     # slice 1 tried three times, then the upload stops: the other slices are not tried
     assert activity(emulator)["faults_injected"] == 3
@@ -294,7 +193,7 @@ def test_server_errors_forever_end_in_server_error_after_the_attempts(
     many_slices.write_bytes(blob(20 * SLICE, seed=7))  # 20 slices, 4 workers
     path = small_path if endpoint.endswith("single/create") else many_slices
     emulator.fail_next(endpoint, times=None, http_status=500)
-    with make_client(emulator, tmp_path, attempts=3) as client:
+    with make_client(emulator, tmp_path / "state", attempts=3) as client:
         started = time.monotonic()
         with pytest.raises(ServerError) as info:
             client.upload(path, 0, "doomed.bin")
@@ -315,7 +214,10 @@ def test_rate_limited_forever_ends_in_rate_limited_error(
 ) -> None:
     _, _, big_path, _ = files
     emulator.fail_next("upload/v2/file/create", times=None, code=429)
-    with make_client(emulator, tmp_path, attempts=4) as client, pytest.raises(RateLimitedError):
+    with (
+        make_client(emulator, tmp_path / "state", attempts=4) as client,
+        pytest.raises(RateLimitedError),
+    ):
         client.upload(big_path, 0, "big.bin")
     assert activity(emulator)["faults_injected"] == 4
     assert activity(emulator)["counts"].get("preuploads", 0) == 0

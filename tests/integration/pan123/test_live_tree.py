@@ -7,89 +7,28 @@ most calls it saw in any one second, against the documented QPS table.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import random
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
 
+import pan123_support
 import pytest
-import requests
-from requests.adapters import HTTPAdapter
+from pan123_support import SLICE, blob, calls, endpoint_stats, md5, plain
 
 from syncagent.emulator import Emulator
 from syncagent.errors import RemoteConflictError, RemoteNotFoundError
-from syncagent.pan123 import Pan123Client, RemoteFile, RetryPolicy, UploadSettings
+from syncagent.pan123 import Pan123Client, RemoteFile
 from syncagent.pan123.endpoints import qps_table
 
-PLATFORM = {"Platform": "open_platform"}
-SLICE = 64 * 1024
-THRESHOLD = 128 * 1024
+make_client = partial(pan123_support.make_client, complete_delay=0.05)
 
 
-def blob(n: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def make_client(
-    emu: Emulator,
-    tmp_path: Path,
-    *,
-    qps: Literal["free", "vip", "off"] = "off",
-    contain_dir: bool = True,
-) -> Pan123Client:
-    return Pan123Client(
-        emu.client_id,
-        emu.client_secret,
-        api_base=emu.api_url,
-        state_dir=tmp_path / "state",
-        qps=qps,
-        upload=UploadSettings(
-            single_threshold=THRESHOLD, complete_delay=0.05, contain_dir=contain_dir
-        ),
-        retry=RetryPolicy(attempts=4, base=0.01, cap=0.05),
-    )
-
-
-class Plain:
-    """Plain ``requests`` access to the emulator (another program acting on the same drive)."""
-
-    def __init__(self, emu: Emulator, token: str) -> None:
-        self.emu = emu
-        self.http = requests.Session()
-        self.headers = {**PLATFORM, "Authorization": f"Bearer {token}"}
-
-    def __enter__(self) -> Plain:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for adapter in self.http.adapters.values():
-            if isinstance(adapter, HTTPAdapter):  # urllib3 2.x leaves pools open otherwise
-                for key in adapter.poolmanager.pools.keys():  # noqa: SIM118 - no iteration
-                    pool = adapter.poolmanager.pools.get(key)
-                    if pool is not None:
-                        pool.close()
-        self.http.close()
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        env = self.http.post(
-            f"{self.emu.api_url}{path}", json=body, headers=self.headers, timeout=10
-        ).json()
-        assert env["code"] == 0, env
-        return env["data"]
-
-
-def endpoint_stats(emu: Emulator) -> dict[str, dict[str, int]]:
-    return dict(emu.activity()["endpoints"])
-
-
-def calls(emu: Emulator, endpoint: str) -> int:
-    return int(endpoint_stats(emu).get(endpoint, {}).get("calls", 0))
+def delete_elsewhere(emu: Emulator, client: Pan123Client, file_id: int) -> None:
+    """Another program trashes ``file_id`` and empties the recycle bin."""
+    with plain(emu, client.tokens.token()) as other:
+        other.ok(other.post("/api/v1/file/trash", {"fileIDs": [file_id]}))
+        other.ok(other.post("/api/v1/file/delete", {"fileIDs": [file_id]}))
 
 
 def walk(client: Pan123Client, folder: int, prefix: str = "") -> dict[str, RemoteFile]:
@@ -124,7 +63,7 @@ def test_40_files_by_8_threads_stay_under_the_free_tier_limits(
         (src / f"{i:02d}").write_bytes(data)
         expected[rel] = data
 
-    with make_client(emulator, tmp_path, qps="free") as client:
+    with make_client(emulator, tmp_path / "state", qps="free") as client:
 
         def one(item: tuple[int, str]) -> str:
             i, rel = item
@@ -150,7 +89,7 @@ def test_40_files_by_8_threads_stay_under_the_free_tier_limits(
     assert stats["upload/v2/file/domain"]["calls"] == 1
 
     emulator.configure(rate_limits="off")
-    with make_client(emulator, tmp_path) as reader:
+    with make_client(emulator, tmp_path / "state") as reader:
         found = walk(reader, 0)
     assert sorted(found) == sorted(expected)
     for rel, data in expected.items():
@@ -163,12 +102,12 @@ def test_40_files_by_8_threads_stay_under_the_free_tier_limits(
 def test_mkdir_mode_under_the_free_tier_limits(emulator: Emulator, tmp_path: Path) -> None:
     """mkdir and list (5 per second each on the free tier) from 8 threads: never a 429."""
     emulator.configure(rate_limits="free")
-    with make_client(emulator, tmp_path, qps="off") as setup:  # a folder already there
+    with make_client(emulator, tmp_path / "state", qps="off") as setup:  # a folder already there
         setup.ensure_dir(0, "t0/x")
     emulator.reset_activity()
     for i in range(24):
         (tmp_path / f"f{i}").write_bytes(blob(300 + i, 400 + i))
-    with make_client(emulator, tmp_path, qps="free", contain_dir=False) as client:
+    with make_client(emulator, tmp_path / "state", qps="free", contain_dir=False) as client:
         with ThreadPoolExecutor(8) as pool:
             list(
                 pool.map(
@@ -193,7 +132,7 @@ def test_mkdir_mode_creates_folders_once_and_uploads_into_them(
 ) -> None:
     (tmp_path / "f").write_bytes(b"first")
     (tmp_path / "g").write_bytes(b"second")
-    with make_client(emulator, tmp_path, contain_dir=False) as client:
+    with make_client(emulator, tmp_path / "state", contain_dir=False) as client:
         one = client.upload(tmp_path / "f", 0, "m1/m2/m3/f.txt")
         two = client.upload(tmp_path / "g", 0, "m1/m2/g.txt")
         assert calls(emulator, "upload/v1/file/mkdir") == 3  # m1, m2, m3; m2 again from cache
@@ -208,9 +147,9 @@ def test_mkdir_mode_creates_folders_once_and_uploads_into_them(
 
 def test_mkdir_mode_finds_folders_made_by_someone_else(emulator: Emulator, tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"content")
-    with make_client(emulator, tmp_path, contain_dir=False) as first:
+    with make_client(emulator, tmp_path / "state", contain_dir=False) as first:
         inner = first.ensure_dir(0, "pre/inner")
-    with make_client(emulator, tmp_path, contain_dir=False) as second:  # empty cache
+    with make_client(emulator, tmp_path / "state", contain_dir=False) as second:  # empty cache
         result = second.upload(tmp_path / "f", 0, "pre/inner/f.txt")
         assert second.detail(result.file_id).parent_id == inner
         assert second.mkdir("pre", 0) == second.ensure_dir(0, "pre")
@@ -220,7 +159,7 @@ def test_mkdir_mode_finds_folders_made_by_someone_else(emulator: Emulator, tmp_p
 
 def test_mkdir_mode_refuses_a_file_in_the_way(emulator: Emulator, tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"content")
-    with make_client(emulator, tmp_path, contain_dir=False) as client:
+    with make_client(emulator, tmp_path / "state", contain_dir=False) as client:
         client.upload(tmp_path / "f", 0, "blocker")
         with pytest.raises(RemoteConflictError) as info:
             client.upload(tmp_path / "f", 0, "blocker/f.txt")
@@ -232,7 +171,7 @@ def test_parallel_uploads_into_one_new_folder_create_it_once(
 ) -> None:
     for i in range(16):
         (tmp_path / f"f{i}").write_bytes(blob(500 + i, 200 + i))
-    with make_client(emulator, tmp_path, contain_dir=False) as client:
+    with make_client(emulator, tmp_path / "state", contain_dir=False) as client:
         with ThreadPoolExecutor(8) as pool:
             results = list(
                 pool.map(
@@ -253,7 +192,7 @@ def test_parallel_uploads_into_one_new_folder_create_it_once(
 def test_list_folder_reads_every_page_and_leaves_out_the_trash(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    with make_client(emulator, tmp_path) as client:
+    with make_client(emulator, tmp_path / "state") as client:
         box = client.mkdir("box", 0)
         ids = [client.mkdir(f"item{i:03d}", box) for i in range(230)]
         client.trash(ids[:5] + ids[150:160])
@@ -269,7 +208,7 @@ def test_list_folder_reads_every_page_and_leaves_out_the_trash(
 def test_detail_rename_move_and_trash(emulator: Emulator, tmp_path: Path) -> None:
     data = blob(777, 300)
     (tmp_path / "f").write_bytes(data)
-    with make_client(emulator, tmp_path) as client:
+    with make_client(emulator, tmp_path / "state") as client:
         result = client.upload(tmp_path / "f", 0, "ops/f.txt")
         f = client.detail(result.file_id)
         assert (f.name, f.size, f.etag, f.is_folder, f.trashed) == (
@@ -299,13 +238,10 @@ def test_detail_rename_move_and_trash(emulator: Emulator, tmp_path: Path) -> Non
 
 
 def test_ensure_dir_recreates_a_tree_deleted_elsewhere(emulator: Emulator, tmp_path: Path) -> None:
-    with make_client(emulator, tmp_path, contain_dir=False) as client:
+    with make_client(emulator, tmp_path / "state", contain_dir=False) as client:
         old_leaf = client.ensure_dir(0, "gone/a/b")
         old_top = client.ensure_dir(0, "gone")
-        # another program trashes the tree and empties the recycle bin
-        with Plain(emulator, client.tokens.token()) as other:
-            other.post("/api/v1/file/trash", {"fileIDs": [old_top]})
-            other.post("/api/v1/file/delete", {"fileIDs": [old_top]})
+        delete_elsewhere(emulator, client, old_top)
         new_c = client.ensure_dir(0, "gone/a/b/c")
         c = client.detail(new_c)
         b = client.detail(c.parent_id)
@@ -321,12 +257,10 @@ def test_upload_in_mkdir_mode_after_the_folder_was_deleted_elsewhere(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     (tmp_path / "f").write_bytes(b"content")
-    with make_client(emulator, tmp_path, contain_dir=False) as client:
+    with make_client(emulator, tmp_path / "state", contain_dir=False) as client:
         first = client.upload(tmp_path / "f", 0, "lost/dir/f.txt")
         top = client.ensure_dir(0, "lost")
-        with Plain(emulator, client.tokens.token()) as other:
-            other.post("/api/v1/file/trash", {"fileIDs": [top]})
-            other.post("/api/v1/file/delete", {"fileIDs": [top]})
+        delete_elsewhere(emulator, client, top)
         again = client.upload(tmp_path / "f", 0, "lost/dir/f.txt")
         parent = client.detail(client.detail(again.file_id).parent_id)
         assert parent.name == "dir"

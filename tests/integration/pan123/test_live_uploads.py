@@ -7,15 +7,13 @@ the stored bytes are downloaded back.
 
 from __future__ import annotations
 
-import hashlib
-import random
 import threading
+from functools import partial
 from pathlib import Path
-from typing import Any
 
+import pan123_support
 import pytest
-import requests
-from requests.adapters import HTTPAdapter
+from pan123_support import SLICE, THRESHOLD, blob, counts, live_items, md5, slices, stored
 
 from syncagent.emulator import Emulator
 from syncagent.errors import (
@@ -24,117 +22,9 @@ from syncagent.errors import (
     IntegrityError,
     UnsupportedFileError,
 )
-from syncagent.pan123 import (
-    MemoryUploadState,
-    Pan123Client,
-    RetryPolicy,
-    UploadSession,
-    UploadSettings,
-    UploadStateStore,
-)
+from syncagent.pan123 import MemoryUploadState, UploadSession
 
-PLATFORM = {"Platform": "open_platform"}
-SLICE = 64 * 1024
-THRESHOLD = 128 * 1024
-
-
-def blob(n: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(n)
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def make_client(
-    emu: Emulator,
-    tmp_path: Path,
-    *,
-    slice_workers: int = 4,
-    upload_state: UploadStateStore | None = None,
-) -> Pan123Client:
-    return Pan123Client(
-        emu.client_id,
-        emu.client_secret,
-        api_base=emu.api_url,
-        state_dir=tmp_path / "state",
-        qps="off",
-        upload=UploadSettings(
-            single_threshold=THRESHOLD,
-            slice_workers=slice_workers,
-            complete_delay=0.01,
-        ),
-        upload_state=upload_state,
-        retry=RetryPolicy(attempts=3, base=0.01, cap=0.05),
-    )
-
-
-class Plain:
-    """Plain ``requests`` access to the emulator, to read back what the client stored."""
-
-    def __init__(self, emu: Emulator, token: str) -> None:
-        self.emu = emu
-        self.http = requests.Session()
-        self.headers = {**PLATFORM, "Authorization": f"Bearer {token}"}
-
-    def __enter__(self) -> Plain:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for adapter in self.http.adapters.values():
-            if isinstance(adapter, HTTPAdapter):  # urllib3 2.x leaves pools open otherwise
-                for key in adapter.poolmanager.pools.keys():  # noqa: SIM118 - no iteration
-                    pool = adapter.poolmanager.pools.get(key)
-                    if pool is not None:
-                        pool.close()
-        self.http.close()
-
-    def ok(self, r: requests.Response) -> Any:
-        env = r.json()
-        assert env["code"] == 0, env
-        return env["data"]
-
-    def download(self, file_id: int) -> bytes:
-        data = self.ok(
-            self.http.get(
-                f"{self.emu.api_url}/api/v1/file/download_info",
-                params={"fileId": file_id},
-                headers=self.headers,
-                timeout=10,
-            )
-        )
-        r = self.http.get(data["downloadUrl"], timeout=30)
-        r.raise_for_status()
-        return r.content
-
-    def items(self, parent: int) -> list[dict[str, Any]]:
-        data = self.ok(
-            self.http.get(
-                f"{self.emu.api_url}/api/v2/file/list",
-                params={"parentFileId": parent, "limit": 100},
-                headers=self.headers,
-                timeout=10,
-            )
-        )
-        return list(data["fileList"])
-
-
-def stored(emu: Emulator, client: Pan123Client, file_id: int) -> bytes:
-    with Plain(emu, client.tokens.token()) as plain:
-        return plain.download(file_id)
-
-
-def live_items(emu: Emulator, client: Pan123Client, parent: int) -> list[dict[str, Any]]:
-    with Plain(emu, client.tokens.token()) as plain:
-        return [i for i in plain.items(parent) if not i["trashed"]]
-
-
-def counts(emu: Emulator) -> dict[str, int]:
-    return dict(emu.activity()["counts"])
-
-
-def slices(emu: Emulator) -> dict[str, list[int]]:
-    return dict(emu.activity()["slices"])
+make_client = partial(pan123_support.make_client, attempts=3)
 
 
 @pytest.fixture(autouse=True)
@@ -158,7 +48,7 @@ def test_small_file_goes_single_step_and_big_file_chunked(
         with lock:
             progress.append((done, total))
 
-    with make_client(emulator, tmp_path) as client:
+    with make_client(emulator, tmp_path / "state") as client:
         one = client.upload(tmp_path / "small.bin", 0, "a/b/small.bin", on_progress=on_progress)
         two = client.upload(tmp_path / "big.bin", 0, "a/b/big.bin")
         assert (one.method, one.size, one.md5) == ("single", len(small), md5(small))
@@ -180,7 +70,7 @@ def test_small_file_goes_single_step_and_big_file_chunked(
 
 def test_uploading_again_overwrites_without_a_copy(emulator: Emulator, tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
-    with make_client(emulator, tmp_path) as client:
+    with make_client(emulator, tmp_path / "state") as client:
         path.write_bytes(blob(5000, 20))
         first = client.upload(path, 0, "dup/f.bin")
         path.write_bytes(blob(3 * SLICE, 21))  # now chunked, other content
@@ -201,7 +91,7 @@ def test_same_content_again_is_instant_with_no_slice_sent(
     data = blob(5 * SLICE + 1, 30)
     (tmp_path / "a.bin").write_bytes(data)
     (tmp_path / "copy.bin").write_bytes(data)
-    with make_client(emulator, tmp_path) as client:
+    with make_client(emulator, tmp_path / "state") as client:
         first = client.upload(tmp_path / "a.bin", 0, "a.bin")
         assert first.method == "chunked"
         sessions = slices(emulator)
@@ -264,7 +154,9 @@ def test_interrupted_upload_resumes_with_only_the_missing_slices(
     outage = OutageAfter(state, emulator, k=3)
 
     with (
-        make_client(emulator, tmp_path, slice_workers=workers, upload_state=outage) as client,
+        make_client(
+            emulator, tmp_path / "state", slice_workers=workers, upload_state=outage
+        ) as client,
         pytest.raises(ApiError) as info,
     ):
         client.upload(path, 0, "resume/big.bin")
@@ -283,7 +175,9 @@ def test_interrupted_upload_resumes_with_only_the_missing_slices(
         assert 3 <= len(first_run) < n
 
     emulator.clear_faults()
-    with make_client(emulator, tmp_path, slice_workers=workers, upload_state=state) as again:
+    with make_client(
+        emulator, tmp_path / "state", slice_workers=workers, upload_state=state
+    ) as again:
         result = again.upload(path, 0, "resume/big.bin")
         assert result.method == "chunked"
         assert result.slices_sent == n - len(first_run)
@@ -306,7 +200,7 @@ def test_resume_of_a_session_123pan_forgot_starts_over(emulator: Emulator, tmp_p
     state = MemoryUploadState()
     outage = OutageAfter(state, emulator, k=2)
     with (
-        make_client(emulator, tmp_path, slice_workers=1, upload_state=outage) as client,
+        make_client(emulator, tmp_path / "state", slice_workers=1, upload_state=outage) as client,
         pytest.raises(ApiError),
     ):
         client.upload(path, 0, "big.bin")
@@ -315,7 +209,7 @@ def test_resume_of_a_session_123pan_forgot_starts_over(emulator: Emulator, tmp_p
     session = state.load(key)
     assert session is not None
     state.save(key, UploadSession("not-a-known-id", SLICE, session.server, md5(data), len(data)))
-    with make_client(emulator, tmp_path, upload_state=state) as again:
+    with make_client(emulator, tmp_path / "state", upload_state=state) as again:
         result = again.upload(path, 0, "big.bin")
         assert result.method == "chunked"
         assert result.slices_sent == 5
@@ -328,7 +222,10 @@ def test_resume_of_a_session_123pan_forgot_starts_over(emulator: Emulator, tmp_p
 
 def test_empty_file_is_refused_before_any_request(emulator: Emulator, tmp_path: Path) -> None:
     (tmp_path / "empty").write_bytes(b"")
-    with make_client(emulator, tmp_path) as client, pytest.raises(UnsupportedFileError) as info:
+    with (
+        make_client(emulator, tmp_path / "state") as client,
+        pytest.raises(UnsupportedFileError) as info,
+    ):
         client.upload(tmp_path / "empty", 0, "empty")
     assert info.value.path == str(tmp_path / "empty")
     assert "empty" in str(info.value)
@@ -339,7 +236,10 @@ def test_file_over_10_gb_is_refused_before_any_request(emulator: Emulator, tmp_p
     huge = tmp_path / "huge.bin"
     with open(huge, "wb") as f:
         f.truncate(10_000_000_001)  # sparse: takes no space
-    with make_client(emulator, tmp_path) as client, pytest.raises(UnsupportedFileError) as info:
+    with (
+        make_client(emulator, tmp_path / "state") as client,
+        pytest.raises(UnsupportedFileError) as info,
+    ):
         client.upload(huge, 0, "huge.bin")
     assert "10 GB" in str(info.value)
     assert emulator.activity()["endpoints"] == {}
@@ -361,7 +261,10 @@ def test_file_growing_during_upload_is_reported(
                     f.write(b"one more line\n")
                 grown.append(done)
 
-    with make_client(emulator, tmp_path) as client, pytest.raises(FileChangedError) as info:
+    with (
+        make_client(emulator, tmp_path / "state") as client,
+        pytest.raises(FileChangedError) as info,
+    ):
         client.upload(path, 0, "log.txt", on_progress=on_progress)
     assert grown
     assert info.value.path == str(path)
@@ -375,7 +278,7 @@ def test_content_not_matching_the_declared_md5_is_an_integrity_error(
     path.write_bytes(data)
     wrong = md5(b"not the content")
     state = MemoryUploadState()
-    with make_client(emulator, tmp_path, upload_state=state) as client:
+    with make_client(emulator, tmp_path / "state", upload_state=state) as client:
         with pytest.raises(IntegrityError) as info:
             client.upload(path, 0, "big.bin", md5=wrong)
         assert info.value.endpoint == "upload/v2/file/upload_complete"

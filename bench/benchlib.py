@@ -1,0 +1,80 @@
+"""Helpers shared by the benchmarks in this folder (``import benchlib``: running
+``python bench/x.py`` puts ``bench/`` on the import path).
+
+An emulator in a process of its own, and a token fetched from it by plain ``requests``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+
+import requests
+
+MIB = 1 << 20
+PLATFORM = {"Platform": "open_platform"}
+
+
+def start_emulator(
+    data_dir: Path, *, drain_output: bool = False
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """Start ``python -m syncagent.emulator`` on a free port (rate limits off, completion on the
+    first poll), storing into ``data_dir``.
+
+    :param drain_output: keep reading its stdout after the start-up lines, so it can never
+        block on a full pipe.
+    :returns: the process and what it printed about itself (``API base URL``, ``upload host``,
+        ``client ID``, ``client secret``, …).
+    """
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "syncagent.emulator",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--rate-limits",
+            "off",
+            "--complete-polls",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    info: dict[str, str] = {}
+    for line in proc.stdout:
+        m = re.match(r"\s+([a-zA-Z ]+):\s+(\S+)", line)
+        if m:
+            info[m.group(1).strip()] = m.group(2)
+        if line.startswith("Stop it"):
+            break
+    if drain_output:
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
+    return proc, info
+
+
+def access_token(
+    info: Mapping[str, str], http: requests.Session | None = None, *, timeout: float = 30
+) -> str:
+    """A fresh access token from the emulator ``start_emulator`` described in ``info``, fetched
+    through ``http`` (a one-off session if None)."""
+    post = requests.post if http is None else http.post
+    env = post(
+        f"{info['API base URL']}/api/v1/access_token",
+        headers=PLATFORM,
+        timeout=timeout,
+        json={"clientID": info["client ID"], "clientSecret": info["client secret"]},
+    ).json()
+    return str(env["data"]["accessToken"])
+
+
+def auth_headers(token: str) -> dict[str, str]:
+    """The headers of an authenticated Open Platform request."""
+    return {**PLATFORM, "Authorization": f"Bearer {token}"}
