@@ -332,6 +332,45 @@ def sync_command(
     sys.exit(0 if report.ok else 1)
 
 
+@main.command("run")
+@config_option
+@click.option("-v", "--verbose", is_flag=True, help="Log every request and decision.")
+@click.argument("paths", nargs=-1, type=click.Path(file_okay=False, exists=True))
+def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...]) -> None:
+    """Back up, then keep watching and back up every change until stopped (SIGTERM/Ctrl-C).
+
+    A startup pass, then a pass for a root each time its changes have been quiet for the
+    stability window, and a full rescan every rescan_interval. One agent per state dir.
+
+    \b
+    Example:
+      syncagent run ~/Documents
+    """
+    from syncagent.agent import Agent, StateLock
+    from syncagent.app import open_app
+    from syncagent.engine import SyncEngine
+
+    config = _load(config_path, paths)
+    _setup_logging(config, verbose)
+    lock = StateLock(config.state_dir)
+    try:
+        lock.acquire()
+        with open_app(config, lambda m: click.echo(m, err=True)) as app:
+            agent = Agent(
+                config,
+                app.ledger,
+                lambda cfg: SyncEngine(cfg, app.ledger, app.client_factory()),
+            )
+            signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+            signal.signal(signal.SIGINT, lambda *_: agent.stop())
+            agent.run()
+    except SyncAgentError as err:
+        _fail(err)
+    finally:
+        lock.release()
+    click.echo("syncagent stopped", err=True)
+
+
 @main.command("status")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

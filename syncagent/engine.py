@@ -133,6 +133,10 @@ class SyncEngine:
         self._stop = threading.Event()
         self._sent: list[_Sent] = []  # uploaded, waiting for a batched verification
 
+    def stop(self) -> None:
+        """Start no new upload; the ones in flight finish (or stay resumable)."""
+        self._stop.set()
+
     @property
     def client(self) -> Pan123Client:
         """The client, made on first use (a pass with nothing to send never needs it)."""

@@ -1,0 +1,158 @@
+"""The watch agent (``syncagent run``): a startup pass, then passes whenever a root settles.
+
+Owns the agent's threads and its lifecycle: one lock per state dir (a second agent is told
+which process holds it), a watcher per root, and a loop that runs a pass for a root once its
+changes have been quiet for the stability window (a burst such as an unzip or a ``cp -r``
+becomes one pass), plus a full rescan every ``rescan_interval`` (with jitter) for whatever
+events missed. ``stop()`` (SIGTERM/SIGINT) lets in-flight uploads finish, starts no new one,
+and returns; an interrupted chunked upload resumes from the ledger next time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+from syncagent.config import SyncConfig
+from syncagent.engine import SyncEngine
+from syncagent.errors import SyncAgentError
+from syncagent.ledger import Ledger
+from syncagent.watcher import Dirty, RootWatcher
+
+__all__ = ["Agent", "AgentLockedError", "StateLock"]
+
+log = logging.getLogger("syncagent")
+
+MAX_SETTLE_WAIT = 60.0  # a root that never stops changing still gets a pass this often
+
+
+class AgentLockedError(SyncAgentError):
+    """Another agent already works on this state dir."""
+
+
+class StateLock:
+    """An exclusive lock on ``<state_dir>/agent.lock`` holding the owner's PID."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "agent.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(self.path, "a+")  # noqa: SIM115 - held until release()
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            owner = f.read().strip() or "unknown"
+            f.close()
+            raise AgentLockedError(
+                f"another syncagent (pid {owner}) is already running on {self.path.parent}"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class Agent:
+    """Runs passes for a configuration until stopped.
+
+    :param make_engine: builds the engine for a subset of the roots.
+    """
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        ledger: Ledger,
+        make_engine: Callable[[SyncConfig], SyncEngine],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        self._make_engine = make_engine
+        self._clock = clock
+        self._stop = threading.Event()
+        self._dirty = Dirty(clock)
+        self._watchers = [RootWatcher(r, self._dirty) for r in config.roots]
+        self._current: SyncEngine | None = None
+        self._lock = threading.Lock()
+        self.passes = 0
+
+    def stop(self) -> None:
+        """Ask the agent to finish: no new upload starts; in-flight ones complete."""
+        self._stop.set()
+        self._dirty.wake.set()
+        with self._lock:
+            if self._current is not None:
+                self._current.stop()
+
+    def _pass(self, roots: list[Path] | None, retry_failed: bool) -> None:
+        config = self.config
+        if roots is not None:
+            config = dataclasses.replace(
+                config, roots=tuple(r for r in config.roots if r.local in roots)
+            )
+        engine = self._make_engine(config)
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._current = engine
+        try:
+            report = engine.run_once(retry_failed=retry_failed)
+        finally:
+            with self._lock:
+                self._current = None
+        self.passes += 1
+        log.info(
+            "pass done: %d uploaded, %d unchanged, %d skipped, %d failed",
+            report.uploaded,
+            report.unchanged,
+            len(report.skipped),
+            len(report.failed),
+        )
+        if report.fatal:
+            log.error("stopping: %s", report.fatal)
+            self._stop.set()
+
+    def run(self) -> None:
+        """Startup pass, then watch; returns after :meth:`stop`."""
+        self._pass(None, retry_failed=True)
+        for w in self._watchers:
+            w.start()
+            log.info("watching %s (%s)", w.root.local, w.mode)
+        next_rescan = self._next_rescan()
+        try:
+            while not self._stop.is_set():
+                self._dirty.wake.wait(timeout=0.2)
+                self._dirty.wake.clear()
+                if self._stop.is_set():
+                    break
+                ready = self._dirty.take(self.config.stability_seconds, MAX_SETTLE_WAIT)
+                if ready:
+                    self._pass(ready, retry_failed=False)
+                if self._clock() >= next_rescan:
+                    self._pass(None, retry_failed=False)
+                    next_rescan = self._next_rescan()
+        finally:
+            for w in self._watchers:
+                w.stop()
+
+    def _next_rescan(self) -> float:
+        interval = self.config.rescan_interval
+        return self._clock() + interval * random.uniform(0.9, 1.1)

@@ -1,0 +1,151 @@
+"""``syncagent run``: the watch agent as a subprocess against the emulator, with bounded waits."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Api
+from test_sync_cli import BIN, cli_env, remote_files
+
+from syncagent.emulator import Emulator
+
+QUIET = 1.0
+
+
+def _config(tmp: Path, root: Path, watch: str = "auto") -> Path:
+    state = tmp / "state"
+    path = tmp / "sync.yaml"
+    path.write_text(
+        "roots:\n"
+        f"  - local: {json.dumps(str(root))}\n"
+        "    remote: /agent\n"
+        f"    watch: {watch}\n"
+        "    poll_interval: 1s\n"
+        f"state_dir: {json.dumps(str(state))}\n"
+        f"stability: {{quiet: {QUIET}s}}\n"
+        "limits: {qps: off}\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``predicate`` held; fails after ``timeout``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if predicate():
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s")
+
+
+def _start(config: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BIN), "run", "--config", str(config)],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.fixture
+def agent(
+    emulator: Emulator, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], Path, Path, dict[str, str]]]:
+    root = tmp_path / "root"
+    root.mkdir()
+    config = _config(tmp_path, root)
+    env = cli_env(tmp_path, emulator)
+    proc = _start(config, env, tmp_path)
+    yield proc, root, config, env
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _uploaded(api: Api) -> dict[str, str]:
+    try:
+        return {rel: f["etag"] for rel, f in remote_files(api, "/agent").items()}
+    except AssertionError:  # the remote root does not exist yet
+        return {}
+
+
+def test_new_file_arrives_within_the_quiet_window_plus_2s_and_sigterm_stops_it(
+    agent: tuple[subprocess.Popen[str], Path, Path, dict[str, str]],
+    api: Api,
+    emulator: Emulator,
+) -> None:
+    proc, root, _, _ = agent
+    _wait(lambda: (root.parent / "state" / "agent.lock").exists(), 20)
+    time.sleep(1.0)  # the startup pass is over and the watcher is on
+    (root / "new.txt").write_text("hello agent")  # written and closed here
+    took = _wait(lambda: "new.txt" in _uploaded(api), QUIET + 10)
+    assert took <= QUIET + 2, f"uploaded {took:.2f} s after close"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert time.monotonic() - t0 < 10
+
+
+def test_a_burst_of_files_arrives_each_exactly_once(
+    agent: tuple[subprocess.Popen[str], Path, Path, dict[str, str]],
+    api: Api,
+    emulator: Emulator,
+) -> None:
+    proc, root, _, _ = agent
+    time.sleep(2.0)
+    before = emulator.activity()["counts"].get("single_uploads", 0)
+    for i in range(60):  # like an unzip: many files in quick succession
+        sub = root / f"d{i % 4}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"f{i}.txt").write_text(f"file {i}")
+    _wait(lambda: len(_uploaded(api)) == 60, 30)
+    time.sleep(QUIET + 0.5)  # nothing more must come
+    assert emulator.activity()["counts"]["single_uploads"] - before == 60
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_a_second_agent_on_the_same_state_dir_says_who_holds_it(
+    agent: tuple[subprocess.Popen[str], Path, Path, dict[str, str]],
+) -> None:
+    proc, root, config, env = agent
+    _wait(lambda: (root.parent / "state" / "agent.lock").exists(), 20)
+    time.sleep(0.5)
+    second = subprocess.run(
+        [str(BIN), "run", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert f"pid {proc.pid}" in second.stderr
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_a_polled_root_picks_up_a_new_file(emulator: Emulator, api: Api, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    proc = _start(_config(tmp_path, root, watch="poll"), cli_env(tmp_path, emulator), tmp_path)
+    try:
+        time.sleep(2.0)
+        (root / "polled.txt").write_text("seen by polling")
+        took = _wait(lambda: "polled.txt" in _uploaded(api), 15)
+        assert took <= 1.0 + QUIET + 2.5  # poll interval + quiet window + a pass
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert "(poll)" in (proc.stderr.read() if proc.stderr else "")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
