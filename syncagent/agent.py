@@ -132,10 +132,12 @@ class Agent:
 
     def run(self) -> None:
         """Startup pass, then watch; returns after :meth:`stop`."""
-        self._pass(None, retry_failed=True)
+        # Watch first: a change made while the startup pass scans marks its root dirty and
+        # gets its own pass, instead of waiting for the next full rescan.
         for w in self._watchers:
             w.start()
             log.info("watching %s (%s)", w.root.local, w.mode)
+        self._pass(None, retry_failed=True)
         next_rescan = self._next_rescan()
         try:
             while not self._stop.is_set():

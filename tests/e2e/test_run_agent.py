@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Api
+from conftest import Api, md5
 from test_sync_cli import BIN, cli_env, remote_files
 
 from syncagent.emulator import Emulator
@@ -149,3 +149,33 @@ def test_a_polled_root_picks_up_a_new_file(emulator: Emulator, api: Api, tmp_pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_an_editor_style_atomic_save_uploads_the_new_content_once(
+    agent: tuple[subprocess.Popen[str], Path, Path, dict[str, str]],
+    api: Api,
+    emulator: Emulator,
+) -> None:
+    proc, root, _, _ = agent
+    target = root / "notes.txt"  # written at once: the agent may still be starting up
+    target.write_text("version 1")
+    _wait(lambda: "notes.txt" in _uploaded(api), 15)
+    before = emulator.activity()["counts"]["single_uploads"]
+    # What editors do: write a temp file beside the target, then rename it over the target.
+    for temp in (root / ".notes.txt.swp", root / "notes.txt.tmp", root / "notes.txt~"):
+        temp.write_text("version 2, being written")
+        temp.unlink()
+    tmp = root / ".notes.txt.part"
+    tmp.write_text("version 2")
+    tmp.replace(target)
+    want = md5(b"version 2")
+    try:
+        _wait(lambda: _uploaded(api).get("notes.txt") == want, 15)
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(proc.communicate()[1][-3000:]) from None
+    time.sleep(QUIET + 0.5)
+    assert emulator.activity()["counts"]["single_uploads"] - before == 1
+    assert set(_uploaded(api)) == {"notes.txt"}  # no temp file reached the cloud
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
