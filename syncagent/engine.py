@@ -1,11 +1,12 @@
 """One backup pass: scan every root, plan against the ledger, upload with a pool of workers.
 
-The composition of scanner → planner → workers → ledger for ``syncagent sync`` (and, later,
-the watch agent's startup pass). Every state change is committed to the ledger before it is
-counted. A worker re-checks a file before trusting it: a file that changed since the scan, or
-while it was hashed or sent, is re-queued (a few times) and never recorded as done. A failing
-file gets a next-attempt time with backoff while the rest proceed; a fatal error (credentials,
-quota) stops the pass.
+The composition of scanner → planner → workers → ledger for ``syncagent sync`` and for each
+pass of the watch agent. Every state change is committed to the ledger before it is counted.
+A worker re-checks a file before trusting it: a file that changed since the scan, or while it
+was hashed or sent, is re-queued (a few times) and never recorded as done. Uploads are
+verified in batches of 100 (one ``infos`` call: stored size and etag against the local file)
+and only then recorded done. A failing file gets a next-attempt time with backoff while the
+rest proceed; a fatal error (credentials, quota) stops the pass.
 """
 
 from __future__ import annotations
