@@ -21,8 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
+from syncagent.activity import ActivityFile
 from syncagent.config import SyncConfig
-from syncagent.engine import SyncEngine
+from syncagent.engine import Progress, SyncEngine
 from syncagent.errors import SyncAgentError
 from syncagent.ledger import Ledger
 from syncagent.watcher import Dirty, RootWatcher
@@ -79,7 +80,7 @@ class Agent:
         self,
         config: SyncConfig,
         ledger: Ledger,
-        make_engine: Callable[[SyncConfig], SyncEngine],
+        make_engine: Callable[[SyncConfig, Progress], SyncEngine],
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -91,6 +92,7 @@ class Agent:
         self._dirty = Dirty(clock)
         self._watchers = [RootWatcher(r, self._dirty) for r in config.roots]
         self._current: SyncEngine | None = None
+        self.activity = ActivityFile(config.state_dir)
         self._lock = threading.Lock()
         self.passes = 0
 
@@ -108,7 +110,8 @@ class Agent:
             config = dataclasses.replace(
                 config, roots=tuple(r for r in config.roots if r.local in roots)
             )
-        engine = self._make_engine(config)
+        self.activity.phase("scanning", roots=[str(r.local) for r in config.roots])
+        engine = self._make_engine(config, self.activity)
         with self._lock:
             if self._stop.is_set():
                 return
@@ -119,6 +122,9 @@ class Agent:
             with self._lock:
                 self._current = None
         self.passes += 1
+        self.activity.phase(
+            "idle", last_pass_uploaded=report.uploaded, last_pass_failed=len(report.failed)
+        )
         log.info(
             "pass done: %d uploaded, %d unchanged, %d skipped, %d failed",
             report.uploaded,
@@ -154,6 +160,7 @@ class Agent:
         finally:
             for w in self._watchers:
                 w.stop()
+            self.activity.clear()
 
     def _next_rescan(self) -> float:
         interval = self.config.rescan_interval

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -359,7 +359,9 @@ def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...])
             agent = Agent(
                 config,
                 app.ledger,
-                lambda cfg: SyncEngine(cfg, app.ledger, app.client_factory()),
+                lambda cfg, progress: SyncEngine(
+                    cfg, app.ledger, app.client_factory(), progress=progress
+                ),
             )
             signal.signal(signal.SIGTERM, lambda *_: agent.stop())
             signal.signal(signal.SIGINT, lambda *_: agent.stop())
@@ -382,6 +384,7 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
     Example:
       syncagent status --json
     """
+    from syncagent.activity import read_activity
     from syncagent.app import human_time, open_ledger, token_expiry
     from syncagent.ledger import repo
 
@@ -396,6 +399,7 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
     except SyncAgentError as err:
         _fail(err)
     expiry = token_expiry(config)
+    agent = read_activity(config.state_dir)
     if as_json:
         click.echo(
             json.dumps(
@@ -420,6 +424,7 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
                         "result": last.result,
                     },
                     "token_expires_at": expiry,
+                    "agent": agent,
                 },
                 indent=2,
                 ensure_ascii=False,
@@ -438,6 +443,26 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
             f"{last.uploaded} uploaded, {last.failed} failed)"
         )
     click.echo(f"access token expires: {human_time(expiry)}")
+    click.echo(f"agent: {_describe(agent)}")
+
+
+def _describe(agent: dict[str, Any] | None) -> str:
+    """One line on what the running agent is doing now."""
+    if agent is None:
+        return "not running"
+    phase = agent.get("phase", "?")
+    text = f"pid {agent.get('pid')}, {phase}"
+    if phase == "uploading":
+        text += (
+            f" {agent.get('files_done', 0)}/{agent.get('files', 0)} files, "
+            f"{_mb(agent.get('bytes_done', 0))}/{_mb(agent.get('bytes', 0))}, "
+            f"{_mb(agent.get('rate', 0))}/s"
+        )
+        if agent.get("last_file"):
+            text += f", last {_shown(str(agent['last_file']))}"
+    elif phase == "scanning":
+        text += " " + ", ".join(agent.get("roots", []))
+    return text
 
 
 @main.command("verify")

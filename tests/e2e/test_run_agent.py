@@ -179,3 +179,40 @@ def test_an_editor_style_atomic_save_uploads_the_new_content_once(
     assert set(_uploaded(api)) == {"notes.txt"}  # no temp file reached the cloud
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
+
+
+def test_status_shows_what_the_running_agent_is_doing(
+    agent: tuple[subprocess.Popen[str], Path, Path, dict[str, str]],
+) -> None:
+    proc, root, config, env = agent
+    _wait(lambda: (root.parent / "state" / "agent.lock").exists(), 20)
+
+    def status() -> dict[str, object]:
+        out = subprocess.run(
+            [str(BIN), "status", "--json", "--config", str(config)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        return dict(json.loads(out.stdout))
+
+    def phase() -> object:
+        info = status().get("agent")
+        return info.get("phase") if isinstance(info, dict) else None
+
+    _wait(lambda: phase() == "idle", 20)
+    agent_info = status()["agent"]
+    assert isinstance(agent_info, dict) and agent_info["pid"] == proc.pid
+    text = subprocess.run(
+        [str(BIN), "status", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert f"agent: pid {proc.pid}, idle" in text
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+    assert status()["agent"] is None  # a stopped agent never looks busy
