@@ -74,6 +74,11 @@ class ActivityFile:
             self._state["last_file"] = rel_path
             self._write()
 
+    @property
+    def current_phase(self) -> str:
+        with self._lock:
+            return str(self._state.get("phase", "starting"))
+
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
 

@@ -93,6 +93,9 @@ class Agent:
         self._watchers = [RootWatcher(r, self._dirty) for r in config.roots]
         self._current: SyncEngine | None = None
         self.activity = ActivityFile(config.state_dir)
+        self.counters = {"passes": 0, "uploaded": 0, "bytes_uploaded": 0, "failed": 0}
+        self.last_pass_at = 0.0
+        self.running = False
         self._lock = threading.Lock()
         self.passes = 0
 
@@ -122,6 +125,11 @@ class Agent:
             with self._lock:
                 self._current = None
         self.passes += 1
+        self.counters["passes"] += 1
+        self.counters["uploaded"] += report.uploaded
+        self.counters["bytes_uploaded"] += report.bytes_sent
+        self.counters["failed"] += len(report.failed)
+        self.last_pass_at = time.time()
         self.activity.phase(
             "idle", last_pass_uploaded=report.uploaded, last_pass_failed=len(report.failed)
         )
@@ -136,8 +144,18 @@ class Agent:
             log.error("stopping: %s", report.fatal)
             self._stop.set()
 
+    def snapshot(self) -> dict[str, object]:
+        """Counters and health for /metrics and /healthz."""
+        return {
+            **self.counters,
+            "healthy": self.running and not self._stop.is_set(),
+            "phase": self.activity.current_phase,
+            "last_pass_at": self.last_pass_at,
+        }
+
     def run(self) -> None:
         """Startup pass, then watch; returns after :meth:`stop`."""
+        self.running = True
         # Watch first: a change made while the startup pass scans marks its root dirty and
         # gets its own pass, instead of waiting for the next full rescan.
         for w in self._watchers:
@@ -161,6 +179,7 @@ class Agent:
             for w in self._watchers:
                 w.stop()
             self.activity.clear()
+            self.running = False
 
     def _next_rescan(self) -> float:
         interval = self.config.rescan_interval

@@ -365,7 +365,20 @@ def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...])
             )
             signal.signal(signal.SIGTERM, lambda *_: agent.stop())
             signal.signal(signal.SIGINT, lambda *_: agent.stop())
-            agent.run()
+            monitor = None
+            if config.monitor_port is not None:
+                from syncagent.monitor import MonitorServer
+
+                monitor = MonitorServer(agent.snapshot, config.monitor_host, config.monitor_port)
+                monitor.start()
+                logging.getLogger("syncagent").info(
+                    "health and metrics at %s/healthz and %s/metrics", monitor.url, monitor.url
+                )
+            try:
+                agent.run()
+            finally:
+                if monitor is not None:
+                    monitor.stop()
     except SyncAgentError as err:
         _fail(err)
     finally:

@@ -97,6 +97,8 @@ class SyncConfig:
     ledger_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: Path | None = None
+    monitor_port: int | None = None  # /healthz and /metrics of the watch agent (None: off)
+    monitor_host: str = "127.0.0.1"
 
 
 class _Problems:
@@ -309,6 +311,7 @@ _TOP = (
     "state_dir",
     "ledger",
     "logging",
+    "monitoring",
 )
 
 
@@ -386,6 +389,16 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
     if not state_dir.is_absolute():
         problems.add("state_dir", f"must be an absolute path, not {str(state_dir)!r}")
     log_file = logs.get("file", None, _str, "a path")
+    mon = _Reader(top.raw.get("monitoring"), "monitoring", ("port", "host"), problems)
+    monitor_port = mon.get(
+        "port",
+        None,
+        lambda v: v if _int(1)(v) is not None and v <= 65535 else None,
+        "a port number (1-65535)",
+    )
+    monitor_host = mon.get("host", "127.0.0.1", _str, "an address")
+    if not _is_loopback(monitor_host):
+        problems.add("monitoring.host", "must be a loopback address (127.0.0.1, ::1, localhost)")
 
     config = SyncConfig(
         roots=roots,
@@ -411,6 +424,8 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         ledger_url=ledger.get("url", f"sqlite:///{state_dir / 'ledger.sqlite3'}", _str, "a URL"),
         log_level=logs.choice("level", "info", ("debug", "info", "warning", "error")),
         log_file=Path(log_file).expanduser() if log_file else None,
+        monitor_port=monitor_port,
+        monitor_host=monitor_host,
     )
     if problems.items:  # checked after every key was read, so all problems are listed
         raise ConfigError(problems.items)

@@ -216,3 +216,42 @@ def test_status_shows_what_the_running_agent_is_doing(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
     assert status()["agent"] is None  # a stopped agent never looks busy
+
+
+def test_healthz_and_metrics_on_a_loopback_port(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    import socket
+
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = tmp_path / "root"
+    root.mkdir()
+    config = _config(tmp_path, root)
+    config.write_text(config.read_text() + f"monitoring: {{port: {port}}}\n")
+    proc = _start(config, cli_env(tmp_path, emulator), tmp_path)
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return requests.get(f"{base}/healthz", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    try:
+        _wait(healthy, 20)
+        (root / "m.txt").write_text("metrics")
+        _wait(lambda: "m.txt" in _uploaded(api), 15)
+        _wait(
+            lambda: "syncagent_uploaded_total 1" in requests.get(f"{base}/metrics", timeout=2).text,
+            10,
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -172,3 +172,11 @@ def test_example_file_is_valid(tmp_path: Path) -> None:
     cfg_path.write_text(text)
     cfg = load_config(cfg_path, {"PAN123_CLIENT_ID": "a", "PAN123_CLIENT_SECRET": "b"})
     assert cfg.roots[0].local == tmp_path
+
+
+def test_monitoring_is_loopback_only(root: Path) -> None:
+    problems = _problems(good(root, monitoring={"port": 70000, "host": "0.0.0.0"}))
+    keys = {p.split(":")[0] for p in problems}
+    assert keys == {"monitoring.port", "monitoring.host"}
+    cfg = validate(good(root, monitoring={"port": 9877}), {})
+    assert (cfg.monitor_port, cfg.monitor_host) == (9877, "127.0.0.1")

@@ -1,0 +1,109 @@
+"""Optional ``/healthz`` and Prometheus ``/metrics`` for the watch agent, on loopback only.
+
+``/healthz`` answers 200 while the agent's loop runs (a long first scan counts as healthy) and
+503 once it stopped on a fatal error; ``/metrics`` exposes pass and upload counters in the
+Prometheus text format. Served by the standard library on its own daemon thread.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from syncagent.errors import ConfigError
+
+__all__ = ["MonitorServer"]
+
+Snapshot = Callable[[], dict[str, Any]]
+
+_COUNTERS = {
+    "passes": "Sync passes completed.",
+    "uploaded": "Files uploaded and verified.",
+    "bytes_uploaded": "Bytes of files uploaded and verified.",
+    "failed": "File uploads that failed (each attempt).",
+}
+
+
+def render_metrics(snap: dict[str, Any]) -> str:
+    """The Prometheus text exposition of a snapshot. Pure."""
+    lines = []
+    for name, help_text in _COUNTERS.items():
+        metric = f"syncagent_{name}_total"
+        lines += [
+            f"# HELP {metric} {help_text}",
+            f"# TYPE {metric} counter",
+            f"{metric} {int(snap.get(name, 0))}",
+        ]
+    lines += [
+        "# HELP syncagent_up 1 while the agent's loop runs.",
+        "# TYPE syncagent_up gauge",
+        f"syncagent_up {1 if snap.get('healthy') else 0}",
+    ]
+    phase = str(snap.get("phase", "unknown"))
+    lines += [
+        "# HELP syncagent_phase What the agent is doing now.",
+        "# TYPE syncagent_phase gauge",
+        f'syncagent_phase{{phase="{phase}"}} 1',
+    ]
+    if snap.get("last_pass_at"):
+        lines += [
+            "# TYPE syncagent_last_pass_timestamp_seconds gauge",
+            f"syncagent_last_pass_timestamp_seconds {float(snap['last_pass_at']):.3f}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+class MonitorServer:
+    """Serves a snapshot function over HTTP on ``host:port`` (port 0 = any free port)."""
+
+    def __init__(self, snapshot: Snapshot, host: str = "127.0.0.1", port: int = 0) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                snap = snapshot()
+                if self.path == "/healthz":
+                    ok = bool(snap.get("healthy"))
+                    body = json.dumps(
+                        {"status": "ok" if ok else "stopped", "phase": snap.get("phase")}
+                    ).encode()
+                    self._send(200 if ok else 503, body, "application/json")
+                elif self.path == "/metrics":
+                    self._send(200, render_metrics(snap).encode(), "text/plain; version=0.0.4")
+                else:
+                    self._send(404, b"not found\n", "text/plain")
+
+            def _send(self, status: int, body: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:
+            raise ConfigError(
+                [f"monitoring.port: cannot listen on {host}:{port}: {exc.strerror}"]
+            ) from exc
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="monitor"
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> MonitorServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,41 @@
+"""/healthz and /metrics of the watch agent: the text format, and a real loopback server."""
+
+from __future__ import annotations
+
+import requests
+
+from syncagent.monitor import MonitorServer, render_metrics
+
+
+def test_metrics_text_format() -> None:
+    text = render_metrics(
+        {
+            "passes": 3,
+            "uploaded": 10,
+            "bytes_uploaded": 4096,
+            "failed": 1,
+            "healthy": True,
+            "phase": "idle",
+            "last_pass_at": 1700000000.5,
+        }
+    )
+    assert "# TYPE syncagent_uploaded_total counter\nsyncagent_uploaded_total 10\n" in text
+    assert "syncagent_bytes_uploaded_total 4096" in text
+    assert 'syncagent_phase{phase="idle"} 1' in text
+    assert "syncagent_up 1" in text
+    assert "syncagent_last_pass_timestamp_seconds 1700000000.500" in text
+
+
+def test_server_answers_health_and_metrics() -> None:
+    state: dict[str, object] = {"healthy": True, "phase": "scanning", "passes": 0}
+    server = MonitorServer(lambda: dict(state)).start()
+    try:
+        ok = requests.get(f"{server.url}/healthz", timeout=5)
+        assert (ok.status_code, ok.json()["phase"]) == (200, "scanning")
+        state["healthy"] = False
+        assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 503
+        metrics = requests.get(f"{server.url}/metrics", timeout=5)
+        assert metrics.status_code == 200 and "syncagent_up 0" in metrics.text
+        assert requests.get(f"{server.url}/other", timeout=5).status_code == 404
+    finally:
+        server.stop()
