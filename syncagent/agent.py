@@ -96,16 +96,16 @@ class Agent:
         self.counters = {"passes": 0, "uploaded": 0, "bytes_uploaded": 0, "failed": 0}
         self.last_pass_at = 0.0
         self.running = False
-        self._lock = threading.Lock()
         self.passes = 0
 
     def stop(self) -> None:
         """Ask the agent to finish: no new upload starts; in-flight ones complete."""
+        # Called from a signal handler: no lock (this thread may hold one); only events are set.
         self._stop.set()
         self._dirty.wake.set()
-        with self._lock:
-            if self._current is not None:
-                self._current.stop()
+        current = self._current
+        if current is not None:
+            current.stop()
 
     def _pass(self, roots: list[Path] | None, retry_failed: bool) -> None:
         config = self.config
@@ -115,15 +115,14 @@ class Agent:
             )
         self.activity.phase("scanning", roots=[str(r.local) for r in config.roots])
         engine = self._make_engine(config, self.activity)
-        with self._lock:
-            if self._stop.is_set():
-                return
-            self._current = engine
+        self._current = engine
+        if self._stop.is_set():  # a stop that came before _current was set
+            self._current = None
+            return
         try:
             report = engine.run_once(retry_failed=retry_failed)
         finally:
-            with self._lock:
-                self._current = None
+            self._current = None
         self.passes += 1
         self.counters["passes"] += 1
         self.counters["uploaded"] += report.uploaded

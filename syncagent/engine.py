@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
     FileChangedError,
+    Interrupted,
     LocalFileError,
     RemoteError,
     UnsupportedFileError,
@@ -135,8 +136,14 @@ class SyncEngine:
         self._sent: list[_Sent] = []  # uploaded, waiting for a batched verification
 
     def stop(self) -> None:
-        """Start no new upload; the ones in flight finish (or stay resumable)."""
+        """Start no new upload; small ones in flight finish, chunked ones stop after their
+        slices in flight and stay resumable."""
+        # No lock here: this runs in a signal handler, possibly while this very thread holds
+        # self._lock; reading one attribute and setting events is safe without it.
         self._stop.set()
+        client = self._client
+        if not callable(client):
+            client.cancel()
 
     @property
     def client(self) -> Pan123Client:
@@ -236,6 +243,8 @@ class SyncEngine:
                     log.info("%s changed while it was being uploaded; sending it again", path)
             log.info("uploaded %s (%s, %d bytes, %s)", path, action.why, entry.size, result.method)
             self._to_verify(_Sent(root_id, entry, action.remote_rel, result, path), report, pass_id)
+        except Interrupted:
+            log.info("%s: upload interrupted by the shutdown; it resumes next time", path)
         except FileNotFoundError:
             repo.forget(self.ledger, root_id, rel)
             with self._lock:

@@ -9,6 +9,7 @@ at the boundary where they happen, so nothing above that boundary catches a fore
     SyncAgentError                    base; ``message`` is safe to show (never holds a secret)
     ├── ConfigError                   every problem of a configuration at once, with key paths
     ├── LedgerError                   the ledger database cannot be opened, read or upgraded
+    ├── Interrupted                   work stopped by a shutdown; it resumes on the next start
     ├── LocalFileError                one local file cannot be uploaded (per item; carry on)
     │   ├── UnsupportedFileError      0 bytes, over 10 GB: refused before any request
     │   └── FileChangedError          size/mtime changed while it was hashed or sent
@@ -49,6 +50,7 @@ __all__ = [
     "EmulatorRejection",
     "FileChangedError",
     "IntegrityError",
+    "Interrupted",
     "LedgerError",
     "LocalFileError",
     "MultipartError",
@@ -116,6 +118,10 @@ class MultipartError(EmulatorError):
 
 class LedgerError(SyncAgentError):
     """The ledger database cannot be opened, read, written or upgraded."""
+
+
+class Interrupted(SyncAgentError):
+    """Work stopped by a shutdown (SIGTERM); nothing is lost, it resumes on the next start."""
 
 
 class LocalFileError(SyncAgentError):

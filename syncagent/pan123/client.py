@@ -122,6 +122,10 @@ class Pan123Client:
             local_path, parent_id, rel_path, md5=md5, on_progress=on_progress, verify=verify
         )
 
+    def cancel(self) -> None:
+        """Shutdown: chunked uploads stop after the slices in flight, and stay resumable."""
+        self.uploader.cancel()
+
     # -- folders and files -----------------------------------------------------------------
 
     def user_info(self) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from syncagent.errors import (
     ApiError,
     FileChangedError,
     IntegrityError,
+    Interrupted,
     RemoteError,
     RemoteNotFoundError,
     UnsupportedFileError,
@@ -245,6 +246,11 @@ class Uploader:
         self._clock = clock
         self._domain: str | None = None
         self._domain_lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop chunked uploads between slices (shutdown); their sessions stay resumable."""
+        self._cancelled.set()
 
     def upload_domain(self) -> str:
         """The single-step upload host (asked once, then cached)."""
@@ -450,6 +456,9 @@ class Uploader:
         def send_unless_failed(slice_no: int) -> None:
             if failed.is_set():  # another slice failed for good: the upload stops
                 return
+            if self._cancelled.is_set():
+                failed.set()
+                raise Interrupted("the upload was interrupted; it resumes where it stopped")
             try:
                 send(slice_no)
             except BaseException:

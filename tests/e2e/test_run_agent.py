@@ -255,3 +255,47 @@ def test_healthz_and_metrics_on_a_loopback_port(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_sigterm_mid_chunked_upload_exits_fast_and_a_restart_sends_only_missing_slices(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    slice_size = 64 * 1024
+    emulator.configure(slice_size=slice_size)
+    emulator.add_latency("upload/v2/file/slice", 0.2)  # every slice takes a while
+    root = tmp_path / "root"
+    root.mkdir()
+    config = _config(tmp_path, root)
+    config.write_text(config.read_text() + "upload: {single_threshold: 64KiB, slice_workers: 2}\n")
+    big = root / "big.bin"
+    data = bytes(range(256)) * (slice_size * 40 // 256)  # 40 slices: ~4 s at 2 in flight
+    big.write_bytes(data)
+    env = cli_env(tmp_path, emulator)
+
+    def received() -> list[int]:
+        slices = emulator.activity()["slices"]
+        return next(iter(slices.values()), []) if slices else []
+
+    proc = _start(config, env, tmp_path)
+    try:
+        _wait(lambda: len(received()) >= 6, 30)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - t0 < 10
+        sent_before = sorted(received())
+        assert len(sent_before) < 40  # it really stopped part-way
+        emulator.clear_faults()
+        proc = _start(config, env, tmp_path)
+        _wait(lambda: "big.bin" in _uploaded(api), 30)
+        everything = sorted(received())
+        assert everything == list(range(1, 41))  # each slice exactly once: none sent twice
+        assert len(emulator.activity()["slices"]) == 1  # the same upload session, resumed
+        stored = remote_files(api, "/agent")["big.bin"]
+        assert stored["etag"] == md5(data)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
