@@ -133,8 +133,9 @@ class Agent:
             "idle", last_pass_uploaded=report.uploaded, last_pass_failed=len(report.failed)
         )
         log.info(
-            "pass done: %d uploaded, %d unchanged, %d skipped, %d failed",
+            "pass done: %d uploaded, %d moved, %d unchanged, %d skipped, %d failed",
             report.uploaded,
+            report.moved,
             report.unchanged,
             len(report.skipped),
             len(report.failed),

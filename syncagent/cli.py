@@ -314,6 +314,8 @@ def sync_command(
             click.echo(f"{root.local} -> {root.remote}")
             for u in planned.uploads:
                 click.echo(f"  upload ({u.why}) {u.entry.rel_path} -> {u.remote_rel}")
+            for mv in planned.moves:
+                click.echo(f"  move {mv.old_rel} -> {mv.entry.rel_path} (no upload)")
             for sk in planned.skips:
                 click.echo(f"  skip {sk.rel_path}: {sk.reason}")
             click.echo(f"  {planned.unchanged} unchanged")
@@ -323,9 +325,9 @@ def sync_command(
     for path, reason in report.failed:
         click.echo(f"FAILED {_shown(path)}: {reason}", err=True)
     click.echo(
-        f"{report.uploaded} uploaded ({_mb(report.bytes_sent)}), {report.unchanged} "
-        f"unchanged, {len(report.skipped)} skipped, {len(report.failed)} failed; "
-        f"hashed {report.hashed} files"
+        f"{report.uploaded} uploaded ({_mb(report.bytes_sent)}), {report.moved} moved, "
+        f"{report.unchanged} unchanged, {len(report.skipped)} skipped, "
+        f"{len(report.failed)} failed; hashed {report.hashed} files"
     )
     if report.fatal:
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)

@@ -32,8 +32,9 @@ from syncagent.errors import (
 )
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
-from syncagent.model import LocalEntry, Upload
+from syncagent.model import FolderMove, LocalEntry, Move, Upload
 from syncagent.planner import Plan, plan
+from syncagent.renames import find_moves
 from syncagent.scanner import scan
 
 if TYPE_CHECKING:  # the client (and requests) load only when a pass has something to send
@@ -56,6 +57,7 @@ class PassReport:
     waiting: int = 0
     hashed: int = 0
     vanished: int = 0
+    moved: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None
@@ -167,13 +169,17 @@ class SyncEngine:
         for root in self.config.roots:
             root_id, _ = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)
             found = scan(root.local, IgnoreRules.for_root(root.local, root.ignore))
+            facts = repo.load_facts(self.ledger, root_id)
             planned = plan(
                 found.entries,
                 found.skips,
-                repo.load_facts(self.ledger, root_id),
+                facts,
                 names=self.config.names,
                 now=float("inf") if retry_failed else time.time(),
             )
+            present = {e.rel_path for e in found.entries} | {s.rel_path for s in found.skips}
+            folder_moves, moves, planned.uploads = find_moves(planned.uploads, facts, present)
+            planned.moves = [*(m for fm in folder_moves for m in fm.files), *moves]
             report.unchanged += planned.unchanged
             report.waiting += planned.waiting
             report.plans.append((root, planned))
@@ -184,8 +190,12 @@ class SyncEngine:
                     self.ledger, root_id, skip.rel_path, skip.reason, skip.entry, pass_id
                 )
                 report.skipped.append((str(root.local / skip.rel_path), skip.reason))
-            if planned.uploads:
+            if planned.uploads or folder_moves or moves:
                 remote_id = self._remote_root(root, root_id)
+                for fm in folder_moves:
+                    planned.uploads += self._move_folder(root_id, remote_id, fm, report, pass_id)
+                for m in moves:
+                    planned.uploads += self._move_files(root_id, remote_id, [m], report, pass_id)
                 work.extend((root, root_id, remote_id, u) for u in planned.uploads)
         if dry_run:
             return report
@@ -205,6 +215,86 @@ class SyncEngine:
             result="fatal" if report.fatal else "ok" if report.ok else "failed",
         )
         return report
+
+    def _find_dir(self, remote_root: int, rel: str) -> int | None:
+        """The ID of an existing remote folder, found by listing (never created)."""
+        folder = remote_root
+        for name in [p for p in rel.split("/") if p]:
+            match = [i for i in self.client.list_folder(folder) if i.is_folder and i.name == name]
+            if not match:
+                return None
+            folder = match[0].file_id
+        return folder
+
+    def _move_folder(
+        self, root_id: int, remote_root: int, fm: FolderMove, report: PassReport, pass_id: int
+    ) -> list[Upload]:
+        """Move/rename one remote folder; on any refusal fall back to per-file moves."""
+        old_parent, _, old_name = fm.old_remote_prefix.rpartition("/")
+        new_parent, _, new_name = fm.new_remote_prefix.rpartition("/")
+        try:
+            folder_id = self._find_dir(remote_root, fm.old_remote_prefix)
+            if folder_id is None:
+                return self._move_files(root_id, remote_root, list(fm.files), report, pass_id)
+            if new_parent != old_parent:
+                self.client.move([folder_id], self.client.ensure_dir(remote_root, new_parent))
+            if new_name != old_name:
+                self.client.rename(folder_id, new_name)
+        except RemoteError as exc:
+            if exc.fatal:
+                raise
+            log.info("cannot move folder %s on 123pan (%s); moving its files", fm.old_prefix, exc)
+            return self._move_files(root_id, remote_root, list(fm.files), report, pass_id)
+        self.client.dirs.flush(remote_root, fm.old_remote_prefix)
+        self.client.dirs.flush(remote_root, fm.new_remote_prefix)
+        for m in fm.files:
+            repo.record_move(
+                self.ledger,
+                root_id,
+                m.old_rel,
+                repo.Done(root_id, m.entry, m.md5, m.remote_id, m.new_remote),
+                pass_id,
+            )
+        with self._lock:
+            report.moved += len(fm.files)
+        log.info(
+            "moved folder %s -> %s on 123pan (%d files, no upload)",
+            fm.old_prefix,
+            fm.new_prefix,
+            len(fm.files),
+        )
+        return []
+
+    def _move_files(
+        self, root_id: int, remote_root: int, moves: list[Move], report: PassReport, pass_id: int
+    ) -> list[Upload]:
+        """Move/rename files remotely; the ones 123pan refuses are returned as uploads."""
+        fallback: list[Upload] = []
+        for m in moves:
+            old_dir, _, old_name = m.old_remote.rpartition("/")
+            new_dir, _, new_name = m.new_remote.rpartition("/")
+            try:
+                if new_dir != old_dir:
+                    self.client.move([m.remote_id], self.client.ensure_dir(remote_root, new_dir))
+                if new_name != old_name:
+                    self.client.rename(m.remote_id, new_name)
+            except RemoteError as exc:
+                if exc.fatal:
+                    raise
+                log.info("cannot move %s on 123pan (%s); uploading it", m.old_rel, exc)
+                fallback.append(Upload(m.entry, m.new_remote, "new", m.md5))
+                continue
+            repo.record_move(
+                self.ledger,
+                root_id,
+                m.old_rel,
+                repo.Done(root_id, m.entry, m.md5, m.remote_id, m.new_remote),
+                pass_id,
+            )
+            with self._lock:
+                report.moved += 1
+            log.info("moved %s -> %s on 123pan (no upload)", m.old_rel, m.entry.rel_path)
+        return fallback
 
     def _remote_root(self, root: RootConfig, root_id: int) -> int:
         _, known = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-__all__ = ["FileState", "LedgerFacts", "LocalEntry", "LocalSkip", "Skip", "Upload"]
+__all__ = [
+    "FileState",
+    "FolderMove",
+    "LedgerFacts",
+    "LocalEntry",
+    "LocalSkip",
+    "Move",
+    "Skip",
+    "Upload",
+]
 
 
 class FileState(StrEnum):
@@ -57,6 +66,7 @@ class LedgerFacts(NamedTuple):
     next_attempt_at: float = 0.0
     reason: str | None = None
     remote_name: str | None = None  # the 123pan path it was uploaded to
+    remote_id: int | None = None  # its 123pan fileID
 
 
 @dataclass(frozen=True)
@@ -76,3 +86,26 @@ class Skip:
     rel_path: str
     reason: str
     entry: LocalEntry | None = None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A file that moved locally with its content unchanged: move/rename it on 123pan."""
+
+    old_rel: str
+    entry: LocalEntry  # where it is now
+    old_remote: str
+    new_remote: str
+    remote_id: int
+    md5: str
+
+
+@dataclass(frozen=True)
+class FolderMove:
+    """A whole folder that moved or was renamed: one remote call instead of one per file."""
+
+    old_prefix: str
+    new_prefix: str
+    old_remote_prefix: str
+    new_remote_prefix: str
+    files: tuple[Move, ...]

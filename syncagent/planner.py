@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from syncagent.model import FileState, LedgerFacts, LocalEntry, LocalSkip, Skip, Upload
+from syncagent.model import FileState, LedgerFacts, LocalEntry, LocalSkip, Move, Skip, Upload
 from syncagent.remote_names import NameRefused, remote_path
 
 __all__ = ["EMPTY_FILE", "Plan", "plan"]
@@ -25,6 +25,7 @@ EMPTY_FILE = "0-byte file: 123pan cannot store empty files"
 class Plan:
     uploads: list[Upload] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)  # filled by renames.find_moves
     unchanged: int = 0
     waiting: int = 0  # failed earlier, not due again yet
 

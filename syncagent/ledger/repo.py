@@ -73,10 +73,10 @@ def load_facts(ledger: Ledger, root_id: int) -> dict[str, LedgerFacts]:
         cursor = raw.cursor()
         cursor.execute(
             "SELECT rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, reason, "
-            "remote_name FROM files WHERE root_id = ?"
+            "remote_name, remote_id FROM files WHERE root_id = ?"
             if ledger.engine.dialect.paramstyle == "qmark"
             else "SELECT rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, "
-            "reason, remote_name FROM files WHERE root_id = %(root)s",
+            "reason, remote_name, remote_id FROM files WHERE root_id = %(root)s",
             (root_id,) if ledger.engine.dialect.paramstyle == "qmark" else {"root": root_id},
         )
         facts = LedgerFacts._make
@@ -402,3 +402,16 @@ def mark_pending(ledger: Ledger, root_id: int, rel_paths: list[str]) -> None:
             .where(FileRow.root_id == root_id, FileRow.rel_path.in_(rel_paths))
             .values(state=FileState.PENDING.value, reason="re-queued by verify --repair")
         )
+
+
+def record_move(ledger: Ledger, root_id: int, old_rel: str, done: Done, pass_id: int) -> None:
+    """A file moved (remotely too): its row moves to the new path in one transaction."""
+    now = time.time()
+    row = _done_values(done, now, pass_id)
+    statement = _upsert_sql(tuple(sorted(row)), tuple(sorted(row)))
+    with ledger.write() as conn:
+        conn.execute(
+            text("DELETE FROM files WHERE root_id = :root_id AND rel_path = :rel_path"),
+            {"root_id": root_id, "rel_path": old_rel},
+        )
+        conn.execute(statement, {"root_id": root_id, "rel_path": done.entry.rel_path, **row})

@@ -452,3 +452,36 @@ def test_sigkill_mid_pass_then_a_new_pass_leaves_no_duplicate_and_no_partial_fil
     # not started again.
     counts = emulator.activity()["counts"]
     assert (counts["preuploads"], counts["chunked_uploads"]) == (2, 2), counts
+
+
+def test_renaming_a_folder_and_moving_files_sends_no_file_bytes(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    emulator.configure(slice_size=SLICE)
+    root = tmp_path / "root"
+    photos = root / "photos"
+    (photos / "2024").mkdir(parents=True)
+    for i in range(100):
+        (photos / ("2024" if i % 2 else "") / f"p{i:03d}.jpg").write_bytes(f"photo {i}".encode())
+    (root / "notes").mkdir()
+    (root / "notes" / "a.txt").write_text("note a")
+    (root / "loose.txt").write_text("loose")
+    cli = make_cli(tmp_path, emulator, [(root, "/renames")])
+    assert cli.sync().returncode == 0
+    received = emulator.activity()["counts"].get("bytes_received", 0)
+    calls_before = upload_calls(emulator)
+
+    photos.rename(root / "pictures")  # a folder of 100 files
+    (root / "notes" / "a.txt").rename(root / "notes" / "b.txt")  # a file renamed
+    (root / "loose.txt").rename(root / "notes" / "loose.txt")  # a file moved
+    result = cli.sync()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "102 moved" in summary(result), summary(result)
+    assert "hashed 0 files" in summary(result)
+    assert emulator.activity()["counts"].get("bytes_received", 0) == received  # no bytes
+    assert upload_calls(emulator) == calls_before
+    assert_same_tree(api, "/renames", local_files(root))
+    top = {i["filename"] for i in api.listing(folder_id(api, "/renames")) if not i["trashed"]}
+    assert top == {"pictures", "notes"}  # the folder itself moved: no empty "photos" is left
+    # the next pass has nothing to do
+    assert summary(cli.sync()).startswith("0 uploaded")
