@@ -329,6 +329,12 @@ def sync_command(
         f"{report.unchanged} unchanged, {len(report.skipped)} skipped, "
         f"{len(report.failed)} failed; hashed {report.hashed} files"
     )
+    for message in report.refused:
+        click.echo(message, err=True)
+    if report.trashed:
+        click.echo(f"mirror: {report.trashed} files deleted locally went to the 123pan recycle bin")
+    if report.deleted_local:
+        click.echo(f"move: {report.deleted_local} files deleted locally after upload")
     if report.fatal:
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)
     sys.exit(0 if report.ok else 1)

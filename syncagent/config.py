@@ -68,6 +68,7 @@ class RootConfig:
     ignore: tuple[str, ...] = ()
     watch: Literal["auto", "poll"] = "auto"
     poll_interval: float = 30.0
+    max_deletes: int = 100  # mirror mode: refuse a pass that would trash more than this
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootCon
         r = _Reader(
             item,
             f"roots[{i}]",
-            ("local", "remote", "mode", "ignore", "watch", "poll_interval"),
+            ("local", "remote", "mode", "ignore", "watch", "poll_interval", "max_deletes"),
             problems,
         )
         if not isinstance(item, dict):
@@ -282,7 +283,8 @@ def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootCon
             RootConfig(
                 local=local,
                 remote=remote or "/",
-                mode=r.choice("mode", "archive", ("archive",)),
+                mode=r.choice("mode", "archive", ("archive", "mirror", "move")),
+                max_deletes=r.get("max_deletes", 100, _int(0), "a whole number >= 0"),
                 ignore=ignore,
                 watch=r.choice("watch", "auto", ("auto", "poll")),
                 poll_interval=r.get(

@@ -58,6 +58,9 @@ class PassReport:
     hashed: int = 0
     vanished: int = 0
     moved: int = 0
+    trashed: int = 0  # mirror mode
+    deleted_local: int = 0  # move mode
+    refused: list[str] = field(default_factory=list)  # deletions refused by the guards
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None
@@ -110,6 +113,7 @@ class _Sent:
     remote_rel: str
     result: UploadResult
     path: Path
+    delete_local: bool = False  # move mode: remove the local file once verified
 
 
 class SyncEngine:
@@ -165,6 +169,7 @@ class SyncEngine:
         """
         report = PassReport()
         pass_id = 0 if dry_run else repo.start_pass(self.ledger)
+        deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
         for root in self.config.roots:
             root_id, _ = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)
@@ -180,6 +185,17 @@ class SyncEngine:
             present = {e.rel_path for e in found.entries} | {s.rel_path for s in found.skips}
             folder_moves, moves, planned.uploads = find_moves(planned.uploads, facts, present)
             planned.moves = [*(m for fm in folder_moves for m in fm.files), *moves]
+            moved_from = {m.old_rel for m in planned.moves}
+            gone = [
+                (rel, f.remote_id)
+                for rel, f in facts.items()
+                if rel not in present
+                and rel not in moved_from
+                and f.state == "done"
+                and f.remote_id
+            ]
+            if root.mode == "mirror" and not dry_run:
+                deletions.append((root, root_id, gone, len(found.entries)))
             report.unchanged += planned.unchanged
             report.waiting += planned.waiting
             report.plans.append((root, planned))
@@ -206,6 +222,9 @@ class SyncEngine:
         with self._lock:
             rest, self._sent = self._sent, []
         self._verify(rest, report, pass_id)
+        for root, root_id, gone, scanned in deletions:
+            if not self._stop.is_set():
+                self._mirror_deletes(root, root_id, gone, scanned, report)
         repo.finish_pass(
             self.ledger,
             pass_id,
@@ -215,6 +234,57 @@ class SyncEngine:
             result="fatal" if report.fatal else "ok" if report.ok else "failed",
         )
         return report
+
+    def _delete_local(self, sent: _Sent, report: PassReport) -> None:
+        """Move mode: remove the local file, unless it changed since it was uploaded."""
+        try:
+            st = os.stat(sent.path, follow_symlinks=False)
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != (
+                sent.entry.size,
+                sent.entry.mtime_ns,
+                sent.entry.inode,
+            ):
+                log.info("%s changed after its upload; kept", sent.path)
+                return
+            os.unlink(sent.path)
+        except OSError as exc:
+            log.warning("cannot delete %s after its upload: %s", sent.path, exc.strerror)
+            return
+        with self._lock:
+            report.deleted_local += 1
+
+    def _mirror_deletes(
+        self,
+        root: RootConfig,
+        root_id: int,
+        gone: list[tuple[str, int]],
+        scanned: int,
+        report: PassReport,
+    ) -> None:
+        """Mirror mode: put the remote copies of files deleted locally in the recycle bin,
+        unless that looks like an accident (a missing, empty or unmounted root, or more
+        deletions than ``max_deletes``)."""
+        if not gone:
+            return
+        refusal = None
+        if scanned == 0:
+            refusal = f"{root.local} is missing, empty or not mounted"
+        elif len(gone) > root.max_deletes:
+            refusal = (
+                f"{len(gone)} files are gone from {root.local}, more than max_deletes "
+                f"({root.max_deletes})"
+            )
+        if refusal is not None:
+            msg = f"mirror: nothing trashed on 123pan: {refusal}"
+            log.warning(msg)
+            with self._lock:
+                report.refused.append(msg)
+            return
+        self.client.trash([remote_id for _, remote_id in gone])
+        repo.forget_many(self.ledger, root_id, [rel for rel, _ in gone])
+        with self._lock:
+            report.trashed += len(gone)
+        log.info("mirror: %d files deleted locally went to the 123pan recycle bin", len(gone))
 
     def _find_dir(self, remote_root: int, rel: str) -> int | None:
         """The ID of an existing remote folder, found by listing (never created)."""
@@ -332,7 +402,11 @@ class SyncEngine:
                         raise
                     log.info("%s changed while it was being uploaded; sending it again", path)
             log.info("uploaded %s (%s, %d bytes, %s)", path, action.why, entry.size, result.method)
-            self._to_verify(_Sent(root_id, entry, action.remote_rel, result, path), report, pass_id)
+            self._to_verify(
+                _Sent(root_id, entry, action.remote_rel, result, path, root.mode == "move"),
+                report,
+                pass_id,
+            )
         except Interrupted:
             log.info("%s: upload interrupted by the shutdown; it resumes next time", path)
         except FileNotFoundError:
@@ -423,6 +497,8 @@ class SyncEngine:
             pass_id,
         )
         for s in verified:
+            if s.delete_local:
+                self._delete_local(s, report)
             with self._lock:
                 report.uploaded += 1
                 report.bytes_sent += s.entry.size

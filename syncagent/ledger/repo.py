@@ -246,6 +246,15 @@ def forget(ledger: Ledger, root_id: int, rel_path: str) -> None:
         )
 
 
+def forget_many(ledger: Ledger, root_id: int, rel_paths: list[str]) -> None:
+    """Drop the rows of files that are gone (after their remote copies were handled)."""
+    with ledger.write() as conn:
+        conn.execute(
+            text("DELETE FROM files WHERE root_id = :root_id AND rel_path = :rel_path"),
+            [{"root_id": root_id, "rel_path": r} for r in rel_paths],
+        )
+
+
 def start_pass(ledger: Ledger) -> int:
     with ledger.session() as s:
         row = PassRow(started_at=time.time())

@@ -485,3 +485,75 @@ def test_renaming_a_folder_and_moving_files_sends_no_file_bytes(
     assert top == {"pictures", "notes"}  # the folder itself moved: no empty "photos" is left
     # the next pass has nothing to do
     assert summary(cli.sync()).startswith("0 uploaded")
+
+
+def _mode_cli(tmp: Path, emulator: Emulator, root: Path, mode: str, max_deletes: int) -> Cli:
+    cli = make_cli(tmp, emulator, [(root, f"/{mode}")])
+    text = cli.config.read_text().replace(
+        f'    remote: "/{mode}"\n',
+        f'    remote: "/{mode}"\n    mode: {mode}\n    max_deletes: {max_deletes}\n',
+    )
+    cli.config.write_text(text)
+    return cli
+
+
+def _live_names(api: Api, remote: str) -> set[str]:
+    return {i["filename"] for i in api.listing(folder_id(api, remote)) if not i["trashed"]}
+
+
+def test_archive_mode_deletes_change_nothing_remote(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    for i in range(3):
+        (root / f"f{i}.txt").write_text(f"file {i}")
+    cli = _mode_cli(tmp_path, emulator, root, "archive", 100)
+    assert cli.sync().returncode == 0
+    (root / "f0.txt").unlink()
+    assert cli.sync().returncode == 0
+    assert _live_names(api, "/archive") == {"f0.txt", "f1.txt", "f2.txt"}
+
+
+def test_mirror_mode_trashes_deleted_files_with_guards(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    for i in range(6):
+        (root / f"f{i}.txt").write_text(f"file {i}")
+    cli = _mode_cli(tmp_path, emulator, root, "mirror", 2)
+    assert cli.sync().returncode == 0
+    (root / "f0.txt").unlink()
+    result = cli.sync()
+    assert result.returncode == 0 and "1 files deleted locally" in result.stdout
+    assert _live_names(api, "/mirror") == {f"f{i}.txt" for i in range(1, 6)}
+    trashed = [i for i in api.listing(folder_id(api, "/mirror")) if i["trashed"]]
+    assert [i["filename"] for i in trashed] == ["f0.txt"]  # in the recycle bin, not destroyed
+    # more deletions than max_deletes: refused, nothing trashed
+    for i in (1, 2, 3):
+        (root / f"f{i}.txt").unlink()
+    result = cli.sync()
+    assert "more than max_deletes" in result.stderr
+    assert _live_names(api, "/mirror") == {f"f{i}.txt" for i in range(1, 6)}
+    # an emptied root (or an unmounted one) trashes nothing either
+    for f in root.iterdir():
+        f.unlink()
+    result = cli.sync()
+    assert "missing, empty or not mounted" in result.stderr
+    assert _live_names(api, "/mirror") == {f"f{i}.txt" for i in range(1, 6)}
+
+
+def test_move_mode_deletes_the_local_file_after_a_verified_upload(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    root = tmp_path / "outbox"
+    root.mkdir()
+    (root / "a.txt").write_text("to the cloud")
+    cli = _mode_cli(tmp_path, emulator, root, "move", 100)
+    result = cli.sync()
+    assert result.returncode == 0 and "1 files deleted locally after upload" in result.stdout
+    assert not (root / "a.txt").exists()
+    assert _live_names(api, "/move") == {"a.txt"}
+    assert cli.sync().returncode == 0  # the gone file is not trashed remotely
+    assert _live_names(api, "/move") == {"a.txt"}
