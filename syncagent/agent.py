@@ -32,7 +32,9 @@ __all__ = ["Agent", "AgentLockedError", "StateLock"]
 
 log = logging.getLogger("syncagent")
 
-MAX_SETTLE_WAIT = 60.0  # a root that never stops changing still gets a pass this often
+# A root that never stops changing (files trickling in) still gets a pass this often; each
+# file still waits out its own quiet window in the engine before it is uploaded.
+MIN_SETTLE_WAIT = 5.0
 
 
 class AgentLockedError(SyncAgentError):
@@ -169,7 +171,8 @@ class Agent:
                 self._dirty.wake.clear()
                 if self._stop.is_set():
                     break
-                ready = self._dirty.take(self.config.stability_seconds, MAX_SETTLE_WAIT)
+                quiet = self.config.stability_seconds
+                ready = self._dirty.take(quiet, max(MIN_SETTLE_WAIT, 3 * quiet))
                 if ready:
                     self._pass(ready, retry_failed=False)
                 if self._clock() >= next_rescan:
