@@ -510,8 +510,9 @@ class SyncEngine:
         for _ in range(CHANGE_RETRIES):
             st = os.stat(path, follow_symlinks=False)
             age = time.time() - st.st_mtime_ns / 1e9
-            if age < self.config.stability_seconds:
-                self._sleep(self.config.stability_seconds - age)
+            wait = max(self.config.stability_seconds, self.config.min_age)
+            if age < wait:
+                self._sleep(wait - age)
                 continue
             entry = _entry(action.entry.rel_path, st)
             unchanged = (st.st_size, st.st_mtime_ns) == (action.entry.size, action.entry.mtime_ns)

@@ -90,3 +90,17 @@ def test_changed_file_is_sent_again_and_unchanged_ones_are_not(setup: Any) -> No
     assert report.uploaded == 2
     assert report.unchanged == 2
     assert report.hashed == 2
+
+
+def test_min_age_holds_a_fresh_file_back(setup: Any) -> None:
+    config, ledger, client, root = setup
+    import dataclasses
+
+    waited: list[float] = []
+    aged = dataclasses.replace(config, min_age=30.0)
+    engine = SyncEngine(aged, ledger, client, sleep=waited.append)
+    (root / "fresh.txt").write_text("just written")
+    report = engine.run_once()
+    # every file was younger than 30 s: the engine waited out the rest of min_age first
+    assert waited and all(25.0 < w <= 30.0 for w in waited)
+    assert report.uploaded + len(report.failed) == 4
