@@ -317,16 +317,7 @@ class SyncEngine:
             return self._move_files(root_id, remote_root, list(fm.files), report, pass_id)
         self.client.dirs.flush(remote_root, fm.old_remote_prefix)
         self.client.dirs.flush(remote_root, fm.new_remote_prefix)
-        for m in fm.files:
-            repo.record_move(
-                self.ledger,
-                root_id,
-                m.old_rel,
-                repo.Done(root_id, m.entry, m.md5, m.remote_id, m.new_remote),
-                pass_id,
-            )
-        with self._lock:
-            report.moved += len(fm.files)
+        self._record_moved(root_id, list(fm.files), report, pass_id)
         log.info(
             "moved folder %s -> %s on 123pan (%d files, no upload)",
             fm.old_prefix,
@@ -354,17 +345,19 @@ class SyncEngine:
                 log.info("cannot move %s on 123pan (%s); uploading it", m.old_rel, exc)
                 fallback.append(Upload(m.entry, m.new_remote, "new", m.md5))
                 continue
-            repo.record_move(
-                self.ledger,
-                root_id,
-                m.old_rel,
-                repo.Done(root_id, m.entry, m.md5, m.remote_id, m.new_remote),
-                pass_id,
-            )
-            with self._lock:
-                report.moved += 1
+            self._record_moved(root_id, [m], report, pass_id)
             log.info("moved %s -> %s on 123pan (no upload)", m.old_rel, m.entry.rel_path)
         return fallback
+
+    def _record_moved(
+        self, root_id: int, moves: list[Move], report: PassReport, pass_id: int
+    ) -> None:
+        """The ledger rows of moved files follow them to their new paths."""
+        for m in moves:
+            done = repo.Done(root_id, m.entry, m.md5, m.remote_id, m.new_remote)
+            repo.record_move(self.ledger, root_id, m.old_rel, done, pass_id)
+        with self._lock:
+            report.moved += len(moves)
 
     def _remote_root(self, root: RootConfig, root_id: int) -> int:
         _, known = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)
