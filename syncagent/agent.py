@@ -98,7 +98,6 @@ class Agent:
         self.counters = {"passes": 0, "uploaded": 0, "bytes_uploaded": 0, "failed": 0}
         self.last_pass_at = 0.0
         self.running = False
-        self.passes = 0
 
     def stop(self) -> None:
         """Ask the agent to finish: no new upload starts; in-flight ones complete."""
@@ -125,7 +124,6 @@ class Agent:
             report = engine.run_once(retry_failed=retry_failed)
         finally:
             self._current = None
-        self.passes += 1
         self.counters["passes"] += 1
         self.counters["uploaded"] += report.uploaded
         self.counters["bytes_uploaded"] += report.bytes_sent

@@ -329,6 +329,8 @@ def sync_command(
         f"{report.unchanged} unchanged, {len(report.skipped)} skipped, "
         f"{len(report.failed)} failed; hashed {report.hashed} files"
     )
+    if report.vanished:
+        click.echo(f"{report.vanished} files were deleted before they could be uploaded")
     for message in report.refused:
         click.echo(message, err=True)
     if report.trashed:

@@ -172,7 +172,9 @@ class SyncEngine:
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
         for root in self.config.roots:
-            root_id, _ = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)
+            root_id, known_remote = repo.ensure_root(
+                self.ledger, str(root.local), root.remote, root.mode
+            )
             found = scan(root.local, IgnoreRules.for_root(root.local, root.ignore))
             facts = repo.load_facts(self.ledger, root_id)
             planned = plan(
@@ -207,7 +209,9 @@ class SyncEngine:
                 )
                 report.skipped.append((str(root.local / skip.rel_path), skip.reason))
             if planned.uploads or folder_moves or moves:
-                remote_id = self._remote_root(root, root_id)
+                remote_id = (
+                    known_remote if known_remote is not None else self._remote_root(root, root_id)
+                )
                 for fm in folder_moves:
                     planned.uploads += self._move_folder(root_id, remote_id, fm, report, pass_id)
                 for m in moves:
@@ -360,9 +364,7 @@ class SyncEngine:
             report.moved += len(moves)
 
     def _remote_root(self, root: RootConfig, root_id: int) -> int:
-        _, known = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)
-        if known is not None:
-            return known
+        """Resolve (create if needed) the root's remote folder and remember its ID."""
         remote_id = self.client.ensure_dir(0, root.remote.strip("/"))
         repo.set_root_remote(self.ledger, root_id, remote_id)
         return remote_id

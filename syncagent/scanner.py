@@ -46,7 +46,6 @@ def _printable(rel: str) -> str:
 class ScanResult:
     entries: list[LocalEntry] = field(default_factory=list)
     skips: list[LocalSkip] = field(default_factory=list)
-    folders: int = 0
 
 
 def scan(root: Path, ignore: IgnoreRules) -> ScanResult:
@@ -56,7 +55,6 @@ def scan(root: Path, ignore: IgnoreRules) -> ScanResult:
     entries, skips = result.entries, result.skips
     while stack:
         rel_dir, abs_dir = stack.pop()
-        result.folders += 1
         try:
             it = os.scandir(abs_dir)
         except OSError as exc:

@@ -179,9 +179,6 @@ class BlobStore:
     def finish_upload(self, preupload_id: str, md5: str, size: int) -> None:
         self.adopt(self._upload_path(preupload_id), md5, size)
 
-    def drop_upload(self, preupload_id: str) -> None:
-        self._upload_path(preupload_id).unlink(missing_ok=True)
-
     def stream(self, md5: str, size: int) -> Iterator[bytes]:
         """Yield a blob's content in pieces."""
         with open(self.path(md5, size), "rb") as f:

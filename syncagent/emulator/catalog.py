@@ -170,16 +170,6 @@ class Catalog:
             ).fetchone()
         return None if row is None else _entry(row)
 
-    def live_child(self, parent_id: int, name: str) -> Entry | None:
-        """The non-trashed item called ``name`` in ``parent_id``, if any."""
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_ENTRY_COLS} FROM entries WHERE parent_id = ? AND name = ? "
-                "AND trashed = 0",
-                (parent_id, name),
-            ).fetchone()
-        return None if row is None else _entry(row)
-
     def children(self, parent_id: int, after_id: int, limit: int) -> list[Entry]:
         """Items of a folder (trashed ones included) with id > ``after_id``, ascending."""
         with self._lock:

@@ -41,7 +41,6 @@ class ErrorCodes:
     verify_failed: int = 1
     not_found: int = 5066
     not_in_trash: int = 1
-    too_many_ids: int = 1
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from sqlalchemy import TextClause, delete, func, select, text, update
 
 from syncagent.ledger import Ledger
 from syncagent.ledger.models import (
-    KV,
     FileRow,
     PassRow,
     Root,
@@ -280,17 +279,6 @@ def finish_pass(
                 result=result,
             )
         )
-
-
-def set_kv(ledger: Ledger, key: str, value: str) -> None:
-    with ledger.session() as s:
-        s.merge(KV(key=key, value=value))
-
-
-def get_kv(ledger: Ledger, key: str) -> str | None:
-    with ledger.session() as s:
-        row = s.get(KV, key)
-        return None if row is None else row.value
 
 
 @dataclass(frozen=True)
