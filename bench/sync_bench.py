@@ -155,6 +155,38 @@ def official_loop(files: list[Path], upload: str, token: str) -> float:
     return time.perf_counter() - t0
 
 
+PHASES = """
+import time, sys
+t0 = time.perf_counter()
+from pathlib import Path
+from syncagent.config import load_config
+from syncagent.ignore import IgnoreRules
+from syncagent.ledger import Ledger, repo
+from syncagent.planner import plan
+from syncagent.scanner import scan
+t1 = time.perf_counter()
+cfg = load_config(Path(sys.argv[1]))
+root = cfg.roots[0]
+ledger = Ledger(cfg.ledger_url)
+ledger.migrate()
+root_id, _ = repo.ensure_root(ledger, str(root.local), root.remote, root.mode)
+t2 = time.perf_counter()
+found = scan(root.local, IgnoreRules.for_root(root.local, root.ignore))
+t3 = time.perf_counter()
+facts = repo.load_facts(ledger, root_id)
+t4 = time.perf_counter()
+p = plan(found.entries, found.skips, facts, names="map", now=time.time())
+t5 = time.perf_counter()
+print(f"imports {t1 - t0:.2f} s, config+ledger open {t2 - t1:.2f} s, scan {t3 - t2:.2f} s, "
+      f"ledger read {t4 - t3:.2f} s, compare {t5 - t4:.2f} s ({p.unchanged} unchanged)")
+"""
+
+
+def phases(config: Path, env: dict[str, str]) -> str:
+    """Where a no-op pass spends its time, timed in a fresh interpreter."""
+    return timed([sys.executable, "-c", PHASES, str(config)], env)[1].strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=100_000)
@@ -195,6 +227,7 @@ def main() -> None:
             rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
             calls = upload_calls(api) - calls_before
             summary = [line for line in outputs[-1].splitlines() if "hashed" in line][-1]
+            where = phases(cfg, env)
 
             # -- 2. first pass of small files -------------------------------------------
             small = work / "small"
@@ -221,6 +254,7 @@ def main() -> None:
     print(f"  ratio sync/find:         {sync_s / find_s:6.2f}x (target <= 3x)")
     print(f"  upload requests: {calls}; summary: {summary.strip()}")
     print(f"  peak RSS of syncagent sync: {rss_mib:.0f} MiB (target < 250 MiB)")
+    print(f"  phases (one more pass, in a fresh interpreter): {where}")
     files_s = args.small / first_s
     official_rate = len(sample) / official_s
     print(f"first pass of {args.small} x 4 KiB files:")
