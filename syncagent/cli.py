@@ -324,19 +324,20 @@ def sync_command(
         click.echo(f"skipped {_shown(path)}: {reason}", err=True)
     for path, reason in report.failed:
         click.echo(f"FAILED {_shown(path)}: {reason}", err=True)
-    click.echo(
-        f"{report.uploaded} uploaded ({_mb(report.bytes_sent)}), {report.moved} moved, "
-        f"{report.unchanged} unchanged, {len(report.skipped)} skipped, "
-        f"{len(report.failed)} failed; hashed {report.hashed} files"
-    )
     if report.vanished:
-        click.echo(f"{report.vanished} files were deleted before they could be uploaded")
+        click.echo(f"{report.vanished} files were deleted before they could be uploaded", err=True)
     for message in report.refused:
         click.echo(message, err=True)
     if report.trashed:
         click.echo(f"mirror: {report.trashed} files deleted locally went to the 123pan recycle bin")
     if report.deleted_local:
         click.echo(f"move: {report.deleted_local} files deleted locally after upload")
+    # the summary is always the last line of stdout (scripts and tests read it)
+    click.echo(
+        f"{report.uploaded} uploaded ({_mb(report.bytes_sent)}), {report.moved} moved, "
+        f"{report.unchanged} unchanged, {len(report.skipped)} skipped, "
+        f"{len(report.failed)} failed; hashed {report.hashed} files"
+    )
     if report.fatal:
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)
     sys.exit(0 if report.ok else 1)
