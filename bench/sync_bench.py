@@ -156,29 +156,37 @@ def official_loop(files: list[Path], upload: str, token: str) -> float:
 
 
 PHASES = """
-import time, sys
+import sys, time
 t0 = time.perf_counter()
 from pathlib import Path
 from syncagent.config import load_config
 from syncagent.ignore import IgnoreRules
-from syncagent.ledger import Ledger, repo
-from syncagent.planner import plan
-from syncagent.scanner import scan
+from syncagent.scanner import ScanJob, default_helpers, sqlite_file
 t1 = time.perf_counter()
 cfg = load_config(Path(sys.argv[1]))
 root = cfg.roots[0]
+job = ScanJob(root.local, IgnoreRules.for_root(root.local, root.ignore),
+              helpers=default_helpers(), ledger_file=sqlite_file(cfg.ledger_url))
+t2 = time.perf_counter()
+from syncagent.ledger import Ledger, repo
 ledger = Ledger(cfg.ledger_url)
 ledger.migrate()
 root_id, _ = repo.ensure_root(ledger, str(root.local), root.remote, root.mode)
-t2 = time.perf_counter()
-found = scan(root.local, IgnoreRules.for_root(root.local, root.ignore))
+rows = repo.count_files(ledger, root_id)
 t3 = time.perf_counter()
-facts = repo.load_facts(ledger, root_id)
+found = job.result()
 t4 = time.perf_counter()
-p = plan(found.entries, found.skips, facts, names="map", now=time.time())
+job.close()
+alone = ScanJob(root.local, IgnoreRules.for_root(root.local, root.ignore), helpers=0,
+                ledger_file=sqlite_file(cfg.ledger_url))
 t5 = time.perf_counter()
-print(f"imports {t1 - t0:.2f} s, config+ledger open {t2 - t1:.2f} s, scan {t3 - t2:.2f} s, "
-      f"ledger read {t4 - t3:.2f} s, compare {t5 - t4:.2f} s ({p.unchanged} unchanged)")
+alone_found = alone.result()
+t6 = time.perf_counter()
+print(f"imports {t1 - t0:.2f} s, config + helpers started {t2 - t1:.2f} s, "
+      f"ledger library + open (helpers walking) {t3 - t2:.2f} s, "
+      f"rest of the walk + compare {t4 - t3:.2f} s "
+      f"({found.matched} of {rows} ledger rows matched, {default_helpers()} helper(s)); "
+      f"the same walk + compare in one process: {t6 - t5:.2f} s")
 """
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncagent.cli import main
+from syncagent.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -6,6 +6,7 @@ other :class:`~syncagent.errors.SyncAgentError` exits 1 with its message, never 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -47,6 +48,29 @@ def _wait_for_signal() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     while not stop.wait(0.5):
         pass
+
+
+def entry() -> None:
+    """The ``syncagent`` command: :func:`main`, then a quick exit.
+
+    Every command closes what it opened before it returns, so the interpreter's teardown
+    (unloading SQLAlchemy's module graph, ~0.15 s: a quarter of a no-op pass over 100,000
+    files) buys nothing; logs and output are flushed and the process exits with main's
+    status. An unexpected exception still propagates the normal way.
+    """
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        click.echo(code, err=True)
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code or 0)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -290,11 +314,25 @@ def sync_command(
       syncagent sync ~/Documents
       syncagent sync --config /etc/syncagent/sync.yaml --dry-run
     """
-    from syncagent.app import open_app
-    from syncagent.engine import SyncEngine
+    from syncagent.ignore import IgnoreRules
+    from syncagent.scanner import ScanJob, default_helpers, sqlite_file
 
     config = _load(config_path, paths)
     _setup_logging(config, verbose)
+    # Start walking before the ledger's libraries (SQLAlchemy) load: on a large tree the
+    # helper processes walk while this one imports.
+    scans = {
+        r.local: ScanJob(
+            r.local,
+            IgnoreRules.for_root(r.local, r.ignore),
+            helpers=default_helpers(),
+            ledger_file=sqlite_file(config.ledger_url),
+        )
+        for r in config.roots
+    }
+    from syncagent.app import open_app
+    from syncagent.engine import SyncEngine
+
     tty = sys.stderr.isatty()
     try:
         with open_app(config, lambda m: click.echo(m, err=True)) as app:
@@ -304,9 +342,12 @@ def sync_command(
                 app.client_factory(),
                 progress=_TerminalProgress() if tty else None,
             )
-            report = engine.run_once(dry_run=dry_run)
+            report = engine.run_once(dry_run=dry_run, scans=scans)
     except SyncAgentError as err:
         _fail(err)
+    finally:
+        for job in scans.values():
+            job.close()
     if tty:
         click.echo("", err=True)
     if dry_run:

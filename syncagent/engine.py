@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ from syncagent.ledger import Ledger, repo
 from syncagent.model import FolderMove, LocalEntry, Move, Upload
 from syncagent.planner import Plan, plan
 from syncagent.renames import find_moves
-from syncagent.scanner import scan
+from syncagent.scanner import HELPERS_FROM, ScanJob, default_helpers, sqlite_file
 
 if TYPE_CHECKING:  # the client (and requests) load only when a pass has something to send
     from syncagent.pan123 import Pan123Client, UploadResult
@@ -161,11 +161,18 @@ class SyncEngine:
         assert not callable(self._client)
         return self._client
 
-    def run_once(self, dry_run: bool = False, retry_failed: bool = True) -> PassReport:
+    def run_once(
+        self,
+        dry_run: bool = False,
+        retry_failed: bool = True,
+        scans: Mapping[Path, ScanJob] | None = None,
+    ) -> PassReport:
         """Scan, plan and (unless ``dry_run``) upload every root once.
 
         :param retry_failed: try failed files now, whatever their next-attempt time (an
             explicit ``sync``); the watch agent passes False so failures back off.
+        :param scans: scans already started, by root path (``sync`` starts them before
+            the ledger's libraries load, so the walk overlaps the import).
         """
         report = PassReport()
         pass_id = 0 if dry_run else repo.start_pass(self.ledger)
@@ -175,7 +182,22 @@ class SyncEngine:
             root_id, known_remote = repo.ensure_root(
                 self.ledger, str(root.local), root.remote, root.mode
             )
-            found = scan(root.local, IgnoreRules.for_root(root.local, root.ignore))
+            rows = repo.count_files(self.ledger, root_id)
+            job = (scans or {}).get(root.local) or ScanJob(
+                root.local,
+                IgnoreRules.for_root(root.local, root.ignore),
+                helpers=default_helpers() if rows >= HELPERS_FROM else 0,  # (other ledgers)
+                ledger_file=sqlite_file(self.ledger.url),
+            )
+            try:
+                found = job.result()
+                if found.matched == rows:  # every file and skip as recorded, nothing gone
+                    report.unchanged += rows
+                    report.plans.append((root, Plan(unchanged=rows)))
+                    continue
+                found.files  # noqa: B018 - fetch everything from the helpers now
+            finally:
+                job.close()
             facts = repo.load_facts(self.ledger, root_id)
             planned = plan(
                 found.entries,

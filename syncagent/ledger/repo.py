@@ -67,21 +67,33 @@ def load_facts(ledger: Ledger, root_id: int) -> dict[str, LedgerFacts]:
     Read through the raw DB-API cursor: this runs on every pass over every file, and
     SQLAlchemy's per-row result processing costs several times the query itself.
     """
+    rows = _raw_rows(
+        ledger,
+        "rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, reason, "
+        "remote_name, remote_id",
+        "",
+        root_id,
+    )
+    facts = LedgerFacts._make
+    return {row[0]: facts(row[1:]) for row in rows}
+
+
+def _raw_rows(ledger: Ledger, columns: str, where: str, root_id: int) -> list[Any]:
+    """``SELECT columns FROM files WHERE root_id = <root_id> AND where`` through the DB-API
+    cursor (see :func:`load_facts` for why)."""
+    qmark = ledger.engine.dialect.paramstyle == "qmark"
+    sql = f"SELECT {columns} FROM files WHERE root_id = {'?' if qmark else '%(root)s'}{where}"
     raw = ledger.engine.raw_connection()
     try:
         cursor = raw.cursor()
-        cursor.execute(
-            "SELECT rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, reason, "
-            "remote_name, remote_id FROM files WHERE root_id = ?"
-            if ledger.engine.dialect.paramstyle == "qmark"
-            else "SELECT rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, "
-            "reason, remote_name, remote_id FROM files WHERE root_id = %(root)s",
-            (root_id,) if ledger.engine.dialect.paramstyle == "qmark" else {"root": root_id},
-        )
-        facts = LedgerFacts._make
-        return {row[0]: facts(row[1:]) for row in cursor.fetchall()}
+        cursor.execute(sql, (root_id,) if qmark else {"root": root_id})
+        return list(cursor.fetchall())
     finally:
         raw.close()
+
+
+def count_files(ledger: Ledger, root_id: int) -> int:
+    return int(_raw_rows(ledger, "count(*)", "", root_id)[0][0])
 
 
 # Values a new row needs when the caller does not give them (NOT NULL columns).

@@ -75,3 +75,9 @@ def test_only_the_http_layer_imports_requests() -> None:
         if any(n.split(".")[0] in {"requests", "requests_toolbelt"} for n in _imports(p))
     )
     assert importers == ["pan123/http.py"]
+
+
+def test_walk_module_is_stdlib_only() -> None:
+    """Scan helpers run ``python -m syncagent.walk``: it must start without third parties."""
+    for name in _imports(PACKAGE / "walk.py"):
+        assert name.split(".")[0] in sys.stdlib_module_names | {"__future__"}, name
