@@ -11,6 +11,7 @@ rest proceed; a fatal error (credentials, quota) stops the pass.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -40,13 +41,14 @@ from syncagent.scanner import HELPERS_FROM, ScanJob, default_helpers, sqlite_fil
 if TYPE_CHECKING:  # the client (and requests) load only when a pass has something to send
     from syncagent.pan123 import Pan123Client, UploadResult
 
-__all__ = ["PassReport", "Progress", "SyncEngine"]
+__all__ = ["PassReport", "Progress", "SyncEngine", "retry_delay"]
 
 log = logging.getLogger("syncagent")
 
 CHANGE_RETRIES = 3  # re-checks of a file that keeps changing, within one pass
 VERIFY_BATCH = 100  # uploads verified per infos call (its documented maximum)
 MAX_BACKOFF = 3600.0
+CHANGING_PROMPT_RETRIES = 5  # passes that retry a still-changing file at once, then back off
 
 
 @dataclass
@@ -98,6 +100,25 @@ def _md5(path: Path) -> str:
         while piece := f.read(1 << 20):
             digest.update(piece)
     return digest.hexdigest()
+
+
+def retry_delay(attempts: int, *, changing: bool = False) -> float:
+    """Seconds until a failed file is tried again: 30 s, doubling, at most an hour.
+
+    A file that was still being written (``changing``) is not at fault: its first few
+    retries are due at once (the watcher wakes the agent when it settles), and only one that
+    never holds still, such as a log always appended to, backs off like any failure.
+    """
+    if changing:
+        if attempts <= CHANGING_PROMPT_RETRIES:
+            return 0.0
+        attempts -= CHANGING_PROMPT_RETRIES
+    return min(MAX_BACKOFF, 30.0 * 2.0 ** (attempts - 1))
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What must not change while a file is read for it to count as holding still."""
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
 
 def _entry(rel_path: str, st: os.stat_result) -> LocalEntry:
@@ -441,7 +462,10 @@ class SyncEngine:
                 if isinstance(exc, LocalFileError)
                 else (f"cannot be read: {exc.strerror or exc}")
             )
-            self._fail(root_id, entry, md5, reason, None, None, report, pass_id, path)
+            changing = isinstance(exc, FileChangedError)
+            self._fail(
+                root_id, entry, md5, reason, None, None, report, pass_id, path, changing=changing
+            )
         except RemoteError as exc:
             self._fail(root_id, entry, md5, str(exc), exc.code, exc.trace_id, report, pass_id, path)
             if exc.fatal:
@@ -523,10 +547,14 @@ class SyncEngine:
             self.progress.file_done(s.entry.rel_path, True)
 
     def _settle(self, path: Path, action: Upload, report: PassReport) -> tuple[LocalEntry, str]:
-        """Stat, wait out the quiet window, hash if needed; the file must hold still."""
+        """Stat, wait out the quiet window, hash if needed; the file must hold still.
+
+        Quiet means no change to size, mtime, ctime or inode for the window: ctime also
+        moves on a rename over the file (an atomic save) and on truncate-and-rewrite.
+        """
         for _ in range(CHANGE_RETRIES):
             st = os.stat(path, follow_symlinks=False)
-            age = time.time() - st.st_mtime_ns / 1e9
+            age = time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
             wait = max(self.config.stability_seconds, self.config.min_age)
             if age < wait:
                 self._sleep(wait - age)
@@ -538,8 +566,7 @@ class SyncEngine:
                 md5 = _md5(path)
                 with self._lock:
                     report.hashed += 1
-                after = os.stat(path, follow_symlinks=False)
-                if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+                if _identity(os.stat(path, follow_symlinks=False)) != _identity(st):
                     continue
             return entry, md5
         raise FileChangedError("the file kept changing; it will be tried again", str(path))
@@ -555,8 +582,11 @@ class SyncEngine:
         report: PassReport,
         pass_id: int,
         path: Path,
+        *,
+        changing: bool = False,
     ) -> None:
-        attempts, backoff = repo.record_failure(
+        """Record a failed attempt with its backoff (:func:`retry_delay`)."""
+        attempts, delay = repo.record_failure(
             self.ledger,
             root_id,
             entry,
@@ -564,12 +594,10 @@ class SyncEngine:
             md5=md5,
             code=code,
             trace_id=trace_id,
-            backoff=lambda n: min(MAX_BACKOFF, 30.0 * 2 ** (n - 1)),
+            backoff=functools.partial(retry_delay, changing=changing),
             pass_id=pass_id,
         )
         with self._lock:
             report.failed.append((str(path), reason))
         self.progress.file_done(entry.rel_path, False)
-        log.warning(
-            "%s failed: %s (attempt %d; next try in %.0f s)", path, reason, attempts, backoff
-        )
+        log.warning("%s failed: %s (attempt %d; next try in %.0f s)", path, reason, attempts, delay)

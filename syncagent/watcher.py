@@ -3,7 +3,8 @@
 Events are never trusted for what changed: the engine rescans and compares with the ledger,
 so a missed or coalesced event costs nothing but latency. The handler does no I/O. When the
 inotify watch limit is reached, the root falls back to polling and says which sysctl to raise;
-``watch: poll`` roots (network filesystems, bind mounts) poll from the start.
+``watch: poll`` roots (network filesystems, bind mounts) poll from the start. An inotify queue
+overflow (events lost) marks every inotify root dirty, so a rescan recovers them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import errno
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +34,14 @@ INOTIFY_HINT = (
     "until then this root is polled"
 )
 _IGNORED_SUFFIXES = ("-journal", "-wal", "-shm")  # the ledger's own files, if inside a root
+
+# watchdog 7 warns each time a folder created under a recursive watch is registered twice
+# (once for its own creation, once while its parent is walked), printing its whole watch
+# table: a `cp -r` of a tree wrote megabytes of these to the log. Harmless: the callback is
+# the same one.
+warnings.filterwarnings(
+    "ignore", message="Callback with id .* already exists", category=RuntimeWarning
+)
 
 
 class Dirty:
@@ -79,21 +89,65 @@ class _Handler(FileSystemEventHandler):
         self._dirty.mark(self._root)
 
 
-class RootWatcher:
-    """Watches one root; ``mode`` says how (``inotify`` or ``poll``)."""
+class _OverflowAlarm(logging.Handler):
+    """Marks every watched root dirty when watchdog reports an inotify queue overflow.
 
-    def __init__(self, root: RootConfig, dirty: Dirty) -> None:
+    watchdog rebuilds its watches after an overflow but tells no event handler, only its
+    log, so this listens there: the events lost are then recovered by a rescan.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self._lock_roots = threading.Lock()
+        self._watched: dict[Path, Dirty] = {}
+
+    def watch(self, root: Path, dirty: Dirty) -> None:
+        with self._lock_roots:
+            self._watched[root] = dirty
+
+    def unwatch(self, root: Path) -> None:
+        with self._lock_roots:
+            self._watched.pop(root, None)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" not in record.getMessage():
+            return
+        with self._lock_roots:
+            watched = list(self._watched.items())
+        for root, dirty in watched:
+            log.warning("%s: inotify events were lost (queue overflow); rescanning", root)
+            dirty.mark(root)
+
+
+_overflow = _OverflowAlarm()
+_inotify_log = logging.getLogger("watchdog.observers.inotify_c")
+_inotify_log.addHandler(_overflow)
+_inotify_log.setLevel(logging.WARNING)  # whatever the root logger's level, warnings reach it
+
+
+class RootWatcher:
+    """Watches one root; ``mode`` says how (``inotify`` or ``poll``).
+
+    :param native: makes the platform's event observer (inotify on Linux).
+    """
+
+    def __init__(
+        self, root: RootConfig, dirty: Dirty, native: Callable[[], BaseObserver] = Observer
+    ) -> None:
         self.root = root
         self._dirty = dirty
+        self._native = native
         self._observer: BaseObserver | None = None
         self.mode = "poll" if root.watch == "poll" else "inotify"
 
     def start(self) -> None:
         if self.mode == "inotify":
+            native = self._native()
             try:
-                self._start(Observer())
+                self._start(native)
                 return
             except OSError as exc:
+                native.stop()  # its reader thread started with it
                 if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                     raise
                 log.warning("%s: %s", self.root.local, INOTIFY_HINT)
@@ -107,8 +161,11 @@ class RootWatcher:
         observer.daemon = True
         observer.start()
         self._observer = observer
+        if self.mode == "inotify":
+            _overflow.watch(self.root.local, self._dirty)
 
     def stop(self) -> None:
+        _overflow.unwatch(self.root.local)
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout=5)

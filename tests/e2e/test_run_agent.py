@@ -46,14 +46,21 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> float:
 
 
 def _start(config: Path, env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(BIN), "run", "--config", str(config)],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """The agent, its output going to ``agent.log`` beside the config: a pipe nobody reads
+    fills up after a few hundred log lines and then blocks the agent."""
+    with open(config.parent / "agent.log", "a", encoding="utf-8") as log:
+        return subprocess.Popen(
+            [str(BIN), "run", "--config", str(config)],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+def _log(config: Path) -> str:
+    return (config.parent / "agent.log").read_text(encoding="utf-8", errors="replace")
 
 
 @pytest.fixture
@@ -114,6 +121,65 @@ def test_a_burst_of_files_arrives_each_exactly_once(
     assert proc.wait(timeout=10) == 0
 
 
+def test_cp_r_of_a_1000_file_tree_arrives_each_exactly_once(
+    agent: tuple[subprocess.Popen[str], Path, Path, dict[str, str]],
+    api: Api,
+    emulator: Emulator,
+    tmp_path: Path,
+) -> None:
+    proc, root, _, _ = agent
+    source = tmp_path / "source"
+    for i in range(1000):
+        sub = source / f"s{i % 10}" / f"t{i % 7}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"file{i}.txt").write_text(f"content of file {i}")
+    time.sleep(2.0)  # the startup pass is over
+    before = emulator.activity()["counts"].get("single_uploads", 0)
+    subprocess.run(["cp", "-r", str(source), str(root / "copy")], check=True)
+
+    def sent() -> int:
+        return int(emulator.activity()["counts"].get("single_uploads", 0)) - int(before)
+
+    # Wait on the emulator's counter: listing 70 remote folders every 50 ms would starve
+    # the emulator, which runs in this process.
+    _wait(lambda: sent() >= 1000, 90)
+    time.sleep(QUIET + 1.0)  # nothing more must come
+    assert sent() == 1000
+    uploaded = _uploaded(api)
+    assert uploaded["copy/s3/t3/file3.txt"] == md5(b"content of file 3")
+    assert uploaded["copy/s9/t5/file999.txt"] == md5(b"content of file 999")
+    assert "already exists" not in _log(tmp_path / "sync.yaml")  # no watchdog warning spam
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
+def test_a_file_written_in_pieces_for_10s_is_uploaded_once_with_its_final_content(
+    agent: tuple[subprocess.Popen[str], Path, Path, dict[str, str]],
+    api: Api,
+    emulator: Emulator,
+) -> None:
+    """Pauses shorter than the quiet window: no pass may send it before it is complete,
+    even the ones forced while the root keeps changing."""
+    proc, root, _, _ = agent
+    time.sleep(2.0)
+    before = emulator.activity()["counts"].get("single_uploads", 0)
+    pieces = [f"piece {i:02d} ".encode() * 64 for i in range(20)]
+    t0 = time.monotonic()
+    with open(root / "download.bin", "wb") as f:
+        for piece in pieces:
+            f.write(piece)
+            f.flush()
+            time.sleep(QUIET / 2)  # 20 pieces, 0.5 s apart: 10 s
+    assert time.monotonic() - t0 >= 10
+    assert "download.bin" not in _uploaded(api)
+    _wait(lambda: "download.bin" in _uploaded(api), QUIET + 10)
+    time.sleep(QUIET + 1.0)
+    assert _uploaded(api)["download.bin"] == md5(b"".join(pieces))
+    assert emulator.activity()["counts"]["single_uploads"] - before == 1
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0
+
+
 def test_a_second_agent_on_the_same_state_dir_says_who_holds_it(
     agent: tuple[subprocess.Popen[str], Path, Path, dict[str, str]],
 ) -> None:
@@ -144,7 +210,7 @@ def test_a_polled_root_picks_up_a_new_file(emulator: Emulator, api: Api, tmp_pat
         assert took <= 1.0 + QUIET + 2.5  # poll interval + quiet window + a pass
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
-        assert "(poll)" in (proc.stderr.read() if proc.stderr else "")
+        assert "(poll)" in _log(tmp_path / "sync.yaml")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -156,7 +222,7 @@ def test_an_editor_style_atomic_save_uploads_the_new_content_once(
     api: Api,
     emulator: Emulator,
 ) -> None:
-    proc, root, _, _ = agent
+    proc, root, config, _ = agent
     target = root / "notes.txt"  # written at once: the agent may still be starting up
     target.write_text("version 1")
     _wait(lambda: "notes.txt" in _uploaded(api), 15)
@@ -173,7 +239,7 @@ def test_an_editor_style_atomic_save_uploads_the_new_content_once(
         _wait(lambda: _uploaded(api).get("notes.txt") == want, 15)
     except AssertionError:
         proc.kill()
-        raise AssertionError(proc.communicate()[1][-3000:]) from None
+        raise AssertionError(_log(config)[-3000:]) from None
     time.sleep(QUIET + 0.5)
     assert emulator.activity()["counts"]["single_uploads"] - before == 1
     assert set(_uploaded(api)) == {"notes.txt"}  # no temp file reached the cloud
