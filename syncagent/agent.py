@@ -169,6 +169,8 @@ class Agent:
                 self._dirty.wake.clear()
                 if self._stop.is_set():
                     break
+                for w in self._watchers:
+                    w.check()  # the root itself gone, moved or mounted over
                 quiet = self.config.stability_seconds
                 ready = self._dirty.take(quiet, max(MIN_SETTLE_WAIT, 3 * quiet))
                 if ready:

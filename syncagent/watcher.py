@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import threading
 import time
 import warnings
@@ -89,6 +90,14 @@ class _Handler(FileSystemEventHandler):
         self._dirty.mark(self._root)
 
 
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class _OverflowAlarm(logging.Handler):
     """Marks every watched root dirty when watchdog reports an inotify queue overflow.
 
@@ -139,8 +148,32 @@ class RootWatcher:
         self._native = native
         self._observer: BaseObserver | None = None
         self.mode = "poll" if root.watch == "poll" else "inotify"
+        self._folder = _identity(root.local)  # the folder being watched
+
+    def check(self) -> None:
+        """Notice the root itself going away, being moved, or being mounted over: inotify
+        reports none of these for the folder it watches. The root is marked dirty (its
+        pass then reports it, and mirror mode refuses to delete anything), and the folder
+        now at the root's path, if any, is watched instead."""
+        now = _identity(self.root.local)
+        if now == self._folder:
+            return
+        self._folder = now
+        if now is None:
+            log.warning("%s is gone (removed, moved or unmounted)", self.root.local)
+        else:
+            log.warning("%s is a different folder now (mounted?); watching it", self.root.local)
+        self._dirty.mark(self.root.local)
+        if now is not None:
+            self.stop()
+            self.mode = "poll" if self.root.watch == "poll" else "inotify"
+            self.start()
 
     def start(self) -> None:
+        self._folder = _identity(self.root.local)
+        if self._folder is None:
+            log.warning("%s does not exist yet; watching for it to appear", self.root.local)
+            return
         if self.mode == "inotify":
             native = self._native()
             try:

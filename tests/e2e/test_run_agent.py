@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 from conftest import Api, md5
-from test_sync_cli import BIN, cli_env, remote_files
+from test_sync_cli import BIN, assert_same_tree, cli_env, folder_id, local_files, remote_files
 
 from syncagent.emulator import Emulator
 
 QUIET = 1.0
 
 
-def _config(tmp: Path, root: Path, watch: str = "auto") -> Path:
+def _config(
+    tmp: Path, root: Path, watch: str = "auto", mode: str = "archive", max_deletes: int = 100
+) -> Path:
     state = tmp / "state"
     path = tmp / "sync.yaml"
     path.write_text(
@@ -26,6 +28,8 @@ def _config(tmp: Path, root: Path, watch: str = "auto") -> Path:
         f"  - local: {json.dumps(str(root))}\n"
         "    remote: /agent\n"
         f"    watch: {watch}\n"
+        f"    mode: {mode}\n"
+        f"    max_deletes: {max_deletes}\n"
         "    poll_interval: 1s\n"
         f"state_dir: {json.dumps(str(state))}\n"
         f"stability: {{quiet: {QUIET}s}}\n"
@@ -365,3 +369,110 @@ def test_sigterm_mid_chunked_upload_exits_fast_and_a_restart_sends_only_missing_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _passes(config: Path) -> int:
+    return _log(config).count("pass done:")
+
+
+def _start_on(
+    tmp_path: Path, emulator: Emulator, files: dict[str, str], **config: object
+) -> tuple[subprocess.Popen[str], Path, Path]:
+    """An agent on a root holding ``files``, once its startup pass has uploaded them."""
+    root = tmp_path / "root"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    path = _config(tmp_path, root, **config)  # type: ignore[arg-type]
+    proc = _start(path, cli_env(tmp_path, emulator), tmp_path)
+    _wait(lambda: _passes(path) >= 1, 30)
+    assert emulator.activity()["counts"]["single_uploads"] == len(files)
+    return proc, root, path
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _live(api: Api) -> set[str]:
+    return set(remote_files(api, "/agent"))
+
+
+def _trashed(api: Api) -> set[str]:
+    return {i["filename"] for i in api.listing(folder_id(api, "/agent")) if i["trashed"]}
+
+
+def test_renaming_a_folder_of_100_files_sends_no_file_bytes(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    files = {f"photos/p{i:03d}.jpg": f"photo {i}" for i in range(100)}
+    proc, root, config = _start_on(tmp_path, emulator, {**files, "notes/a.txt": "note"})
+    try:
+        received = emulator.activity()["counts"]["bytes_received"]
+        before = _passes(config)
+        (root / "photos").rename(root / "pictures")
+        _wait(lambda: "pictures/p000.jpg" in _live(api), 20)
+        _wait(lambda: _passes(config) > before, 10)
+        assert emulator.activity()["counts"]["bytes_received"] == received  # no file bytes
+        assert emulator.activity()["counts"]["single_uploads"] == 101
+        assert_same_tree(api, "/agent", local_files(root), download=["pictures/p042.jpg"])
+        top = {i["filename"] for i in api.listing(folder_id(api, "/agent")) if not i["trashed"]}
+        assert top == {"pictures", "notes"}  # the folder itself was renamed on 123pan
+        assert "moved folder photos -> pictures" in _log(config)
+    finally:
+        _stop(proc)
+
+
+def test_archive_mode_deletes_change_nothing_remote(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    proc, root, config = _start_on(tmp_path, emulator, {f"f{i}.txt": f"{i}" for i in range(3)})
+    try:
+        before = _passes(config)
+        (root / "f0.txt").unlink()
+        _wait(lambda: _passes(config) > before, 15)
+        assert _live(api) == {"f0.txt", "f1.txt", "f2.txt"}
+        assert not _trashed(api)
+    finally:
+        _stop(proc)
+
+
+def test_mirror_mode_trashes_deletes_but_not_an_emptied_or_removed_root(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    files = {f"f{i}.txt": f"{i}" for i in range(4)}
+    proc, root, config = _start_on(tmp_path, emulator, files, mode="mirror", max_deletes=10)
+    try:
+        (root / "f0.txt").unlink()
+        _wait(lambda: _trashed(api) == {"f0.txt"}, 15)  # in the recycle bin, not destroyed
+        assert _live(api) == {"f1.txt", "f2.txt", "f3.txt"}
+
+        before = _passes(config)
+        for i in (1, 2, 3):
+            (root / f"f{i}.txt").unlink()  # the root is now empty
+        _wait(lambda: _passes(config) > before, 15)
+        assert "missing, empty or not mounted" in _log(config)
+        assert _live(api) == {"f1.txt", "f2.txt", "f3.txt"}
+
+        before = _passes(config)
+        root.rename(tmp_path / "elsewhere")  # the whole root disappears (inotify says nothing)
+        _wait(lambda: _passes(config) > before, 15)
+        assert "is gone (removed, moved or unmounted)" in _log(config)
+        time.sleep(QUIET + 0.5)
+        assert _live(api) == {"f1.txt", "f2.txt", "f3.txt"}
+        assert _trashed(api) == {"f0.txt"}
+
+        (tmp_path / "elsewhere").rename(root)  # back, like a remount: watched again
+        _wait(lambda: "watching it" in _log(config), 10)
+        (root / "later.txt").write_text("after the remount")
+        _wait(lambda: "later.txt" in _live(api), 15)
+        assert proc.poll() is None  # still running
+    finally:
+        _stop(proc)

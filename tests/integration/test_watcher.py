@@ -117,3 +117,41 @@ def test_unrelated_watchdog_warnings_do_not_trigger_rescans(tmp_path: Path) -> N
         assert not _marked(dirty, tmp_path, 0.3)
     finally:
         watcher.stop()
+
+
+def test_a_root_that_goes_away_and_comes_back_is_noticed_and_watched_again(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    dirty = Dirty()
+    watcher = RootWatcher(RootConfig(root, "/r"), dirty)
+    watcher.start()
+    try:
+        watcher.check()
+        assert not _marked(dirty, root, 0.2)  # nothing changed
+        root.rename(tmp_path / "away")  # inotify reports nothing for the watched folder
+        watcher.check()
+        assert _marked(dirty, root, 0.5)
+        (tmp_path / "away").rename(root)  # back (a remount looks the same: a new folder)
+        watcher.check()
+        assert _marked(dirty, root, 0.5)
+        (root / "new.txt").write_text("x")
+        assert _marked(dirty, root, 5)  # events from the folder now there
+    finally:
+        watcher.stop()
+
+
+def test_a_root_missing_at_start_is_watched_once_it_appears(tmp_path: Path) -> None:
+    root = tmp_path / "not-yet"
+    dirty = Dirty()
+    watcher = RootWatcher(RootConfig(root, "/r"), dirty)
+    watcher.start()  # no error: a NAS share may be mounted later
+    try:
+        root.mkdir()
+        watcher.check()
+        assert _marked(dirty, root, 0.5)
+        (root / "new.txt").write_text("x")
+        assert _marked(dirty, root, 5)
+    finally:
+        watcher.stop()
