@@ -3,10 +3,11 @@
 The walk itself is :mod:`syncagent.walk`. A large tree is walked by helper processes as
 well as this one: the Python cost of a stat walk (~4 µs a file) is per-process CPU, so a
 second core halves it, and a scan started before the ledger's libraries are imported runs
-while they load. The parent lists the first folders until there are enough to share, gives
-them out round-robin, and merges what the helpers send back; a helper that cannot start or
-fails is replaced by walking its folders here, so helpers only ever make a scan faster.
-Rules with negations (``!pattern``) need pathspec and are walked in this process only.
+while they load. The root is cut into chunks by listing its first folders; the chunks form
+one queue that helpers and this process take from, and each chunk is compared with the
+ledger where it was walked (see :class:`~syncagent.walk.ChunkWorker`). A helper that cannot
+start or fails has its chunks walked here again, so helpers only ever make a scan faster.
+Ignore rules with negations (``!pattern``) need pathspec and are walked in this process only.
 """
 
 from __future__ import annotations
