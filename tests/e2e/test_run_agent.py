@@ -299,24 +299,35 @@ def test_healthz_and_metrics_on_a_loopback_port(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     root = tmp_path / "root"
-    root.mkdir()
+    for i in range(1500):  # a first pass that takes a few seconds
+        (root / f"d{i % 15}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 15}" / f"f{i}.txt").write_text(f"file {i}")
     config = _config(tmp_path, root)
     config.write_text(config.read_text() + f"monitoring: {{port: {port}}}\n")
     proc = _start(config, cli_env(tmp_path, emulator), tmp_path)
     base = f"http://127.0.0.1:{port}"
+    phases: list[str] = []
 
     def healthy() -> bool:
         try:
-            return requests.get(f"{base}/healthz", timeout=2).status_code == 200
+            answer = requests.get(f"{base}/healthz", timeout=2)
         except requests.ConnectionError:
             return False
+        phases.append(answer.json()["phase"] if answer.status_code == 200 else "unhealthy")
+        return answer.status_code == 200 and phases[-1] == "idle"
 
     try:
-        _wait(healthy, 20)
+        _wait(healthy, 60)
+        # healthy all through the first pass, long as it was
+        assert "unhealthy" not in phases
+        assert {"scanning", "uploading"} & set(phases), phases
         (root / "m.txt").write_text("metrics")
         _wait(lambda: "m.txt" in _uploaded(api), 15)
         _wait(
-            lambda: "syncagent_uploaded_total 1" in requests.get(f"{base}/metrics", timeout=2).text,
+            lambda: (
+                "\nsyncagent_uploaded_total 1501\n"
+                in requests.get(f"{base}/metrics", timeout=2).text
+            ),
             10,
         )
         proc.send_signal(signal.SIGTERM)
