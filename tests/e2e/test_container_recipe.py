@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from conftest import Api
+from test_run_agent import _stop as stop_agent
 from test_run_agent import _wait
 from test_sync_cli import BIN, cli_env, remote_files
 
@@ -55,15 +54,7 @@ def _run(base: Path, emulator: Emulator) -> subprocess.Popen[str]:
 
 def _stop(proc: subprocess.Popen[str], base: Path) -> str:
     """``docker stop``: SIGTERM to PID 1, which the entrypoint's ``exec`` made syncagent."""
-    proc.send_signal(signal.SIGTERM)
-    t0 = time.monotonic()
-    try:
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert time.monotonic() - t0 < 10
+    stop_agent(proc)
     return (base / "container.log").read_text(encoding="utf-8")
 
 

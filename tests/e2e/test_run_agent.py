@@ -402,6 +402,7 @@ def _start_on(
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM: the agent must exit with status 0 within 10 s (killed if it does not)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
