@@ -33,7 +33,8 @@ from syncagent.errors import (
 )
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
-from syncagent.model import FolderMove, LocalEntry, Move, Upload
+from syncagent.model import LocalEntry, Upload
+from syncagent.moves import RemoteMover
 from syncagent.planner import Plan, plan
 from syncagent.renames import find_moves
 from syncagent.scanner import HELPERS_FROM, ScanJob, default_helpers, sqlite_file
@@ -255,10 +256,11 @@ class SyncEngine:
                 remote_id = (
                     known_remote if known_remote is not None else self._remote_root(root, root_id)
                 )
+                mover = RemoteMover(self.client, self.ledger, root_id, remote_id, pass_id)
                 for fm in folder_moves:
-                    planned.uploads += self._move_folder(root_id, remote_id, fm, report, pass_id)
-                for m in moves:
-                    planned.uploads += self._move_files(root_id, remote_id, [m], report, pass_id)
+                    planned.uploads += mover.folder(fm)
+                planned.uploads += mover.files(moves)
+                report.moved += mover.moved
                 work.extend((root, root_id, remote_id, u) for u in planned.uploads)
         if dry_run:
             return report
@@ -332,79 +334,6 @@ class SyncEngine:
         with self._lock:
             report.trashed += len(gone)
         log.info("mirror: %d files deleted locally went to the 123pan recycle bin", len(gone))
-
-    def _find_dir(self, remote_root: int, rel: str) -> int | None:
-        """The ID of an existing remote folder, found by listing (never created)."""
-        folder = remote_root
-        for name in [p for p in rel.split("/") if p]:
-            match = [i for i in self.client.list_folder(folder) if i.is_folder and i.name == name]
-            if not match:
-                return None
-            folder = match[0].file_id
-        return folder
-
-    def _move_folder(
-        self, root_id: int, remote_root: int, fm: FolderMove, report: PassReport, pass_id: int
-    ) -> list[Upload]:
-        """Move/rename one remote folder; on any refusal fall back to per-file moves."""
-        old_parent, _, old_name = fm.old_remote_prefix.rpartition("/")
-        new_parent, _, new_name = fm.new_remote_prefix.rpartition("/")
-        try:
-            folder_id = self._find_dir(remote_root, fm.old_remote_prefix)
-            if folder_id is None:
-                return self._move_files(root_id, remote_root, list(fm.files), report, pass_id)
-            if new_parent != old_parent:
-                self.client.move([folder_id], self.client.ensure_dir(remote_root, new_parent))
-            if new_name != old_name:
-                self.client.rename(folder_id, new_name)
-        except RemoteError as exc:
-            if exc.fatal:
-                raise
-            log.info("cannot move folder %s on 123pan (%s); moving its files", fm.old_prefix, exc)
-            return self._move_files(root_id, remote_root, list(fm.files), report, pass_id)
-        self.client.dirs.flush(remote_root, fm.old_remote_prefix)
-        self.client.dirs.flush(remote_root, fm.new_remote_prefix)
-        self._record_moved(root_id, list(fm.files), report, pass_id)
-        log.info(
-            "moved folder %s -> %s on 123pan (%d files, no upload)",
-            fm.old_prefix,
-            fm.new_prefix,
-            len(fm.files),
-        )
-        return []
-
-    def _move_files(
-        self, root_id: int, remote_root: int, moves: list[Move], report: PassReport, pass_id: int
-    ) -> list[Upload]:
-        """Move/rename files remotely; the ones 123pan refuses are returned as uploads."""
-        fallback: list[Upload] = []
-        for m in moves:
-            old_dir, _, old_name = m.old_remote.rpartition("/")
-            new_dir, _, new_name = m.new_remote.rpartition("/")
-            try:
-                if new_dir != old_dir:
-                    self.client.move([m.remote_id], self.client.ensure_dir(remote_root, new_dir))
-                if new_name != old_name:
-                    self.client.rename(m.remote_id, new_name)
-            except RemoteError as exc:
-                if exc.fatal:
-                    raise
-                log.info("cannot move %s on 123pan (%s); uploading it", m.old_rel, exc)
-                fallback.append(Upload(m.entry, m.new_remote, "new", m.md5))
-                continue
-            self._record_moved(root_id, [m], report, pass_id)
-            log.info("moved %s -> %s on 123pan (no upload)", m.old_rel, m.entry.rel_path)
-        return fallback
-
-    def _record_moved(
-        self, root_id: int, moves: list[Move], report: PassReport, pass_id: int
-    ) -> None:
-        """The ledger rows of moved files follow them to their new paths."""
-        for m in moves:
-            done = repo.Done(root_id, m.entry, m.md5, m.remote_id, m.new_remote)
-            repo.record_move(self.ledger, root_id, m.old_rel, done, pass_id)
-        with self._lock:
-            report.moved += len(moves)
 
     def _remote_root(self, root: RootConfig, root_id: int) -> int:
         """Resolve (create if needed) the root's remote folder and remember its ID."""
