@@ -1,0 +1,45 @@
+"""deploy/syncagent.service: what the agent relies on, and systemd's own check of the unit."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+from pathlib import Path
+
+from test_sync_cli import BIN
+
+UNIT = Path(__file__).resolve().parents[2] / "deploy" / "syncagent.service"
+
+
+def _service() -> configparser.SectionProxy:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keys are case-sensitive
+    parser.read_string(UNIT.read_text(encoding="utf-8"))
+    return parser["Service"]
+
+
+def test_the_unit_runs_the_agent_as_its_own_user_and_stops_it_with_sigterm() -> None:
+    service = _service()
+    assert service["ExecStart"].endswith("/syncagent run")
+    assert service["User"] not in ("root", "0")
+    assert service["KillSignal"] == "SIGTERM"  # what the agent handles: finish, stay resumable
+    assert int(service["TimeoutStopSec"]) >= 10  # the agent stops within 10 s
+    # credentials come from a 0600 file, never from the (world-readable) unit itself
+    assert service["EnvironmentFile"].startswith("/etc/syncagent/")
+    assert "PAN123_" not in service.get("Environment", "")
+    assert "/var/lib/syncagent" in service["ReadWritePaths"].split()  # the state dir
+
+
+def test_systemd_finds_nothing_wrong_with_the_unit(tmp_path: Path) -> None:
+    analyze = shutil.which("systemd-analyze")
+    assert analyze, "systemd-analyze is needed to check the unit"
+    unit = tmp_path / "syncagent.service"  # the same unit, pointing at this install
+    unit.write_text(
+        UNIT.read_text(encoding="utf-8").replace("/opt/syncagent/bin/syncagent", str(BIN)),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done.stderr
