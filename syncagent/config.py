@@ -229,14 +229,27 @@ def _remote_path(v: Any) -> str | None:
     return str(PurePosixPath("/", *parts))
 
 
+def _not_utf8(path: Path) -> str | None:
+    """The problem with a path that is not valid UTF-8 (the ledger and 123pan need UTF-8),
+    the bad bytes shown as ``\\xff``; None for a good one."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        return f"{shown} is not valid UTF-8: rename the folder (the ledger and 123pan need UTF-8)"
+    return None
+
+
 def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootConfig, ...]:
     if cli_paths:
-        return tuple(
-            RootConfig(
-                Path(p).expanduser().resolve(), "/syncagent/" + Path(p).expanduser().resolve().name
-            )
-            for p in cli_paths
-        )
+        roots = []
+        for i, p in enumerate(cli_paths):
+            local = Path(p).expanduser().resolve()
+            if (bad := _not_utf8(local)) is not None:
+                problems.add(f"folder {i + 1}", bad)
+                continue
+            roots.append(RootConfig(local, "/syncagent/" + local.name))
+        return tuple(roots)
     if raw is None:
         problems.add("roots", "is missing: list at least one folder to back up")
         return ()
@@ -263,6 +276,8 @@ def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootCon
                 problems.add(r.key("local"), f"must be an absolute path, not {local_raw!r}")
             elif not local.is_dir():
                 problems.add(r.key("local"), f"{local_raw} is not an existing folder")
+            elif (bad := _not_utf8(local)) is not None:
+                problems.add(r.key("local"), bad)
         remote = r.get(
             "remote",
             None,
@@ -390,6 +405,8 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
     ).expanduser()
     if not state_dir.is_absolute():
         problems.add("state_dir", f"must be an absolute path, not {str(state_dir)!r}")
+    elif (bad := _not_utf8(state_dir)) is not None:
+        problems.add("state_dir", bad)
     log_file = logs.get("file", None, _str, "a path")
     mon = _Reader(top.raw.get("monitoring"), "monitoring", ("port", "host"), problems)
     monitor_port = mon.get(

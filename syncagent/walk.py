@@ -222,7 +222,7 @@ class ChunkWorker:
                 self.rows = self._db.execute(
                     "SELECT count(*) FROM files WHERE root_id = ?", (self._root_id,)
                 ).fetchone()[0]
-            except sqlite3.Error:
+            except (sqlite3.Error, UnicodeError):  # UnicodeError: a root not in UTF-8
                 self.same = False
 
     def do(self, rel: str, descend: bool) -> int:
@@ -266,7 +266,7 @@ class ChunkWorker:
                     row = skipped.get(name)
                     if row is None or row[5] != reason:
                         return False
-        except sqlite3.Error:
+        except (sqlite3.Error, UnicodeError):
             return False
         # Each entry matched a distinct row of this chunk; a row left unmatched (something
         # gone) shows as fewer matched rows than the root has, which the caller checks.

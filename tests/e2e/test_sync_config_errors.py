@@ -7,6 +7,7 @@ The installed CLI runs in a subprocess with HOME in the test's tmp dir and no PA
 
 from __future__ import annotations
 
+import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -218,3 +219,14 @@ def test_non_utf8_config_file(tmp_path: Path) -> None:
     config.write_bytes(b"roots:\n  - local: /caf\xe9\n")
     sync = _run(tmp_path, ["sync", "--config", str(config)])
     _assert_config_error(sync, f"{config}: not UTF-8 text")
+
+
+def test_a_folder_whose_path_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    """123pan and the ledger store UTF-8 only: a root whose own path has other bytes is
+    refused up front (files with such names inside a root are skipped one by one)."""
+    bad = os.path.join(os.fsencode(tmp_path), b"caf\xe9")
+    os.mkdir(bad)
+    folder = os.fsdecode(bad)
+    for command in ("sync", "run"):
+        result = _run(tmp_path, [command, folder])
+        _assert_config_error(result, "caf\\xe9 is not valid UTF-8")
