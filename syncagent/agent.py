@@ -92,7 +92,7 @@ class Agent:
         self._clock = clock
         self._stop = threading.Event()
         self._dirty = Dirty(clock)
-        self._watchers = [RootWatcher(r, self._dirty) for r in config.roots]
+        self._watchers = [RootWatcher(r, self._dirty, own=config.own_paths) for r in config.roots]
         self._current: SyncEngine | None = None
         self.activity = ActivityFile(config.state_dir)
         self.counters = {"passes": 0, "uploaded": 0, "bytes_uploaded": 0, "failed": 0}

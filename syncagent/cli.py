@@ -324,7 +324,7 @@ def sync_command(
     scans = {
         r.local: ScanJob(
             r.local,
-            IgnoreRules.for_root(r.local, r.ignore),
+            IgnoreRules.for_root(r.local, r.ignore, own=config.own_paths),
             helpers=default_helpers(),
             ledger_file=sqlite_file(config.ledger_url),
         )

@@ -101,6 +101,21 @@ class SyncConfig:
     monitor_port: int | None = None  # /healthz and /metrics of the watch agent (None: off)
     monitor_host: str = "127.0.0.1"
 
+    @property
+    def own_paths(self) -> tuple[Path, ...]:
+        """syncagent's own files, never backed up even when a root holds them (backing up a
+        home folder holds the default state dir): the state dir (token, ledger, activity),
+        the SQLite ledger and its journals, the log file, and the data dir that holds the
+        embedded emulator's store. Uploading them would send the access token to the cloud
+        and, as they change on every pass, upload them again on every pass."""
+        paths = [self.state_dir, Path(platformdirs.user_data_dir("syncagent"))]
+        if self.ledger_url.startswith("sqlite:///"):
+            ledger = Path(self.ledger_url.removeprefix("sqlite:///").split("?", 1)[0])
+            paths += [ledger.with_name(ledger.name + s) for s in ("", "-wal", "-shm", "-journal")]
+        if self.log_file is not None:
+            paths.append(self.log_file)
+        return tuple(paths)
+
 
 class _Problems:
     """Collects problems, each with its key path."""

@@ -207,7 +207,7 @@ class SyncEngine:
             rows = repo.count_files(self.ledger, root_id)
             job = (scans or {}).get(root.local) or ScanJob(
                 root.local,
-                IgnoreRules.for_root(root.local, root.ignore),
+                IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths),
                 helpers=default_helpers() if rows >= HELPERS_FROM else 0,  # (other ledgers)
                 ledger_file=sqlite_file(self.ledger.url),
             )

@@ -4,6 +4,8 @@ per-root ``.syncignore`` file, all in gitignore syntax (pathspec). Pure after co
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from pathspec.pattern import RegexPattern
 
 from syncagent.walk import FastMatcher, Matcher
 
-__all__ = ["BUILTIN", "IGNORE_FILE", "IgnoreRules"]
+__all__ = ["BUILTIN", "IGNORE_FILE", "IgnoreRules", "anchored", "inside"]
 
 IGNORE_FILE = ".syncignore"
 # Files still being written by common programs, and system junk.
@@ -52,17 +54,41 @@ def _combine(patterns: Sequence[object], bare_names: bool) -> str | None:
     return "|".join(f"(?:{r})" for r in regexes).replace("(?P<ps_d>", "(?:")
 
 
+def inside(root: Path, paths: Iterable[Path]) -> list[str]:
+    """Those of ``paths`` that lie inside ``root`` (links resolved), relative to it."""
+    real_root = Path(os.path.realpath(root))
+    out = []
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        if real != real_root and real.is_relative_to(real_root):
+            out.append(real.relative_to(real_root).as_posix())
+    return out
+
+
+def anchored(root: Path, paths: Iterable[Path]) -> list[str]:
+    """Gitignore patterns matching exactly those ``paths`` that lie inside ``root`` (with
+    everything below them), anchored at the root, special characters escaped."""
+    out = []
+    for rel in inside(root, paths):
+        escaped = re.sub(r"([\\*?\[\]])", r"\\\1", rel)
+        if escaped.endswith(" "):
+            escaped = escaped[:-1] + "\\ "
+        out.append("/" + escaped)
+    return out
+
+
 class _SpecMatcher(Matcher):
     """Full gitignore semantics through pathspec (rules with negations)."""
 
-    def __init__(self, spec: pathspec.GitIgnoreSpec) -> None:
+    def __init__(self, spec: pathspec.GitIgnoreSpec, always: pathspec.GitIgnoreSpec) -> None:
         self._spec = spec
+        self._always = always  # matched first: no negation in ``spec`` can undo these
 
     def file(self, rel_path: str, name: str) -> bool:
-        return self._spec.match_file(rel_path)
+        return self._always.match_file(rel_path) or self._spec.match_file(rel_path)
 
     def folder(self, rel_path: str, name: str) -> bool:
-        return self._spec.match_file(rel_path + "/")
+        return self.file(rel_path + "/", name)
 
 
 class IgnoreRules:
@@ -72,8 +98,10 @@ class IgnoreRules:
     scanner never enters an ignored folder), which is what makes the fast path exact.
     """
 
-    def __init__(self, patterns: Iterable[str] = ()) -> None:
-        spec = pathspec.GitIgnoreSpec.from_lines([*BUILTIN, *patterns])
+    def __init__(self, patterns: Iterable[str] = (), always: Iterable[str] = ()) -> None:
+        """``always``: patterns ignored whatever ``patterns`` say (syncagent's own files)."""
+        always = list(always)
+        spec = pathspec.GitIgnoreSpec.from_lines([*BUILTIN, *patterns, *always])
         active = [p for p in spec.patterns if p.include is not None]
         # Fast path, used when there is no negation ("!pattern"): a path is ignored when any
         # pattern matches, so the patterns are combined into two regexes, one for patterns
@@ -90,15 +118,18 @@ class IgnoreRules:
                 _combine(by_name, bare_names=True), _combine(by_path, bare_names=False)
             )
         else:
-            self.matcher = _SpecMatcher(spec)
+            self.matcher = _SpecMatcher(spec, pathspec.GitIgnoreSpec.from_lines(always))
 
     @classmethod
-    def for_root(cls, root: Path, patterns: Iterable[str] = ()) -> IgnoreRules:
-        """Built-ins + ``patterns`` + the root's ``.syncignore`` if there is one."""
+    def for_root(
+        cls, root: Path, patterns: Iterable[str] = (), own: Iterable[Path] = ()
+    ) -> IgnoreRules:
+        """Built-ins + ``patterns`` + the root's ``.syncignore`` if there is one, and always
+        the paths in ``own`` (syncagent's own files) that lie inside the root."""
         extra: list[str] = []
         with contextlib.suppress(OSError, UnicodeDecodeError):
             extra = (root / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
-        return cls([*patterns, *extra])
+        return cls([*patterns, *extra], always=anchored(root, own))
 
     def file(self, rel_path: str) -> bool:
         return self.matcher.file(rel_path, rel_path.rsplit("/", 1)[-1])

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -24,6 +24,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from syncagent.config import RootConfig
+from syncagent.ignore import inside
 
 __all__ = ["INOTIFY_HINT", "Dirty", "RootWatcher"]
 
@@ -79,13 +80,24 @@ class Dirty:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: Path, dirty: Dirty) -> None:
+    """Marks the root dirty, except for reads and for syncagent's own files (``own``: its
+    state dir, ledger and logs, when a root holds them): the agent writes those during
+    every pass, and each write would call for another pass."""
+
+    def __init__(self, root: Path, dirty: Dirty, own: tuple[str, ...]) -> None:
         self._root = root
         self._dirty = dirty
+        self._own = own
+
+    def _own_file(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + os.sep) for p in self._own)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        path = str(event.src_path)
+        path = os.fsdecode(event.src_path)
         if event.event_type in ("opened", "closed_no_write") or path.endswith(_IGNORED_SUFFIXES):
+            return
+        dest = os.fsdecode(getattr(event, "dest_path", "") or "")
+        if self._own_file(path) and (not dest or self._own_file(dest)):
             return
         self._dirty.mark(self._root)
 
@@ -138,13 +150,20 @@ class RootWatcher:
     """Watches one root; ``mode`` says how (``inotify`` or ``poll``).
 
     :param native: makes the platform's event observer (inotify on Linux).
+    :param own: syncagent's own files; changes to them do not make the root dirty.
     """
 
     def __init__(
-        self, root: RootConfig, dirty: Dirty, native: Callable[[], BaseObserver] = Observer
+        self,
+        root: RootConfig,
+        dirty: Dirty,
+        native: Callable[[], BaseObserver] = Observer,
+        own: Iterable[Path] = (),
     ) -> None:
         self.root = root
         self._dirty = dirty
+        # as event paths spell them: under the root as configured
+        self._own = tuple(str(root.local / rel) for rel in inside(root.local, own))
         self._native = native
         self._observer: BaseObserver | None = None
         self.mode = "poll" if root.watch == "poll" else "inotify"
@@ -189,7 +208,7 @@ class RootWatcher:
 
     def _start(self, observer: BaseObserver) -> None:
         observer.schedule(
-            _Handler(self.root.local, self._dirty), str(self.root.local), recursive=True
+            _Handler(self.root.local, self._dirty, self._own), str(self.root.local), recursive=True
         )
         observer.daemon = True
         observer.start()

@@ -488,3 +488,33 @@ def test_mirror_mode_trashes_deletes_but_not_an_emptied_or_removed_root(
         assert proc.poll() is None  # still running
     finally:
         _stop(proc)
+
+
+def test_a_root_holding_the_state_dir_sends_none_of_it_and_does_not_loop(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    """The agent writes its ledger, activity file and token in the state dir on every
+    pass: inside a root, each write would be an event calling for another pass, and each
+    pass would upload them (the token is a secret)."""
+    root = tmp_path / "root"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "a.txt").write_text("mine")
+    config = _config(tmp_path, root)
+    config.write_text(
+        config.read_text().replace(
+            f"state_dir: {json.dumps(str(tmp_path / 'state'))}",
+            f"state_dir: {json.dumps(str(root / 'appstate'))}",
+        )
+    )
+    proc = _start(config, cli_env(tmp_path, emulator), tmp_path)
+    try:
+        _wait(lambda: "docs/a.txt" in _uploaded(api), 20)
+        settled = _passes(config)
+        time.sleep(4 * QUIET + 1)  # a loop would run a pass every quiet window
+        assert _passes(config) == settled, _log(config)[-2000:]
+        (root / "b.txt").write_text("later")
+        _wait(lambda: "b.txt" in _uploaded(api), 15)
+        assert set(_uploaded(api)) == {"docs/a.txt", "b.txt"}
+        assert (root / "appstate" / "ledger.sqlite3").is_file()
+    finally:
+        _stop(proc)

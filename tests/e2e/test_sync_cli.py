@@ -557,3 +557,25 @@ def test_move_mode_deletes_the_local_file_after_a_verified_upload(
     assert _live_names(api, "/move") == {"a.txt"}
     assert cli.sync().returncode == 0  # the gone file is not trashed remotely
     assert _live_names(api, "/move") == {"a.txt"}
+
+
+def test_backing_up_a_home_folder_never_sends_syncagents_own_files(tmp_path: Path) -> None:
+    """`syncagent sync ~` holds the default state dir (token, ledger) and the embedded
+    emulator's data: none of it may be uploaded (the token is a secret, and they change on
+    every pass), and a second pass must find nothing to do."""
+    home = tmp_path / "home"
+    (home / "docs").mkdir(parents=True)
+    (home / "docs" / "a.txt").write_text("mine")
+    (home / "b.txt").write_text("mine too")
+    env = cli_env(home, None)  # no credentials: the embedded emulator, its data under home
+    assert env["XDG_STATE_HOME"].startswith(str(home))
+    run = [str(BIN), "sync", str(home)]
+    first = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert summary(first).startswith("2 uploaded"), summary(first)
+    assert "token.json" not in first.stderr and ".sqlite3" not in first.stderr
+    again = subprocess.run(run, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert summary(again) == (
+        "0 uploaded (0.0 MB), 0 moved, 2 unchanged, 0 skipped, 0 failed; hashed 0 files"
+    )
+    assert any((home / ".xdg-state").rglob("token.json"))  # it was there to be sent

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pathspec
 import pytest
 
-from syncagent.ignore import BUILTIN, IgnoreRules
+from syncagent.ignore import BUILTIN, IgnoreRules, anchored, inside
 
 NAMES = [
     "a.tmp",
@@ -62,3 +63,23 @@ def test_builtin_temp_names() -> None:
     for name in ["f.part", "f.crdownload", "~$report.docx", ".~lock.a.odt#", "a.swp", ".DS_Store"]:
         assert rules.file(f"dir/{name}"), name
     assert not rules.file("dir/report.docx")
+
+
+def test_own_paths_inside_the_root_become_anchored_escaped_patterns(tmp_path: Path) -> None:
+    root = tmp_path / "home"
+    state = root / ".local" / "state" / "sync [1]*?"
+    patterns = anchored(root, [state, root, tmp_path / "elsewhere", root / "trail "])
+    assert patterns == ["/.local/state/sync \\[1\\]\\*\\?", "/trail\\ "]
+    rules = IgnoreRules.for_root(root, ["!*"], own=[state])  # no negation brings them back
+    assert rules.folder(".local/state/sync [1]*?")
+    assert rules.file(".local/state/sync [1]*?/token.json")
+    assert not rules.folder(".local/state/sync 1x")
+    assert not rules.file("docs/.local/state/sync [1]*?")  # anchored at the root only
+
+
+def test_own_paths_are_found_through_links(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    (real / "state").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(real)
+    assert inside(tmp_path / "link", [real / "state"]) == ["state"]
+    assert inside(real, [tmp_path / "link" / "state"]) == ["state"]
