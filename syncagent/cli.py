@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -35,6 +36,27 @@ DEFAULT_EMULATOR_PORT = 8123
 def _fail(err: SyncAgentError) -> NoReturn:
     click.echo(f"syncagent: {err.message}", err=True)
     sys.exit(2 if isinstance(err, ConfigError) else 1)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(stop: Callable[[], None]) -> Iterator[list[int]]:
+    """While the block runs, SIGINT and SIGTERM call ``stop`` (start no new upload, let the
+    ones in flight finish or stay resumable) and are listed in the yielded list; a second
+    signal ends the process at once (safe: a killed pass resumes). Handlers restored after."""
+    stopped: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.append(signum)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stopped
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _wait_for_signal() -> None:
@@ -342,7 +364,8 @@ def sync_command(
                 app.client_factory(),
                 progress=_TerminalProgress() if tty else None,
             )
-            report = engine.run_once(dry_run=dry_run, scans=scans)
+            with _stopped_by_signals(engine.stop) as stopped:
+                report = engine.run_once(dry_run=dry_run, scans=scans)
     except SyncAgentError as err:
         _fail(err)
     finally:
@@ -373,12 +396,21 @@ def sync_command(
         click.echo(f"mirror: {report.trashed} files deleted locally went to the 123pan recycle bin")
     if report.deleted_local:
         click.echo(f"move: {report.deleted_local} files deleted locally after upload")
+    if stopped:
+        name = signal.Signals(stopped[0]).name
+        click.echo(
+            f"interrupted by {name}: what was uploaded is recorded; "
+            "the rest is sent by the next sync (chunked uploads resume)",
+            err=True,
+        )
     # the summary is always the last line of stdout (scripts and tests read it)
     click.echo(
         f"{report.uploaded} uploaded ({_mb(report.bytes_sent)}), {report.moved} moved, "
         f"{report.unchanged} unchanged, {len(report.skipped)} skipped, "
         f"{len(report.failed)} failed; hashed {report.hashed} files"
     )
+    if stopped:
+        sys.exit(128 + stopped[0])
     if report.fatal:
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)
     sys.exit(0 if report.ok else 1)

@@ -579,3 +579,37 @@ def test_backing_up_a_home_folder_never_sends_syncagents_own_files(tmp_path: Pat
         "0 uploaded (0.0 MB), 0 moved, 2 unchanged, 0 skipped, 0 failed; hashed 0 files"
     )
     assert any((home / ".xdg-state").rglob("token.json"))  # it was there to be sent
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_stops_a_pass_at_once_and_the_next_one_sends_the_rest(
+    emulator: Emulator, api: Api, tmp_path: Path, signum: int
+) -> None:
+    root = tmp_path / "root"
+    for i in range(2000):
+        (root / f"d{i % 20}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 20}" / f"f{i}.txt").write_text(f"file {i}")
+    cli = make_cli(tmp_path, emulator, [(root, "/stopped")])
+    proc = subprocess.Popen(
+        [str(BIN), "sync", "--config", str(cli.config)],
+        env=cli.env,
+        cwd=cli.cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while emulator.activity()["counts"].get("single_uploads", 0) < 100:
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    t0 = time.monotonic()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - t0 < 5  # not after the whole queue
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert "interrupted by" in err and "Traceback" not in err
+    first = int(out.strip().splitlines()[-1].split()[0])
+    assert 100 <= first < 2000
+    rest = cli.sync()
+    assert rest.returncode == 0 and summary(rest).startswith(f"{2000 - first} uploaded")
+    assert_same_tree(api, "/stopped", local_files(root), download=[])  # each once, no partial
