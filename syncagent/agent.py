@@ -23,7 +23,7 @@ from typing import IO
 
 from syncagent.activity import ActivityFile
 from syncagent.config import SyncConfig
-from syncagent.engine import Progress, SyncEngine
+from syncagent.engine import Progress, SyncEngine, retry_delay
 from syncagent.errors import SyncAgentError
 from syncagent.ledger import Ledger
 from syncagent.watcher import Dirty, RootWatcher
@@ -35,6 +35,7 @@ log = logging.getLogger("syncagent")
 # A root that never stops changing (files trickling in) still gets a pass this often; each
 # file still waits out its own quiet window in the engine before it is uploaded.
 MIN_SETTLE_WAIT = 5.0
+MAX_PASS_RETRY = 600.0  # a pass that failed as a whole is tried again within 10 min
 
 
 class AgentLockedError(SyncAgentError):
@@ -98,6 +99,8 @@ class Agent:
         self.counters = {"passes": 0, "uploaded": 0, "bytes_uploaded": 0, "failed": 0}
         self.last_pass_at = 0.0
         self.running = False
+        self._next_rescan = 0.0  # when the next full pass is due
+        self._failed_passes = 0  # in a row, failed as a whole
 
     def stop(self) -> None:
         """Ask the agent to finish: no new upload starts; in-flight ones complete."""
@@ -109,6 +112,8 @@ class Agent:
             current.stop()
 
     def _pass(self, roots: list[Path] | None, retry_failed: bool) -> None:
+        """One pass; a pass that failed as a whole (123pan unreachable) brings the next
+        full pass forward, with backoff."""
         config = self.config
         if roots is not None:
             config = dataclasses.replace(
@@ -143,6 +148,13 @@ class Agent:
         if report.fatal:
             log.error("stopping: %s", report.fatal)
             self._stop.set()
+        if report.error:
+            self._failed_passes += 1
+            delay = min(MAX_PASS_RETRY, retry_delay(self._failed_passes))
+            log.warning("the pass failed; a full pass runs again in %.0f s", delay)
+            self._next_rescan = min(self._next_rescan, self._clock() + delay)
+        else:
+            self._failed_passes = 0
 
     def snapshot(self) -> dict[str, object]:
         """Counters and health for /metrics and /healthz."""
@@ -161,8 +173,8 @@ class Agent:
         for w in self._watchers:
             w.start()
             log.info("watching %s (%s)", w.root.local, w.mode)
+        self._next_rescan = self._rescan_time()
         self._pass(None, retry_failed=True)
-        next_rescan = self._next_rescan()
         try:
             while not self._stop.is_set():
                 self._dirty.wake.wait(timeout=0.2)
@@ -175,15 +187,15 @@ class Agent:
                 ready = self._dirty.take(quiet, max(MIN_SETTLE_WAIT, 3 * quiet))
                 if ready:
                     self._pass(ready, retry_failed=False)
-                if self._clock() >= next_rescan:
+                if self._clock() >= self._next_rescan:
+                    self._next_rescan = self._rescan_time()
                     self._pass(None, retry_failed=False)
-                    next_rescan = self._next_rescan()
         finally:
             for w in self._watchers:
                 w.stop()
             self.activity.clear()
             self.running = False
 
-    def _next_rescan(self) -> float:
+    def _rescan_time(self) -> float:
         interval = self.config.rescan_interval
         return self._clock() + interval * random.uniform(0.9, 1.1)

@@ -413,6 +413,8 @@ def sync_command(
         sys.exit(128 + stopped[0])
     if report.fatal:
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)
+    if report.error:
+        click.echo(f"syncagent: the pass failed: {report.error}", err=True)
     sys.exit(0 if report.ok else 1)
 
 

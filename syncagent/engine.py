@@ -67,11 +67,12 @@ class PassReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None
+    error: str | None = None  # the pass itself failed (123pan unreachable): tried again later
     plans: list[tuple[RootConfig, Plan]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.fatal is None
+        return not self.failed and self.fatal is None and self.error is None
 
 
 class Progress(Protocol):
@@ -198,6 +199,38 @@ class SyncEngine:
         """
         report = PassReport()
         pass_id = 0 if dry_run else repo.start_pass(self.ledger)
+        result = None
+        try:
+            self._run(report, pass_id, dry_run, retry_failed, scans or {})
+        except Interrupted as exc:
+            log.info("pass stopped by a shutdown (%s); it resumes on the next start", exc)
+            result = "interrupted"
+        except RemoteError as exc:  # from a call this thread makes: the remote root, moves
+            if exc.fatal:
+                report.fatal = report.fatal or exc.message
+            else:
+                report.error = str(exc)
+                log.warning("pass failed: %s; it is tried again later", exc)
+        if dry_run:
+            return report
+        repo.finish_pass(
+            self.ledger,
+            pass_id,
+            uploaded=report.uploaded,
+            failed=len(report.failed),
+            bytes_sent=report.bytes_sent,
+            result=result or ("fatal" if report.fatal else "ok" if report.ok else "failed"),
+        )
+        return report
+
+    def _run(
+        self,
+        report: PassReport,
+        pass_id: int,
+        dry_run: bool,
+        retry_failed: bool,
+        scans: Mapping[Path, ScanJob],
+    ) -> None:
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
         for root in self.config.roots:
@@ -205,7 +238,7 @@ class SyncEngine:
                 self.ledger, str(root.local), root.remote, root.mode
             )
             rows = repo.count_files(self.ledger, root_id)
-            job = (scans or {}).get(root.local) or ScanJob(
+            job = scans.get(root.local) or ScanJob(
                 root.local,
                 IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths),
                 helpers=default_helpers() if rows >= HELPERS_FROM else 0,  # (other ledgers)
@@ -263,7 +296,7 @@ class SyncEngine:
                 report.moved += mover.moved
                 work.extend((root, root_id, remote_id, u) for u in planned.uploads)
         if dry_run:
-            return report
+            return
         self.progress.start(len(work), sum(w[3].entry.size for w in work))
         with ThreadPoolExecutor(self.config.workers, thread_name_prefix="upload") as pool:
             for future in [pool.submit(self._execute, *w, report, pass_id) for w in work]:
@@ -274,15 +307,6 @@ class SyncEngine:
         for root, root_id, gone, scanned in deletions:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report)
-        repo.finish_pass(
-            self.ledger,
-            pass_id,
-            uploaded=report.uploaded,
-            failed=len(report.failed),
-            bytes_sent=report.bytes_sent,
-            result="fatal" if report.fatal else "ok" if report.ok else "failed",
-        )
-        return report
 
     def _delete_local(self, sent: _Sent, report: PassReport) -> None:
         """Move mode: remove the local file, unless it changed since it was uploaded."""

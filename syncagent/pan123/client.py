@@ -8,6 +8,7 @@ Its repr shows neither the client secret nor the token.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -43,7 +44,8 @@ class Pan123Client:
     :param state_dir: where the token is kept (``token.json``, 0600); None = memory only.
     :param qps: ``free``/``vip``/``off`` limits, and per-endpoint ``qps_overrides``.
     :param upload_state: resumable-upload store (the ledger in the agent).
-    :param sleep: injectable: retries, pacing and polling all wait through it.
+    :param sleep: injectable: retries, pacing and polling all wait through it (by default
+        a wait that :meth:`cancel` cuts short).
     """
 
     def __init__(
@@ -59,12 +61,20 @@ class Pan123Client:
         upload_state: UploadStateStore | None = None,
         retry: RetryPolicy | None = None,
         timeout: tuple[float, float] = (10.0, 120.0),
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         token_store: TokenStore | None = None,
     ) -> None:
-        self.pacer = Pacer(qps_table(qps, dict(qps_overrides or {})), clock=clock, sleep=sleep)
+        self._cancelled = threading.Event()
+        if sleep is None:  # a wait that cancel() cuts short
+            sleep = self._cancellable_wait
+        self.pacer = Pacer(
+            qps_table(qps, dict(qps_overrides or {})),
+            clock=clock,
+            sleep=sleep,
+            cancelled=self._cancelled,
+        )
         settings = upload or UploadSettings()
         self.transport = HttpTransport(
             api_base,
@@ -74,6 +84,7 @@ class Pan123Client:
             pool_size=max(16, settings.slice_workers * 2),
             sleep=sleep,
             rng=rng,
+            cancelled=self._cancelled,
         )
         store = token_store or (FileTokenStore(state_dir) if state_dir else MemoryTokenStore())
         self.tokens = TokenManager(
@@ -122,8 +133,14 @@ class Pan123Client:
             local_path, parent_id, rel_path, md5=md5, on_progress=on_progress, verify=verify
         )
 
+    def _cancellable_wait(self, seconds: float) -> None:
+        self._cancelled.wait(seconds)
+
     def cancel(self) -> None:
-        """Shutdown: chunked uploads stop after the slices in flight, and stay resumable."""
+        """Shutdown: chunked uploads stop after the slices in flight, and stay resumable;
+        no failed call is retried and no call waits for the rate limit: they raise
+        :class:`~syncagent.errors.Interrupted`. Calls already on the wire finish."""
+        self._cancelled.set()
         self.uploader.cancel()
 
     # -- folders and files -----------------------------------------------------------------

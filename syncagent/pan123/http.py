@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,7 +27,13 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
-from syncagent.errors import RateLimitedError, RemoteError, ServerError, TransportError
+from syncagent.errors import (
+    Interrupted,
+    RateLimitedError,
+    RemoteError,
+    ServerError,
+    TransportError,
+)
 from syncagent.pan123.endpoints import Endpoint
 from syncagent.pan123.errors import from_envelope, from_http_status
 from syncagent.pan123.ratelimit import Pacer
@@ -82,6 +89,8 @@ class HttpTransport:
     :param timeout: (connect, read) seconds for every request.
     :param pool_size: keep-alive connections per host (one per worker is enough).
     :param sleep: injectable for tests.
+    :param cancelled: once set (a shutdown), a failed call is not retried: it raises
+        :class:`~syncagent.errors.Interrupted` (set it, then wake ``sleep``).
     """
 
     def __init__(
@@ -94,8 +103,10 @@ class HttpTransport:
         pool_size: int = 16,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        cancelled: threading.Event | None = None,
     ) -> None:
         self.api_base = api_base.rstrip("/")
+        self._cancelled = cancelled or threading.Event()
         self._pacer = pacer
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
@@ -152,10 +163,13 @@ class HttpTransport:
         url = (base or self.api_base).rstrip("/") + endpoint.path
         attempts = self._retry.attempts if retry else 1
         for attempt in range(attempts):
+            # Before each attempt, so a refreshed token is picked up; outside the retry
+            # loop's reach: a token fetch that failed has had its own retries.
+            sent_headers = headers()
             self._pacer.acquire(endpoint.name)
             try:
                 try:
-                    return self._once(endpoint, url, headers(), params, body, form, file)
+                    return self._once(endpoint, url, sent_headers, params, body, form, file)
                 finally:
                     self._pacer.release(endpoint.name)
             except RemoteError as err:
@@ -163,11 +177,15 @@ class HttpTransport:
                     self._pacer.penalize(endpoint.name)
                 if not err.retryable or attempt == attempts - 1:
                     raise
+                if self._cancelled.is_set():
+                    raise Interrupted(f"{err}; not retried: stopping") from err
                 delay = self._retry.delay(attempt, self._rng)
                 log.info(
                     "%s; retrying in %.1f s (attempt %d of %d)", err, delay, attempt + 2, attempts
                 )
                 self._sleep(delay)
+                if self._cancelled.is_set():
+                    raise Interrupted(f"{err}; not retried: stopping") from err
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _once(

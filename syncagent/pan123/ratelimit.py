@@ -15,6 +15,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
+from syncagent.errors import Interrupted
+
 __all__ = ["DEFAULT_MARGIN", "Pacer"]
 
 DEFAULT_MARGIN = 0.05
@@ -33,6 +35,8 @@ class Pacer:
     :param limits: endpoint name -> calls per second; missing endpoints are not paced.
     :param clock: monotonic seconds.
     :param sleep: how to wait.
+    :param cancelled: once set (a shutdown), a call that would have to wait raises
+        :class:`~syncagent.errors.Interrupted` instead.
     """
 
     def __init__(
@@ -42,7 +46,9 @@ class Pacer:
         margin: float = DEFAULT_MARGIN,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        cancelled: threading.Event | None = None,
     ) -> None:
+        self._cancelled = cancelled or threading.Event()
         self._windows = {name: _Window(q, margin) for name, q in limits.items() if q > 0}
         self._clock = clock
         self._sleep = sleep
@@ -69,6 +75,8 @@ class Pacer:
                     self.waited += waited
                     return waited
                 delay = window.sent[0] + window.span - now
+            if self._cancelled.is_set():
+                raise Interrupted(f"{endpoint}: not sent: stopping")
             self._sleep(delay)
             waited += delay
 

@@ -518,3 +518,67 @@ def test_a_root_holding_the_state_dir_sends_none_of_it_and_does_not_loop(
         assert (root / "appstate" / "ledger.sqlite3").is_file()
     finally:
         _stop(proc)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _outage_agent(tmp_path: Path, api_port: int) -> tuple[subprocess.Popen[str], Path, Path]:
+    """An agent whose 123pan (``api_port``) does not answer yet; full passes every 3 s."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "waiting.txt").write_text("sent once 123pan is back")
+    config = _config(tmp_path, root)
+    config.write_text(config.read_text() + "rescan_interval: 3s\n")
+    env = cli_env(tmp_path, None) | {
+        "PAN123_CLIENT_ID": "outage-client",
+        "PAN123_CLIENT_SECRET": "outage-secret",
+        "PAN123_API_BASE": f"http://127.0.0.1:{api_port}",
+    }
+    proc = _start(config, env, tmp_path)
+    _wait(lambda: "connection failed" in _log(config), 20)
+    return proc, root, config
+
+
+def test_the_agent_rides_out_123pan_being_unreachable_and_catches_up(tmp_path: Path) -> None:
+    """Started while 123pan cannot be reached, the agent keeps running (a failed pass is
+    tried again) and uploads once it is back."""
+    api_port, upload_port = _free_port(), _free_port()
+    proc, _, config = _outage_agent(tmp_path, api_port)
+    try:
+        # the startup pass gives up after its retries (~15 s) and the agent carries on
+        _wait(lambda: "the pass failed" in _log(config), 60)
+        assert proc.poll() is None, _log(config)[-2000:]
+        with Emulator.temporary(
+            api_port=api_port,
+            upload_port=upload_port,
+            client_id="outage-client",
+            client_secret="outage-secret",
+            rate_limits="off",
+            complete_pending_polls=0,
+        ) as emu:
+            api = Api(emu)
+            try:
+                _wait(lambda: "waiting.txt" in _uploaded(api), 60)
+            finally:
+                api.close()
+            _stop(proc)
+    finally:
+        _stop(proc)
+
+
+def test_sigterm_while_123pan_is_unreachable_stops_the_agent_at_once(tmp_path: Path) -> None:
+    """A pass stuck retrying (with backoff) must not hold up a shutdown."""
+    proc, _, config = _outage_agent(tmp_path, _free_port())
+    try:
+        t0 = time.monotonic()
+        _stop(proc)
+        assert time.monotonic() - t0 < 2
+        assert "not retried: stopping" in _log(config)
+    finally:
+        _stop(proc)
