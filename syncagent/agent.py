@@ -101,6 +101,7 @@ class Agent:
         self.running = False
         self._next_rescan = 0.0  # when the next full pass is due
         self._failed_passes = 0  # in a row, failed as a whole
+        self.fatal: str | None = None  # why it stopped by itself (credentials, quota)
 
     def stop(self) -> None:
         """Ask the agent to finish: no new upload starts; in-flight ones complete."""
@@ -147,6 +148,7 @@ class Agent:
         )
         if report.fatal:
             log.error("stopping: %s", report.fatal)
+            self.fatal = report.fatal
             self._stop.set()
         if report.error:
             self._failed_passes += 1

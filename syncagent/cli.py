@@ -469,6 +469,9 @@ def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...])
         _fail(err)
     finally:
         lock.release()
+    if agent.fatal:
+        click.echo(f"syncagent: stopped: {agent.fatal}", err=True)
+        sys.exit(1)
     click.echo("syncagent stopped", err=True)
 
 

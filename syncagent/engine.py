@@ -207,7 +207,7 @@ class SyncEngine:
             result = "interrupted"
         except RemoteError as exc:  # from a call this thread makes: the remote root, moves
             if exc.fatal:
-                report.fatal = report.fatal or exc.message
+                report.fatal = report.fatal or exc.explained
             else:
                 report.error = str(exc)
                 log.warning("pass failed: %s; it is tried again later", exc)
@@ -423,7 +423,7 @@ class SyncEngine:
             self._fail(root_id, entry, md5, str(exc), exc.code, exc.trace_id, report, pass_id, path)
             if exc.fatal:
                 with self._lock:
-                    report.fatal = report.fatal or exc.message
+                    report.fatal = report.fatal or exc.explained
                 self._stop.set()
 
     def _to_verify(self, sent: _Sent, report: PassReport, pass_id: int) -> None:
@@ -457,7 +457,7 @@ class SyncEngine:
                 )
             if exc.fatal:
                 with self._lock:
-                    report.fatal = report.fatal or exc.message
+                    report.fatal = report.fatal or exc.explained
                 self._stop.set()
             return
         verified: list[_Sent] = []

@@ -157,6 +157,7 @@ class RemoteError(SyncAgentError):
 
     retryable: ClassVar[bool] = False
     fatal: ClassVar[bool] = False
+    hint: ClassVar[str] = ""  # what a person should do (fatal errors)
 
     def __init__(
         self,
@@ -182,6 +183,11 @@ class RemoteError(SyncAgentError):
         if self.trace_id:
             details.append(f"trace {self.trace_id}")
         return f"{self.message} [{', '.join(details)}]" if details else self.message
+
+    @property
+    def explained(self) -> str:
+        """The error with what to do about it, for a person (123pan's words kept)."""
+        return f"{self.hint} (123pan said: {self})" if self.hint else str(self)
 
 
 class TransportError(RemoteError):
@@ -222,18 +228,27 @@ class AuthError(RemoteError):
     """The clientID/clientSecret were refused."""
 
     fatal = True
+    hint = (
+        "123pan refused the client ID or secret: check PAN123_CLIENT_ID and "
+        "PAN123_CLIENT_SECRET (or credentials: in sync.yaml)"
+    )
 
 
 class TokenLimitError(RemoteError):
     """123pan allows three live tokens per client, and this client has hit the limit."""
 
     fatal = True
+    hint = (
+        "this client ID already has 3 live access tokens on 123pan: stop the other programs "
+        "that use it, or wait until their tokens expire"
+    )
 
 
 class QuotaExceededError(RemoteError):
     """No space or traffic left on the account."""
 
     fatal = True
+    hint = "the 123pan account has no space or traffic left: free some, or upgrade it"
 
 
 class RemoteNotFoundError(RemoteError):

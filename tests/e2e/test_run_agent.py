@@ -508,7 +508,8 @@ def test_a_root_holding_the_state_dir_sends_none_of_it_and_does_not_loop(
     )
     proc = _start(config, cli_env(tmp_path, emulator), tmp_path)
     try:
-        _wait(lambda: "docs/a.txt" in _uploaded(api), 20)
+        _wait(lambda: _passes(config) >= 1, 20)  # the startup pass is over
+        assert "docs/a.txt" in _uploaded(api)
         settled = _passes(config)
         time.sleep(4 * QUIET + 1)  # a loop would run a pass every quiet window
         assert _passes(config) == settled, _log(config)[-2000:]
@@ -582,3 +583,21 @@ def test_sigterm_while_123pan_is_unreachable_stops_the_agent_at_once(tmp_path: P
         assert "not retried: stopping" in _log(config)
     finally:
         _stop(proc)
+
+
+@pytest.mark.parametrize("command", ["sync", "run"])
+def test_refused_credentials_stop_with_status_1_and_say_what_to_check(
+    emulator: Emulator, tmp_path: Path, command: str
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    env = cli_env(tmp_path, emulator) | {"PAN123_CLIENT_SECRET": "not-the-secret-42"}
+    done = subprocess.run(
+        [str(BIN), command, str(root)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "refused the client ID or secret" in done.stderr
+    assert "PAN123_CLIENT_SECRET" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "not-the-secret-42" not in done.stdout + done.stderr  # the secret is never shown
