@@ -11,24 +11,21 @@ and returns; an interrupted chunked upload resumes from the ledger next time.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import logging
-import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 from syncagent.activity import ActivityFile
 from syncagent.config import SyncConfig
 from syncagent.engine import Progress, SyncEngine, retry_delay
-from syncagent.errors import SyncAgentError
 from syncagent.ledger import Ledger
+from syncagent.statelock import StateLock
 from syncagent.watcher import Dirty, RootWatcher
 
-__all__ = ["Agent", "AgentLockedError", "StateLock"]
+__all__ = ["Agent", "StateLock"]
 
 log = logging.getLogger("syncagent")
 
@@ -36,41 +33,6 @@ log = logging.getLogger("syncagent")
 # file still waits out its own quiet window in the engine before it is uploaded.
 MIN_SETTLE_WAIT = 5.0
 MAX_PASS_RETRY = 600.0  # a pass that failed as a whole is tried again within 10 min
-
-
-class AgentLockedError(SyncAgentError):
-    """Another agent already works on this state dir."""
-
-
-class StateLock:
-    """An exclusive lock on ``<state_dir>/agent.lock`` holding the owner's PID."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = state_dir / "agent.lock"
-        self._file: IO[str] | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "a+")  # noqa: SIM115 - held until release()
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            owner = f.read().strip() or "unknown"
-            f.close()
-            raise AgentLockedError(
-                f"another syncagent (pid {owner}) is already running on {self.path.parent}"
-            ) from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        self._file = f
-
-    def release(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 class Agent:

@@ -338,9 +338,16 @@ def sync_command(
     """
     from syncagent.ignore import IgnoreRules
     from syncagent.scanner import ScanJob, default_helpers, sqlite_file
+    from syncagent.statelock import StateLock
 
     config = _load(config_path, paths)
     _setup_logging(config, verbose)
+    lock = StateLock(config.state_dir)
+    if not dry_run:  # a running agent uploads changes itself: never both at once
+        try:
+            lock.acquire()
+        except SyncAgentError as err:
+            _fail(err)
     # Start walking before the ledger's libraries (SQLAlchemy) load: on a large tree the
     # helper processes walk while this one imports.
     scans = {
@@ -371,6 +378,7 @@ def sync_command(
     finally:
         for job in scans.values():
             job.close()
+        lock.release()
     if tty:
         click.echo("", err=True)
     if dry_run:
@@ -432,9 +440,10 @@ def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...])
     Example:
       syncagent run ~/Documents
     """
-    from syncagent.agent import Agent, StateLock
+    from syncagent.agent import Agent
     from syncagent.app import open_app
     from syncagent.engine import SyncEngine
+    from syncagent.statelock import StateLock
 
     config = _load(config_path, paths)
     _setup_logging(config, verbose)

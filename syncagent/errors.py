@@ -9,6 +9,7 @@ at the boundary where they happen, so nothing above that boundary catches a fore
     SyncAgentError                    base; ``message`` is safe to show (never holds a secret)
     ├── ConfigError                   every problem of a configuration at once, with key paths
     ├── LedgerError                   the ledger database cannot be opened, read or upgraded
+    ├── StateLockedError              another syncagent already works on this state dir
     ├── Interrupted                   work stopped by a shutdown; it resumes on the next start
     ├── LocalFileError                one local file cannot be uploaded (per item; carry on)
     │   ├── UnsupportedFileError      0 bytes, over 10 GB: refused before any request
@@ -60,6 +61,7 @@ __all__ = [
     "RemoteError",
     "RemoteNotFoundError",
     "ServerError",
+    "StateLockedError",
     "SyncAgentError",
     "TokenExpiredError",
     "TokenLimitError",
@@ -118,6 +120,10 @@ class MultipartError(EmulatorError):
 
 class LedgerError(SyncAgentError):
     """The ledger database cannot be opened, read, written or upgraded."""
+
+
+class StateLockedError(SyncAgentError):
+    """Another syncagent (an agent, or a sync) already works on this state dir."""
 
 
 class Interrupted(SyncAgentError):

@@ -184,21 +184,27 @@ def test_a_file_written_in_pieces_for_10s_is_uploaded_once_with_its_final_conten
     assert proc.wait(timeout=10) == 0
 
 
-def test_a_second_agent_on_the_same_state_dir_says_who_holds_it(
+def test_a_second_agent_or_a_sync_on_the_same_state_dir_is_told_who_holds_it(
     agent: tuple[subprocess.Popen[str], Path, Path, dict[str, str]],
 ) -> None:
     proc, root, config, env = agent
     _wait(lambda: (root.parent / "state" / "agent.lock").exists(), 20)
     time.sleep(0.5)
-    second = subprocess.run(
-        [str(BIN), "run", "--config", str(config)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert second.returncode == 1
-    assert f"pid {proc.pid}" in second.stderr
+    # neither a second agent nor a sync may upload beside it; a dry run may look
+    for argv in (["run"], ["sync"], ["sync", "--dry-run"]):
+        second = subprocess.run(
+            [str(BIN), *argv, "--config", str(config)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if argv[-1] == "--dry-run":
+            assert second.returncode == 0, second.stderr[-2000:]
+        else:
+            assert second.returncode == 1, (argv, second.stderr[-2000:])
+            assert f"pid {proc.pid}" in second.stderr
+            assert "Traceback" not in second.stderr
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
 
