@@ -37,7 +37,7 @@ from syncagent.model import LocalEntry, Upload
 from syncagent.moves import RemoteMover
 from syncagent.planner import Plan, plan
 from syncagent.renames import find_moves
-from syncagent.scanner import HELPERS_FROM, ScanJob, default_helpers, sqlite_file
+from syncagent.scanner import ScanJob, default_helpers, sqlite_file
 
 if TYPE_CHECKING:  # the client (and requests) load only when a pass has something to send
     from syncagent.pan123 import Pan123Client, UploadResult
@@ -241,8 +241,9 @@ class SyncEngine:
             job = scans.get(root.local) or ScanJob(
                 root.local,
                 IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths),
-                helpers=default_helpers() if rows >= HELPERS_FROM else 0,  # (other ledgers)
+                helpers=default_helpers(),
                 ledger_file=sqlite_file(self.ledger.url),
+                rows=rows,
             )
             try:
                 found = job.result()

@@ -245,8 +245,9 @@ class TokenLimitError(RemoteError):
 
     fatal = True
     hint = (
-        "this client ID already has 3 live access tokens on 123pan: stop the other programs "
-        "that use it, or wait until their tokens expire"
+        "123pan allows 3 live access tokens per client ID and this one has reached the limit "
+        "(another program or another copy of syncagent is using it); syncagent keeps and "
+        "reuses one token: stop the other user or wait for its tokens to expire"
     )
 
 

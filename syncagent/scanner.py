@@ -213,9 +213,10 @@ class ScanJob:
     until it is empty, so the work balances itself.
 
     :param helpers: helper processes to use at most; 0 walks in this process only.
-    :param ledger_file: the SQLite ledger, to compare chunks with as they are walked. When
-        it is given, helpers are used only for a root it holds ``min_rows`` rows of (a
-        small or first scan is not worth starting processes for).
+    :param ledger_file: the SQLite ledger, to compare chunks with as they are walked.
+    :param rows: the root's ledger rows, when the caller knows them (else they are counted
+        in ``ledger_file``); helpers are used only from ``min_rows`` rows on (a small or
+        first scan is not worth starting processes for).
     :param python: the interpreter for helpers (this one by default).
     """
 
@@ -226,6 +227,7 @@ class ScanJob:
         *,
         helpers: int,
         ledger_file: str | None = None,
+        rows: int | None = None,
         min_rows: int = HELPERS_FROM,
         python: str = sys.executable,
     ) -> None:
@@ -233,7 +235,7 @@ class ScanJob:
         self._worker = ChunkWorker(str(root), matcher, ledger_file)
         self._queue: deque[Chunk] = deque([("", True)])
         self._helpers: list[_Helper] = []
-        if ledger_file is not None and (self._worker.rows or 0) < min_rows:
+        if (rows if rows is not None else self._worker.rows or 0) < min_rows:
             helpers = 0
         if helpers <= 0 or not isinstance(matcher, FastMatcher):
             return

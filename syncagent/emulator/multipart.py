@@ -54,7 +54,9 @@ _MAX_PADDING = 256  # transport padding (spaces, tabs) tolerated after a delimit
 
 # RFC 2046 bchars: DIGIT / ALPHA / "'" / "(" / ")" / "+" / "_" / "," / "-" / "." / "/" / ":" /
 # "=" / "?" and space, which may not come last.
-_BOUNDARY_RE = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_BOUNDARY_RE = re.compile(  # RFC 2046 bchars, at most MAX_BOUNDARY, not ending in a space
+    rb"[0-9A-Za-z'()+_,\-./:=? ]{0,%d}[0-9A-Za-z'()+_,\-./:=?]" % (MAX_BOUNDARY - 1)
+)
 # One ``; key=value`` parameter (value quoted or not) or an empty ``;`` segment.
 _PARAM_RE = re.compile(
     r'[ \t]*;[ \t]*(?:([^\s=;"]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^;"]*)))?[ \t]*'

@@ -142,18 +142,19 @@ class TokenManager:
         self._ahead = refresh_ahead
         self._lock = threading.Lock()
         self._current: StoredToken | None = None
+        self._fingerprint = fingerprint(client_id)  # checked on every call: hash it once
         self.fetches = 0
 
     def __repr__(self) -> str:
         state = "none" if self._current is None else f"expires {self._current.expires_at:.0f}"
-        return f"<TokenManager client={fingerprint(self._client_id)} token={state}>"
+        return f"<TokenManager client={self._fingerprint} token={state}>"
 
     @property
     def expires_at(self) -> float | None:
         return None if self._current is None else self._current.expires_at
 
     def _usable(self, token: StoredToken | None) -> bool:
-        if token is None or token.client != fingerprint(self._client_id):
+        if token is None or token.client != self._fingerprint:
             return False
         ahead = self._ahead
         if token.issued_at:
@@ -177,9 +178,7 @@ class TokenManager:
                 if not self._usable(stored):
                     access, expires_at = self._fetch(self._client_id, self._secret)
                     self.fetches += 1
-                    stored = StoredToken(
-                        access, expires_at, fingerprint(self._client_id), self._clock()
-                    )
+                    stored = StoredToken(access, expires_at, self._fingerprint, self._clock())
                     self._store.save(stored)
                     log.info(
                         "fetched a new 123pan access token (valid until %s)",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -171,18 +171,21 @@ class Pan123Client:
 
     def infos(self, file_ids: list[int]) -> list[RemoteFile]:
         """Details of many files, 100 per request."""
-        found: list[RemoteFile] = []
-        for start in range(0, len(file_ids), 100):
-            found.extend(self.api.infos(file_ids[start : start + 100]))
-        return found
+        return [f for batch in _batches(file_ids) for f in self.api.infos(batch)]
 
     def trash(self, file_ids: list[int]) -> None:
-        for start in range(0, len(file_ids), 100):
-            self.api.trash(file_ids[start : start + 100])
+        for batch in _batches(file_ids):
+            self.api.trash(batch)
 
     def move(self, file_ids: list[int], to_parent: int) -> None:
-        for start in range(0, len(file_ids), 100):
-            self.api.move(file_ids[start : start + 100], to_parent)
+        for batch in _batches(file_ids):
+            self.api.move(batch, to_parent)
 
     def rename(self, file_id: int, name: str) -> None:
         self.api.rename(file_id, name)
+
+
+def _batches(ids: list[int], size: int = 100) -> Iterator[list[int]]:
+    """``ids`` in lists of at most ``size``: the most one infos/trash/move request takes."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]

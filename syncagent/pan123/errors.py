@@ -49,13 +49,7 @@ def from_envelope(
     """The exception for a non-zero ``code``."""
     cls: type[RemoteError]
     if TOKEN_LIMIT_MESSAGE in message:
-        cls = TokenLimitError
-        message = (
-            f"{message}: 123pan allows 3 live access tokens per client ID and this one has "
-            "reached the limit (another program or another copy of syncagent is using it). "
-            "syncagent keeps and reuses one token; stop the other user or wait for its tokens "
-            "to expire, then start again"
-        )
+        cls = TokenLimitError  # its hint says what the limit is and what to do
     elif endpoint == _TOKEN_ENDPOINT and code != 429:
         cls = AuthError
     elif code == 401:
@@ -64,6 +58,8 @@ def from_envelope(
         cls = _BY_CODE[code]
     else:
         cls = next((c for text, c in _CODE_1_MESSAGES if text in message), ApiError)
+    if http_status >= 500 and not cls.retryable:
+        cls = ServerError  # the service itself failed: the same call may succeed later
     return cls(message, code=code, endpoint=endpoint, trace_id=trace_id, http_status=http_status)
 
 

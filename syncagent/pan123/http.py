@@ -242,24 +242,10 @@ def _decode(endpoint: str, status: int, raw: bytes) -> Any:
         return envelope.get("data")
     if not isinstance(code, int) or code == 0:
         raise from_http_status(status, endpoint=endpoint)
-    return _raise(
-        from_envelope(
-            code,
-            str(envelope.get("message", "")),
-            endpoint=endpoint,
-            trace_id=str(envelope.get("x-traceID", "")),
-            http_status=status,
-        )
+    raise from_envelope(
+        code,
+        str(envelope.get("message", "")),
+        endpoint=endpoint,
+        trace_id=str(envelope.get("x-traceID", "")),
+        http_status=status,
     )
-
-
-def _raise(err: RemoteError) -> Any:
-    if err.http_status >= 500 and not err.retryable:
-        raise ServerError(
-            err.message,
-            code=err.code,
-            endpoint=err.endpoint,
-            trace_id=err.trace_id,
-            http_status=err.http_status,
-        )
-    raise err

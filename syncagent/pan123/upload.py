@@ -67,10 +67,14 @@ Progress = Callable[[int, int], None]
 
 def file_md5(path: Path) -> str:
     """Lower-case hex MD5 of a file, read in 256 KiB pieces."""
-    digest = hashlib.md5()
     with open(path, "rb") as f:
-        while piece := f.read(READ_PIECE):
-            digest.update(piece)
+        return _md5_of(f)
+
+
+def _md5_of(stream: IO[bytes] | _Range) -> str:
+    digest = hashlib.md5()
+    while piece := stream.read(READ_PIECE):
+        digest.update(piece)
     return digest.hexdigest()
 
 
@@ -196,11 +200,8 @@ class _Range:
 
 
 def _range_md5(path: Path, offset: int, length: int) -> str:
-    digest = hashlib.md5()
     with _Range(path, offset, length) as r:
-        while piece := r.read(READ_PIECE):
-            digest.update(piece)
-    return digest.hexdigest()
+        return _md5_of(r)
 
 
 class _Counter:
@@ -431,6 +432,8 @@ class Uploader:
             offset = (slice_no - 1) * session.slice_size
             length = min(session.slice_size, session.size - offset)
             for attempt in range(SLICE_ATTEMPTS):
+                # hashed again per attempt: a slice refused because the file changed under
+                # it is sent as it is now, and the whole-file check then tells
                 slice_md5 = _range_md5(path, offset, length)
 
                 def opener() -> IO[bytes]:

@@ -101,8 +101,7 @@ def test_new_file_arrives_within_the_quiet_window_plus_2s_and_sigterm_stops_it(
     took = _wait(lambda: "new.txt" in _uploaded(api), QUIET + 10)
     assert took <= QUIET + 2, f"uploaded {took:.2f} s after close"
     t0 = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    _stop(proc)  # SIGTERM: exits 0 within 10 s
     assert time.monotonic() - t0 < 10
 
 
@@ -121,8 +120,7 @@ def test_a_burst_of_files_arrives_each_exactly_once(
     _wait(lambda: len(_uploaded(api)) == 60, 30)
     time.sleep(QUIET + 0.5)  # nothing more must come
     assert emulator.activity()["counts"]["single_uploads"] - before == 60
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    _stop(proc)  # SIGTERM: exits 0 within 10 s
 
 
 def test_cp_r_of_a_1000_file_tree_arrives_each_exactly_once(
@@ -153,8 +151,7 @@ def test_cp_r_of_a_1000_file_tree_arrives_each_exactly_once(
     assert uploaded["copy/s3/t3/file3.txt"] == md5(b"content of file 3")
     assert uploaded["copy/s9/t5/file999.txt"] == md5(b"content of file 999")
     assert "already exists" not in _log(tmp_path / "sync.yaml")  # no watchdog warning spam
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    _stop(proc)  # SIGTERM: exits 0 within 10 s
 
 
 def test_a_file_written_in_pieces_for_10s_is_uploaded_once_with_its_final_content(
@@ -180,8 +177,7 @@ def test_a_file_written_in_pieces_for_10s_is_uploaded_once_with_its_final_conten
     time.sleep(QUIET + 1.0)
     assert _uploaded(api)["download.bin"] == md5(b"".join(pieces))
     assert emulator.activity()["counts"]["single_uploads"] - before == 1
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    _stop(proc)  # SIGTERM: exits 0 within 10 s
 
 
 def test_a_second_agent_or_a_sync_on_the_same_state_dir_is_told_who_holds_it(
@@ -205,8 +201,7 @@ def test_a_second_agent_or_a_sync_on_the_same_state_dir_is_told_who_holds_it(
             assert second.returncode == 1, (argv, second.stderr[-2000:])
             assert f"pid {proc.pid}" in second.stderr
             assert "Traceback" not in second.stderr
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    _stop(proc)  # SIGTERM: exits 0 within 10 s
 
 
 def test_a_polled_root_picks_up_a_new_file(emulator: Emulator, api: Api, tmp_path: Path) -> None:
@@ -218,8 +213,7 @@ def test_a_polled_root_picks_up_a_new_file(emulator: Emulator, api: Api, tmp_pat
         (root / "polled.txt").write_text("seen by polling")
         took = _wait(lambda: "polled.txt" in _uploaded(api), 15)
         assert took <= 1.0 + QUIET + 2.5  # poll interval + quiet window + a pass
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        _stop(proc)  # SIGTERM: exits 0 within 10 s
         assert "(poll)" in _log(tmp_path / "sync.yaml")
     finally:
         if proc.poll() is None:
@@ -253,8 +247,7 @@ def test_an_editor_style_atomic_save_uploads_the_new_content_once(
     time.sleep(QUIET + 0.5)
     assert emulator.activity()["counts"]["single_uploads"] - before == 1
     assert set(_uploaded(api)) == {"notes.txt"}  # no temp file reached the cloud
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    _stop(proc)  # SIGTERM: exits 0 within 10 s
 
 
 def test_status_shows_what_the_running_agent_is_doing(
@@ -289,8 +282,7 @@ def test_status_shows_what_the_running_agent_is_doing(
         timeout=60,
     ).stdout
     assert f"agent: pid {proc.pid}, idle" in text
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
+    _stop(proc)  # SIGTERM: exits 0 within 10 s
     assert status()["agent"] is None  # a stopped agent never looks busy
 
 
@@ -336,8 +328,7 @@ def test_healthz_and_metrics_on_a_loopback_port(
             ),
             10,
         )
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        _stop(proc)  # SIGTERM: exits 0 within 10 s
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -367,8 +358,7 @@ def test_sigterm_mid_chunked_upload_exits_fast_and_a_restart_sends_only_missing_
     try:
         _wait(lambda: len(received()) >= 6, 30)
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        _stop(proc)  # SIGTERM: exits 0 within 10 s
         assert time.monotonic() - t0 < 10
         sent_before = sorted(received())
         assert len(sent_before) < 40  # it really stopped part-way
@@ -380,8 +370,7 @@ def test_sigterm_mid_chunked_upload_exits_fast_and_a_restart_sends_only_missing_
         assert len(emulator.activity()["slices"]) == 1  # the same upload session, resumed
         stored = remote_files(api, "/agent")["big.bin"]
         assert stored["etag"] == md5(data)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
+        _stop(proc)  # SIGTERM: exits 0 within 10 s
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -290,7 +290,7 @@ def test_file_deleted_before_its_upload_and_file_growing_during_its_upload(
     assert events == ["deleted", "grown"], (events, result.stderr[-3000:])
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
     line = summary(result)
-    assert f"{len(expected)} uploaded" in line or f"{len(expected) + 1} uploaded" in line, line
+    assert line.startswith((f"{len(expected)} uploaded", f"{len(expected) + 1} uploaded")), line
 
     # The deleted file is neither failed nor uploaded nor kept in the ledger.
     assert "gone.txt" not in result.stderr.replace(f"{gone} was deleted", "")
@@ -305,6 +305,7 @@ def test_file_deleted_before_its_upload_and_file_growing_during_its_upload(
     if state is None:
         assert result.returncode == 0, result.stderr[-3000:]
         assert cli.status()["roots"][0]["counts"] == {"done": len(expected) + 1}
+        assert line.startswith(f"{len(expected) + 1} uploaded"), line
     else:
         assert result.returncode == 1, result.stderr[-3000:]
         assert state[0] == "failed" and "changed" in state[1], state

@@ -74,7 +74,7 @@ def _record(ledger: Ledger, root: Path, result: ScanResult) -> int:
 @pytest.mark.parametrize("helpers", [1, 2, 3])
 def test_helpers_find_exactly_what_one_process_finds(tree: Path, helpers: int) -> None:
     alone = scan(tree, IgnoreRules(RULES))
-    job = ScanJob(tree, IgnoreRules(RULES), helpers=helpers)
+    job = ScanJob(tree, IgnoreRules(RULES), helpers=helpers, min_rows=0)
     assert job._helpers, "the tree is big enough to share"
     shared = job.result()
     try:
@@ -94,7 +94,7 @@ def test_helpers_find_exactly_what_one_process_finds(tree: Path, helpers: int) -
 def test_negated_rules_are_walked_here_with_full_semantics(tree: Path) -> None:
     (tree / "a0" / "keep.log").write_text("k")
     (tree / "a0" / "drop.log").write_text("d")
-    job = ScanJob(tree, IgnoreRules(["*.log", "!keep.log"]), helpers=2)
+    job = ScanJob(tree, IgnoreRules(["*.log", "!keep.log"]), helpers=2, min_rows=0)
     assert not job._helpers  # pathspec semantics stay in this process
     names = {f[0] for f in job.result().files}
     assert "a0/keep.log" in names and "a0/drop.log" not in names
@@ -162,7 +162,9 @@ def test_no_ledger_rows_for_the_root_means_not_unchanged(tree: Path, tmp_path: P
 
 def test_a_helper_that_cannot_start_costs_nothing(tree: Path, tmp_path: Path) -> None:
     alone = scan(tree, IgnoreRules(RULES))
-    job = ScanJob(tree, IgnoreRules(RULES), helpers=2, python=str(tmp_path / "no-python"))
+    job = ScanJob(
+        tree, IgnoreRules(RULES), helpers=2, min_rows=0, python=str(tmp_path / "no-python")
+    )
     assert not job._helpers
     assert _as_sets(job.result()) == _as_sets(alone)
 

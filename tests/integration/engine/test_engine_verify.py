@@ -103,4 +103,5 @@ def test_min_age_holds_a_fresh_file_back(setup: Any) -> None:
     report = engine.run_once()
     # every file was younger than 30 s: the engine waited out the rest of min_age first
     assert waited and all(25.0 < w <= 30.0 for w in waited)
-    assert report.uploaded + len(report.failed) == 4
+    # and, since the (fake) clock never moved, no file was old enough to send
+    assert report.uploaded == 0 and len(report.failed) == 4, report

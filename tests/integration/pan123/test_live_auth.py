@@ -147,7 +147,7 @@ def test_token_limit_stops_without_fetching_more(emulator: Emulator, state_dir: 
         err = info.value
         assert err.fatal and not err.retryable
         assert "tokens number has exceeded the limit" in str(err)
-        assert "3 live access tokens" in str(err)  # the explanation
+        assert "3 live access tokens" in err.explained  # the explanation
         path = state_dir.parent / "small.txt"
         path.write_bytes(b"hello")
         with pytest.raises(TokenLimitError):

@@ -76,8 +76,8 @@ def test_token_limit_message_explains_the_three_token_limit() -> None:
     assert err.fatal is True
     assert err.retryable is False
     assert err.message.startswith(TOKEN_LIMIT_MESSAGE)
-    assert "3 live access tokens" in err.message
-    assert "reuses one token" in err.message
+    assert "3 live access tokens" in err.explained
+    assert "reuses one token" in err.explained
 
 
 @pytest.mark.parametrize("code", [1, 401, 5066, 20103, 5113])
