@@ -257,7 +257,9 @@ def _not_utf8(path: Path) -> str | None:
     return None
 
 
-def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootConfig, ...]:
+def _roots(
+    raw: Any, problems: _Problems, cli_paths: list[str], required: bool = True
+) -> tuple[RootConfig, ...]:
     if cli_paths:
         roots = []
         for i, p in enumerate(cli_paths):
@@ -268,7 +270,8 @@ def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootCon
             roots.append(RootConfig(local, "/syncagent/" + local.name))
         return tuple(roots)
     if raw is None:
-        problems.add("roots", "is missing: list at least one folder to back up")
+        if required:
+            problems.add("roots", "is missing: list at least one folder to back up")
         return ()
     if not isinstance(raw, list) or not raw:
         problems.add("roots", "must be a non-empty list of {local, remote} entries")
@@ -349,15 +352,24 @@ _TOP = (
 )
 
 
-def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = None) -> SyncConfig:
+def validate(
+    raw: Any,
+    env: Mapping[str, str],
+    cli_paths: list[str] | None = None,
+    *,
+    roots_required: bool = True,
+) -> SyncConfig:
     """Check a parsed ``sync.yaml`` (None for no file) and apply the environment.
+
+    ``roots_required=False`` accepts no roots at all: commands that only read the state dir
+    (``status``, ``db upgrade``) work with no configuration.
 
     :raises ConfigError: listing every problem with its key path.
     """
     problems = _Problems()
     raw = _expand(raw, "", env, problems) if raw is not None else {}
     top = _Reader(raw, "", _TOP, problems)
-    roots = _roots(top.raw.get("roots"), problems, list(cli_paths or []))
+    roots = _roots(top.raw.get("roots"), problems, list(cli_paths or []), roots_required)
 
     cred = _Reader(
         top.raw.get("credentials"),
@@ -496,7 +508,11 @@ def _secrets_file(path: Path, problems: _Problems) -> dict[str, str]:
 
 
 def load_config(
-    path: Path | None, env: Mapping[str, str] | None = None, cli_paths: list[str] | None = None
+    path: Path | None,
+    env: Mapping[str, str] | None = None,
+    cli_paths: list[str] | None = None,
+    *,
+    roots_required: bool = True,
 ) -> SyncConfig:
     """Read ``path`` (None: no file, environment and ``cli_paths`` only) and validate it.
 
@@ -518,4 +534,4 @@ def load_config(
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError([f"{path}: not valid YAML{where}: {problem}"]) from None
-    return validate(raw, env, cli_paths)
+    return validate(raw, env, cli_paths, roots_required=roots_required)
