@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
+    ConfigError,
     FileChangedError,
     Interrupted,
     LocalFileError,
@@ -37,7 +38,7 @@ from syncagent.model import LocalEntry, Upload
 from syncagent.moves import RemoteMover
 from syncagent.planner import Plan, plan
 from syncagent.renames import find_moves
-from syncagent.scanner import ScanJob, default_helpers, sqlite_file
+from syncagent.scanner import ScanJob, default_helpers, root_problem, sqlite_file
 
 if TYPE_CHECKING:  # the client (and requests) load only when a pass has something to send
     from syncagent.pan123 import Pan123Client, UploadResult
@@ -234,17 +235,16 @@ class SyncEngine:
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
         for root in self.config.roots:
-            root_id, known_remote = repo.ensure_root(
-                self.ledger, str(root.local), root.remote, root.mode
-            )
+            if dry_run:  # reads only: a root the ledger does not know has no rows (id 0)
+                root_id, known_remote = repo.find_root(self.ledger, str(root.local)) or (0, None)
+            else:
+                root_id, known_remote = repo.ensure_root(
+                    self.ledger, str(root.local), root.remote, root.mode
+                )
             rows = repo.count_files(self.ledger, root_id)
-            job = scans.get(root.local) or ScanJob(
-                root.local,
-                IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths),
-                helpers=default_helpers(),
-                ledger_file=sqlite_file(self.ledger.url),
-                rows=rows,
-            )
+            job = self._scan(root, rows, dry_run, scans, report)
+            if job is None:  # not read: the pass is not a success; the other roots carry on
+                continue
             try:
                 found = job.result()
                 if found.matched == rows:  # every file and skip as recorded, nothing gone
@@ -308,6 +308,42 @@ class SyncEngine:
         for root, root_id, gone, scanned in deletions:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report)
+
+    def _scan(
+        self,
+        root: RootConfig,
+        rows: int,
+        dry_run: bool,
+        scans: Mapping[Path, ScanJob],
+        report: PassReport,
+    ) -> ScanJob | None:
+        """The root's scan (started here unless ``sync`` started it), or None with the
+        reason in ``report.error`` when the root cannot be backed up: its folder cannot be
+        read (gone, unmounted, no permission), or its ``.syncignore`` is bad (edited while
+        the agent runs; ``sync`` and ``run`` refuse a bad one at start)."""
+        job = scans.get(root.local)
+        problem = root_problem(root.local)
+        if problem is None and job is None:
+            try:
+                rules = IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths)
+            except ConfigError as err:
+                problem = f"{root.local} was not backed up: " + "; ".join(err.problems)
+            else:
+                job = ScanJob(
+                    root.local,
+                    rules,
+                    helpers=default_helpers(),
+                    ledger_file=None if dry_run else sqlite_file(self.ledger.url),
+                    rows=rows,
+                )
+        if problem is None:
+            return job
+        if job is not None:
+            job.close()
+        log.warning("%s", problem)
+        with self._lock:
+            report.error = f"{report.error}; {problem}" if report.error else problem
+        return None
 
     def _delete_local(self, sent: _Sent, report: PassReport) -> None:
         """Move mode: remove the local file, unless it changed since it was uploaded."""

@@ -38,7 +38,15 @@ from syncagent.walk import (
     write_frame,
 )
 
-__all__ = ["NOT_UTF8", "ScanJob", "ScanResult", "default_helpers", "scan", "sqlite_file"]
+__all__ = [
+    "NOT_UTF8",
+    "ScanJob",
+    "ScanResult",
+    "default_helpers",
+    "root_problem",
+    "scan",
+    "sqlite_file",
+]
 
 log = logging.getLogger("syncagent")
 
@@ -89,6 +97,18 @@ class ScanResult:
 def scan(root: Path, ignore: IgnoreRules) -> ScanResult:
     """Walk ``root`` in this process and classify everything below it."""
     return ScanJob(root, ignore, helpers=0).result()
+
+
+def root_problem(root: Path) -> str | None:
+    """Why the folder of a root cannot be walked (None: it can). The walk opens it the same
+    way and would report "nothing found": a pass must not call that a success."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        why = "it is a symbolic link" if os.path.islink(root) else exc.strerror or str(exc)
+        return f"{root} cannot be read ({why}): nothing of it was backed up"
+    os.close(fd)
+    return None
 
 
 def sqlite_file(ledger_url: str) -> str | None:

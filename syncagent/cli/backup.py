@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -20,9 +21,30 @@ from syncagent.cli.common import (
     shown,
     stopped_by_signals,
 )
-from syncagent.errors import SyncAgentError
+from syncagent.errors import ConfigError, SyncAgentError
+
+if TYPE_CHECKING:
+    from syncagent.config import SyncConfig
+    from syncagent.ignore import IgnoreRules
 
 __all__ = ["run_command", "sync_command"]
+
+
+def _ignore_rules(config: SyncConfig) -> dict[Path, IgnoreRules]:
+    """Every root's ignore rules, or exit 2 listing every bad ``.syncignore`` line of every
+    root: a root whose rules cannot be read is never backed up with too few of them."""
+    from syncagent.ignore import IgnoreRules
+
+    rules: dict[Path, IgnoreRules] = {}
+    problems: list[str] = []
+    for r in config.roots:
+        try:
+            rules[r.local] = IgnoreRules.for_root(r.local, r.ignore, own=config.own_paths)
+        except ConfigError as err:
+            problems += err.problems
+    if problems:
+        fail(ConfigError(problems))
+    return rules
 
 
 class _TerminalProgress:
@@ -73,12 +95,12 @@ def sync_command(
       syncagent sync ~/Documents
       syncagent sync --config /etc/syncagent/sync.yaml --dry-run
     """
-    from syncagent.ignore import IgnoreRules
     from syncagent.scanner import ScanJob, default_helpers, sqlite_file
     from syncagent.statelock import StateLock
 
     config = load(config_path, paths)
     setup_logging(config, verbose)
+    rules = _ignore_rules(config)
     lock = StateLock(config.state_dir)
     if not dry_run:  # a running agent uploads changes itself: never both at once
         try:
@@ -86,13 +108,14 @@ def sync_command(
         except SyncAgentError as err:
             fail(err)
     # Start walking before the ledger's libraries (SQLAlchemy) load: on a large tree the
-    # helper processes walk while this one imports.
+    # helper processes walk while this one imports. A dry run walks without comparing with
+    # the ledger as it goes: reading an SQLite ledger that way leaves journal files behind.
     scans = {
         r.local: ScanJob(
             r.local,
-            IgnoreRules.for_root(r.local, r.ignore, own=config.own_paths),
+            rules[r.local],
             helpers=default_helpers(),
-            ledger_file=sqlite_file(config.ledger_url),
+            ledger_file=None if dry_run else sqlite_file(config.ledger_url),
         )
         for r in config.roots
     }
@@ -101,7 +124,7 @@ def sync_command(
 
     tty = sys.stderr.isatty()
     try:
-        with open_app(config, lambda m: click.echo(m, err=True)) as app:
+        with open_app(config, lambda m: click.echo(m, err=True), dry_run=dry_run) as app:
             engine = SyncEngine(
                 config,
                 app.ledger,
@@ -184,6 +207,7 @@ def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...])
 
     config = load(config_path, paths)
     setup_logging(config, verbose)
+    _ignore_rules(config)  # a bad .syncignore at start exits 2; later, only its root's pass fails
     lock = StateLock(config.state_dir)
     try:
         lock.acquire()

@@ -98,8 +98,10 @@ def load(config_path: Path | None, paths: tuple[str, ...] = ()) -> SyncConfig:
             return load_config(None, cli_paths=list(paths))
         config = load_config(config_path)
         if paths:
+            # compared with links resolved: a root is named by its link or by its folder
             wanted = {Path(p).expanduser().resolve() for p in paths}
-            unknown = wanted - {r.local for r in config.roots}
+            real = {r.local: Path(os.path.realpath(r.local)) for r in config.roots}
+            unknown = wanted - set(real.values())
             if unknown:
                 raise ConfigError(
                     [
@@ -108,7 +110,7 @@ def load(config_path: Path | None, paths: tuple[str, ...] = ()) -> SyncConfig:
                     ]
                 )
             config = dataclasses.replace(
-                config, roots=tuple(r for r in config.roots if r.local in wanted)
+                config, roots=tuple(r for r in config.roots if real[r.local] in wanted)
             )
         return config
     except ConfigError as err:
@@ -116,14 +118,21 @@ def load(config_path: Path | None, paths: tuple[str, ...] = ()) -> SyncConfig:
 
 
 def setup_logging(config: SyncConfig, verbose: bool) -> None:
+    """Log to stderr (and the log file), then log what loading the config decided (the
+    notices); a log file that cannot be opened exits 2 like any configuration problem."""
     level = logging.DEBUG if verbose else getattr(logging, config.log_level.upper())
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if config.log_file is not None:
-        handlers.append(logging.FileHandler(config.log_file, encoding="utf-8"))
+        try:
+            handlers.append(logging.FileHandler(config.log_file, encoding="utf-8"))
+        except OSError as exc:
+            fail(ConfigError([f"logging.file: cannot open {config.log_file}: {exc.strerror}"]))
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are not news
     logging.basicConfig(
         level=level, handlers=handlers, format="%(asctime)s %(levelname)s %(message)s", force=True
     )
+    for notice in config.notices:
+        logging.getLogger("syncagent").warning("%s", notice)
 
 
 def shown(path: str) -> str:

@@ -56,6 +56,14 @@ def ensure_root(ledger: Ledger, local: str, remote: str, mode: str) -> tuple[int
         return row.id, row.remote_id
 
 
+def find_root(ledger: Ledger, local: str) -> tuple[int, int | None] | None:
+    """The root's id and remote folder id, if the ledger knows the root (reads only: a dry
+    run uses this where a pass uses :func:`ensure_root`)."""
+    with ledger.session() as s:
+        row = s.execute(select(Root.id, Root.remote_id).where(Root.local_path == local)).first()
+    return None if row is None else (int(row[0]), row[1])
+
+
 def set_root_remote(ledger: Ledger, root_id: int, remote_id: int) -> None:
     with ledger.session() as s:
         s.execute(update(Root).where(Root.id == root_id).values(remote_id=remote_id))
