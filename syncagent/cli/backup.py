@@ -34,10 +34,14 @@ def _ignore_rules(config: SyncConfig) -> dict[Path, IgnoreRules]:
     """Every root's ignore rules, or exit 2 listing every bad ``.syncignore`` line of every
     root: a root whose rules cannot be read is never backed up with too few of them."""
     from syncagent.ignore import IgnoreRules
+    from syncagent.scanner import root_problem
 
     rules: dict[Path, IgnoreRules] = {}
     problems: list[str] = []
     for r in config.roots:
+        if root_problem(r.local) is not None:  # nothing in it can be read: its pass says so
+            rules[r.local] = IgnoreRules(r.ignore)
+            continue
         try:
             rules[r.local] = IgnoreRules.for_root(r.local, r.ignore, own=config.own_paths)
         except ConfigError as err:
