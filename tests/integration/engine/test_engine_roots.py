@@ -59,7 +59,8 @@ def test_a_root_gone_since_the_config_was_loaded_fails_the_pass(two_roots: Any) 
         f"{one} cannot be read (No such file or directory): nothing of it was backed up"
     )
     assert report.uploaded == 2  # the other root's two files
-    assert last_pass(ledger).result == "failed"
+    last = last_pass(ledger)
+    assert last is not None and last.result == "failed"
 
 
 def test_a_syncignore_broken_while_the_agent_runs_stops_only_its_root(two_roots: Any) -> None:
