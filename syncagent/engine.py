@@ -234,6 +234,7 @@ class SyncEngine:
     ) -> None:
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
+        not_read = {} if dry_run else repo.root_problems(self.ledger)
         for root in self.config.roots:
             if dry_run:  # reads only: a root the ledger does not know has no rows (id 0)
                 root_id, known_remote = repo.find_root(self.ledger, str(root.local)) or (0, None)
@@ -242,8 +243,12 @@ class SyncEngine:
                     self.ledger, str(root.local), root.remote, root.mode
                 )
             rows = repo.count_files(self.ledger, root_id)
-            job = self._scan(root, rows, dry_run, scans, report)
+            job, problem = self._scan(root, rows, dry_run, scans)
+            if not dry_run and problem != not_read.get(root_id):
+                repo.set_root_problem(self.ledger, root_id, problem)  # for status
             if job is None:  # not read: the pass is not a success; the other roots carry on
+                log.warning("%s", problem)
+                report.error = f"{report.error}; {problem}" if report.error else problem
                 continue
             try:
                 found = job.result()
@@ -315,12 +320,11 @@ class SyncEngine:
         rows: int,
         dry_run: bool,
         scans: Mapping[Path, ScanJob],
-        report: PassReport,
-    ) -> ScanJob | None:
-        """The root's scan (started here unless ``sync`` started it), or None with the
-        reason in ``report.error`` when the root cannot be backed up: its folder cannot be
-        read (gone, unmounted, no permission), or its ``.syncignore`` is bad (edited while
-        the agent runs; ``sync`` and ``run`` refuse a bad one at start)."""
+    ) -> tuple[ScanJob | None, str | None]:
+        """The root's scan (started here unless ``sync`` started it), or None and why the
+        root cannot be backed up: its folder cannot be read (gone, unmounted, no
+        permission), or its ``.syncignore`` is bad (edited while the agent runs; ``sync``
+        and ``run`` refuse a bad one at start)."""
         job = scans.get(root.local)
         problem = root_problem(root.local)
         if problem is None and job is None:
@@ -337,13 +341,10 @@ class SyncEngine:
                     rows=rows,
                 )
         if problem is None:
-            return job
+            return job, None
         if job is not None:
             job.close()
-        log.warning("%s", problem)
-        with self._lock:
-            report.error = f"{report.error}; {problem}" if report.error else problem
-        return None
+        return None, problem
 
     def _delete_local(self, sent: _Sent, report: PassReport) -> None:
         """Move mode: remove the local file, unless it changed since it was uploaded."""

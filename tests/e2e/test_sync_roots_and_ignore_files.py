@@ -108,6 +108,8 @@ def test_a_root_that_cannot_be_read_fails_the_pass(emulator: Emulator, tmp_path:
         result.stderr
     )
     assert sum(upload_calls(emulator).values()) == 0
+    assert "NOT BACKED UP by the last pass: " in cli.status_text()
+    assert cli.status()["roots"][0]["not_read"].endswith("nothing of it was backed up")
 
 
 def test_overlapping_folders_on_the_command_line_are_refused(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from syncagent.config import validate
 from syncagent.emulator import Emulator
 from syncagent.engine import SyncEngine
 from syncagent.ledger import Ledger
-from syncagent.ledger.repo import LedgerUploadState, last_pass
+from syncagent.ledger.repo import LedgerUploadState, last_pass, root_status
 from syncagent.pan123 import Pan123Client
 
 
@@ -51,7 +51,7 @@ def two_roots(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
 
 
 def test_a_root_gone_since_the_config_was_loaded_fails_the_pass(two_roots: Any) -> None:
-    engine, ledger, (one, _) = two_roots
+    engine, ledger, (one, _two) = two_roots
     shutil.rmtree(one)
     report = engine.run_once()
     assert not report.ok
@@ -61,6 +61,16 @@ def test_a_root_gone_since_the_config_was_loaded_fails_the_pass(two_roots: Any) 
     assert report.uploaded == 2  # the other root's two files
     last = last_pass(ledger)
     assert last is not None and last.result == "failed"
+    # status says so, until a pass reads the root again
+    assert {r.local_path: r.not_read for r in root_status(ledger)} == {
+        str(one): report.error,
+        str(_two): None,
+    }
+    one.mkdir()
+    (one / "back.txt").write_text("back")
+    again = engine.run_once()
+    assert (again.ok, again.uploaded) == (True, 1)
+    assert [r.not_read for r in root_status(ledger)] == [None, None]
 
 
 def test_a_syncignore_broken_while_the_agent_runs_stops_only_its_root(two_roots: Any) -> None:
