@@ -4,7 +4,8 @@ per-root ``.syncignore`` file, all in gitignore syntax (pathspec). Pure after co
 An ignore file is never ignored silently: one that cannot be read, is not UTF-8 or holds an
 invalid pattern raises :class:`~syncagent.errors.ConfigError` naming the file and the line
 (a root whose rules are unknown is not backed up at all, rather than with too few rules).
-Only the root's own ``.syncignore`` is read; one in a subfolder is not (see the README).
+Only the root's own ``.syncignore`` is read; the walk reports one in a subfolder as skipped,
+with that reason.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pathspec
 from pathspec.pattern import RegexPattern
 
 from syncagent.errors import ConfigError
-from syncagent.walk import FastMatcher, Matcher
+from syncagent.walk import IGNORE_FILE, FastMatcher, Matcher
 
 __all__ = [
     "BUILTIN",
@@ -30,7 +31,6 @@ __all__ = [
     "read_ignore_file",
 ]
 
-IGNORE_FILE = ".syncignore"
 # Files still being written by common programs, and system junk.
 BUILTIN = (
     "*.part",

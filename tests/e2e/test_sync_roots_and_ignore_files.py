@@ -127,3 +127,20 @@ def test_overlapping_folders_on_the_command_line_are_refused(tmp_path: Path) -> 
     assert result.returncode == 2, (result.stdout, result.stderr[-3000:])
     assert "folder 2.local: " in result.stderr and "backed up twice" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["root"]  # nothing was created
+
+
+def test_a_syncignore_in_a_subfolder_is_shown_as_not_read(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    """Only the root's .syncignore is read; one in a subfolder was passed over in silence."""
+    root = _secrets_root(tmp_path)
+    (root / "secrets" / ".syncignore").write_text("id_rsa\n")
+    cli = make_cli(tmp_path, emulator, [(root, "/backup/root")])
+    result = cli.sync(timeout=60)
+    _no_traceback(result)
+    assert result.returncode == 0, (result.stdout, result.stderr[-3000:])
+    reason = "not read: only the .syncignore at the top of the root applies"
+    assert f"skipped {root / 'secrets' / '.syncignore'}: {reason}" in result.stderr
+    problems = {p["path"]: p["reason"] for p in cli.status()["roots"][0]["problems"]}
+    assert problems["secrets/.syncignore"].startswith(reason)
+    assert sorted(remote_files(api, "/backup/root")) == ["notes.txt", "secrets/id_rsa"]
