@@ -155,6 +155,9 @@ def sync_command(
             for sk in planned.skips:
                 click.echo(f"  skip {sk.rel_path}: {sk.reason}")
             click.echo(f"  {planned.unchanged} unchanged")
+        if report.error:  # a root that could not be read has no plan: no success either
+            click.echo(f"syncagent: {report.error}", err=True)
+            sys.exit(1)
         return
     for path, reason in report.skipped:
         click.echo(f"skipped {shown(path)}: {reason}", err=True)

@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from test_sync_cli import BIN, Cli, cli_env, make_cli
+from test_sync_hostile import unreadable_launcher
 
 from syncagent.emulator import Emulator
 
@@ -141,3 +142,30 @@ def test_a_dry_run_beside_a_running_agent_reads_the_live_ledger(
         }
     finally:
         db.close()
+
+
+def test_a_dry_run_over_a_root_that_cannot_be_read_exits_1(tmp_path: Path) -> None:
+    root = tmp_path / "docs"
+    _tree(root)
+    config = tmp_path / "sync.yaml"
+    config.write_text(f"roots: [{{local: {root}, remote: /d}}]\nstate_dir: {tmp_path / 'state'}\n")
+    launcher = unreadable_launcher()
+    root.chmod(0)
+    try:
+        probe = subprocess.run([*launcher, "/bin/ls", str(root)], capture_output=True)
+        assert probe.returncode != 0, "the test cannot make a folder unreadable to the CLI"
+        result = subprocess.run(
+            [*launcher, str(BIN), "sync", "--dry-run", "--config", str(config)],
+            env=cli_env(tmp_path, None),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        root.chmod(0o755)
+    assert result.returncode == 1, (result.stdout, result.stderr[-3000:])
+    assert f"{root} cannot be read (Permission denied): nothing of it was backed up" in (
+        result.stderr
+    )
