@@ -271,7 +271,7 @@ class ScanJob:
     def result(self) -> ScanResult:
         """Walk from the queue here until it is empty, then merge the helpers' verdicts."""
         worker = self._worker
-        while self._queue:
+        while True:  # the helpers are joined even when they took every chunk before this
             while True:
                 try:
                     chunk = self._queue.pop()
@@ -280,6 +280,8 @@ class ScanJob:
                 worker.do(*chunk)
             for helper in self._helpers:
                 helper.join()  # a helper that failed put its chunks back in the queue
+            if not self._queue:
+                break
         worker.close()
         verdicts = [h.verdict for h in self._helpers]
         matched: int | None = None
