@@ -102,6 +102,7 @@ class SyncConfig:
     log_file: Path | None = None
     monitor_port: int | None = None  # /healthz and /metrics of the watch agent (None: off)
     monitor_host: str = "127.0.0.1"
+    unhealthy_after: float = 300.0  # /healthz: 503 once 123pan is unreachable this long
     # What loading decided that the user should hear about (a root given as a symbolic link
     # is backed up as the folder it points to); the commands log these at start.
     notices: tuple[str, ...] = ()
@@ -508,7 +509,9 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
             problems.add("logging.file", f"{log_file} is a folder, not a file")
         elif not log_path.parent.is_dir():
             problems.add("logging.file", f"the folder {log_path.parent} does not exist")
-    mon = _Reader(top.raw.get("monitoring"), "monitoring", ("port", "host"), problems)
+    mon = _Reader(
+        top.raw.get("monitoring"), "monitoring", ("port", "host", "unhealthy_after"), problems
+    )
     monitor_port = mon.get(
         "port",
         None,
@@ -559,6 +562,7 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         log_file=Path(log_file).expanduser() if log_file else None,
         monitor_port=monitor_port,
         monitor_host=monitor_host,
+        unhealthy_after=mon.get("unhealthy_after", 300.0, positive, "a duration (e.g. 5m)"),
         notices=tuple(notices),
     )
     if problems.items:  # checked after every key was read, so all problems are listed

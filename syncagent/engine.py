@@ -30,6 +30,7 @@ from syncagent.errors import (
     Interrupted,
     LocalFileError,
     RemoteError,
+    TransportError,
     UnsupportedFileError,
 )
 from syncagent.ignore import IgnoreRules
@@ -69,11 +70,13 @@ class PassReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None
     error: str | None = None  # the pass itself failed (123pan unreachable): tried again later
+    unreachable: str | None = None  # an upload could not reach 123pan at all (why)
+    not_read: list[str] = field(default_factory=list)  # roots left out: why (gone, bad rules)
     plans: list[tuple[RootConfig, Plan]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.fatal is None and self.error is None
+        return not self.failed and self.fatal is None and self.error is None and not self.not_read
 
 
 class Progress(Protocol):
@@ -243,12 +246,13 @@ class SyncEngine:
                     self.ledger, str(root.local), root.remote, root.mode
                 )
             rows = repo.count_files(self.ledger, root_id)
-            job, problem = self._scan(root, rows, dry_run, scans)
+            job = self._scan(root, rows, dry_run, scans)
+            problem = job if isinstance(job, str) else None
             if not dry_run and problem != not_read.get(root_id):
                 repo.set_root_problem(self.ledger, root_id, problem)  # for status
-            if job is None:  # not read: the pass is not a success; the other roots carry on
-                log.warning("%s", problem)
-                report.error = f"{report.error}; {problem}" if report.error else problem
+            if isinstance(job, str):  # not read: the pass is not a success; the others go on
+                log.warning("%s", job)
+                report.not_read.append(job)
                 continue
             try:
                 found = job.result()
@@ -320,11 +324,11 @@ class SyncEngine:
         rows: int,
         dry_run: bool,
         scans: Mapping[Path, ScanJob],
-    ) -> tuple[ScanJob | None, str | None]:
-        """The root's scan (started here unless ``sync`` started it), or None and why the
-        root cannot be backed up: its folder cannot be read (gone, unmounted, no
-        permission), or its ``.syncignore`` is bad (edited while the agent runs; ``sync``
-        and ``run`` refuse a bad one at start)."""
+    ) -> ScanJob | str:
+        """The root's scan (started here unless ``sync`` started it), or why the root
+        cannot be backed up (a pass that leaves a root out is not a success): its
+        folder cannot be read (gone, unmounted, no permission), or its ``.syncignore`` is
+        bad (edited while the agent runs; ``sync`` and ``run`` refuse a bad one at start)."""
         job = scans.get(root.local)
         problem = root_problem(root.local)
         if problem is None and job is None:
@@ -340,11 +344,11 @@ class SyncEngine:
                     ledger_file=None if dry_run else sqlite_file(self.ledger.url),
                     rows=rows,
                 )
-        if problem is None:
-            return job, None
+        if problem is None and job is not None:
+            return job
         if job is not None:
             job.close()
-        return None, problem
+        return problem or f"{root.local} was not scanned"
 
     def _delete_local(self, sent: _Sent, report: PassReport) -> None:
         """Move mode: remove the local file, unless it changed since it was uploaded."""
@@ -459,6 +463,8 @@ class SyncEngine:
             )
         except RemoteError as exc:
             self._fail(root_id, entry, md5, str(exc), exc.code, exc.trace_id, report, pass_id, path)
+            if isinstance(exc, TransportError):  # not this file's fault: 123pan is out of reach
+                report.unreachable = str(exc)
             if exc.fatal:
                 with self._lock:
                     report.fatal = report.fatal or exc.explained

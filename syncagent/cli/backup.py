@@ -155,8 +155,9 @@ def sync_command(
             for sk in planned.skips:
                 click.echo(f"  skip {sk.rel_path}: {sk.reason}")
             click.echo(f"  {planned.unchanged} unchanged")
-        if report.error:  # a root that could not be read has no plan: no success either
-            click.echo(f"syncagent: {report.error}", err=True)
+        for problem in report.not_read:  # no plan for a root that could not be read
+            click.echo(f"syncagent: {problem}", err=True)
+        if report.not_read:
             sys.exit(1)
         return
     for path, reason in report.skipped:
@@ -190,6 +191,8 @@ def sync_command(
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)
     if report.error:
         click.echo(f"syncagent: the pass failed: {report.error}", err=True)
+    for problem in report.not_read:
+        click.echo(f"syncagent: {problem}", err=True)
     sys.exit(0 if report.ok else 1)
 
 

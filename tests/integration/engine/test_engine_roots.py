@@ -55,15 +55,15 @@ def test_a_root_gone_since_the_config_was_loaded_fails_the_pass(two_roots: Any) 
     shutil.rmtree(one)
     report = engine.run_once()
     assert not report.ok
-    assert report.error == (
+    assert report.not_read == [
         f"{one} cannot be read (No such file or directory): nothing of it was backed up"
-    )
+    ]
     assert report.uploaded == 2  # the other root's two files
     last = last_pass(ledger)
     assert last is not None and last.result == "failed"
     # status says so, until a pass reads the root again
     assert {r.local_path: r.not_read for r in root_status(ledger)} == {
-        str(one): report.error,
+        str(one): report.not_read[0],
         str(_two): None,
     }
     one.mkdir()
@@ -78,13 +78,14 @@ def test_a_syncignore_broken_while_the_agent_runs_stops_only_its_root(two_roots:
     (one / ".syncignore").write_text("secrets/\n")
     (two / ".syncignore").write_text("secrets/\n")
     first = engine.run_once()
-    assert (first.uploaded, first.error) == (2, None)
+    assert (first.uploaded, first.not_read) == (2, [])
     (one / ".syncignore").write_bytes(b"secrets/\n\xff\n")  # saved in another encoding
     (one / "b.txt").write_text("new")
     (two / "b.txt").write_text("new")
     second = engine.run_once()
-    assert second.error == (
+    assert second.not_read == [
         f"{one} was not backed up: {one / '.syncignore'}: line 2: not UTF-8 (byte 0xff in "
         "'\\\\xff')"
-    )
+    ]
+    assert not second.ok
     assert second.uploaded == 1  # two/b.txt; nothing of "one", and never its secrets/
