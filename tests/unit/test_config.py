@@ -251,6 +251,9 @@ def test_a_root_that_is_a_link_is_backed_up_as_its_folder_and_said_so(tmp_path: 
         f"points to, {tmp_path / 'real'}",
     )
     assert validate(_roots((tmp_path / "real", "/b")), {}).notices == ()
+    given = validate(None, {}, cli_paths=[str(tmp_path / "link")])  # `syncagent sync link`
+    assert given.roots[0].local == tmp_path / "real"
+    assert given.notices[0].startswith(f"folder 1: {tmp_path / 'link'} is a symbolic link")
 
 
 def test_qps_override_keys_must_be_endpoints(root: Path) -> None:
