@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,9 +21,34 @@ from syncagent.cli.common import (
     stopped_by_signals,
     verbosity_options,
 )
-from syncagent.errors import SyncAgentError
+from syncagent.errors import ConfigError, SyncAgentError
+
+if TYPE_CHECKING:
+    from syncagent.config import SyncConfig
+    from syncagent.ignore import IgnoreRules
 
 __all__ = ["run_command", "sync_command"]
+
+
+def _ignore_rules(config: SyncConfig) -> dict[Path, IgnoreRules]:
+    """Every root's ignore rules, or exit 2 listing every bad ``.syncignore`` line of every
+    root: a root whose rules cannot be read is never backed up with too few of them."""
+    from syncagent.ignore import IgnoreRules
+    from syncagent.scanner import root_problem
+
+    rules: dict[Path, IgnoreRules] = {}
+    problems: list[str] = []
+    for r in config.roots:
+        if root_problem(r.local) is not None:  # nothing in it can be read: its pass says so
+            rules[r.local] = IgnoreRules(r.ignore)
+            continue
+        try:
+            rules[r.local] = IgnoreRules.for_root(r.local, r.ignore, own=config.own_paths)
+        except ConfigError as err:
+            problems += err.problems
+    if problems:
+        fail(ConfigError(problems))
+    return rules
 
 
 @click.command("sync")
@@ -44,7 +69,6 @@ def sync_command(
       syncagent sync ~/Documents
       syncagent sync --config /etc/syncagent/sync.yaml --dry-run
     """
-    from syncagent.ignore import IgnoreRules
     from syncagent.scanner import ScanJob, default_helpers, sqlite_file
     from syncagent.statelock import StateLock
 
@@ -59,6 +83,7 @@ def sync_command(
         live = LiveProgress(console)
     else:
         setup_logging(config, verbosity)
+    rules = _ignore_rules(config)
     lock = StateLock(config.state_dir)
     if not dry_run:  # a running agent uploads changes itself: never both at once
         try:
@@ -66,13 +91,14 @@ def sync_command(
         except SyncAgentError as err:
             fail(err)
     # Start walking before the ledger's libraries (SQLAlchemy) load: on a large tree the
-    # helper processes walk while this one imports.
+    # helper processes walk while this one imports. A dry run walks without comparing with
+    # the ledger as it goes: reading an SQLite ledger that way leaves journal files behind.
     scans = {
         r.local: ScanJob(
             r.local,
-            IgnoreRules.for_root(r.local, r.ignore, own=config.own_paths),
+            rules[r.local],
             helpers=default_helpers(),
-            ledger_file=sqlite_file(config.ledger_url),
+            ledger_file=None if dry_run else sqlite_file(config.ledger_url),
         )
         for r in config.roots
     }
@@ -80,7 +106,10 @@ def sync_command(
     from syncagent.engine import SyncEngine
 
     try:
-        with open_app(config, lambda m: click.echo(m, err=True)) as app, live as progress:
+        with (
+            open_app(config, lambda m: click.echo(m, err=True), dry_run=dry_run) as app,
+            live as progress,
+        ):
             engine = SyncEngine(config, app.ledger, app.client_factory(), progress=progress)
             with stopped_by_signals(engine.stop) as stopped:
                 report = engine.run_once(dry_run=dry_run, scans=scans)
@@ -100,6 +129,10 @@ def sync_command(
             for sk in planned.skips:
                 click.echo(f"  skip {sk.rel_path}: {sk.reason}")
             click.echo(f"  {planned.unchanged} unchanged")
+        for problem in report.not_read:  # no plan for a root that could not be read
+            click.echo(f"syncagent: {problem}", err=True)
+        if report.not_read:
+            sys.exit(1)
         return
     for path, reason in report.skipped:
         click.echo(f"skipped {shown(path)}: {reason}", err=True)
@@ -132,6 +165,8 @@ def sync_command(
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)
     if report.error:
         click.echo(f"syncagent: the pass failed: {report.error}", err=True)
+    for problem in report.not_read:
+        click.echo(f"syncagent: {problem}", err=True)
     sys.exit(0 if report.ok else 1)
 
 
@@ -156,6 +191,7 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
 
     config = load(config_path, paths)
     setup_logging(config, verbosity)
+    _ignore_rules(config)  # a bad .syncignore at start exits 2; later, only its root's pass fails
     lock = StateLock(config.state_dir)
     try:
         lock.acquire()

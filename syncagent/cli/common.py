@@ -120,8 +120,10 @@ def load(
             return load_config(None, cli_paths=list(paths))
         config = load_config(config_path)
         if paths:
+            # compared with links resolved: a root is named by its link or by its folder
             wanted = {Path(p).expanduser().resolve() for p in paths}
-            unknown = wanted - {r.local for r in config.roots}
+            real = {r.local: Path(os.path.realpath(r.local)) for r in config.roots}
+            unknown = wanted - set(real.values())
             if unknown:
                 raise ConfigError(
                     [
@@ -130,7 +132,7 @@ def load(
                     ]
                 )
             config = dataclasses.replace(
-                config, roots=tuple(r for r in config.roots if r.local in wanted)
+                config, roots=tuple(r for r in config.roots if real[r.local] in wanted)
             )
         return config
     except ConfigError as err:
@@ -184,7 +186,9 @@ def setup_logging(
 ) -> None:
     """Log to stderr (or ``console``: a handler that prints above a live progress block) and
     to ``log_file`` when set, rotated by size (:data:`LOG_ROTATE_BYTES`, keeping
-    :data:`LOG_ROTATE_KEEP`): no logrotate is needed, in a container or on a desktop."""
+    :data:`LOG_ROTATE_KEEP`): no logrotate is needed, in a container or on a desktop. Then
+    log what loading the config decided (the notices); a log file that cannot be opened
+    exits 2 like any configuration problem."""
     from logging.handlers import RotatingFileHandler
 
     level, requests_level = log_levels(config.log_level, verbosity)
@@ -209,6 +213,8 @@ def setup_logging(
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are not news
     logging.basicConfig(level=level, handlers=handlers, force=True)
     logging.getLogger("syncagent.pan123").setLevel(requests_level)
+    for notice in config.notices:
+        logging.getLogger("syncagent").warning("%s", notice)
 
 
 def shown(path: str) -> str:

@@ -87,6 +87,8 @@ def status_command(
     for r in roots:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "no files yet"
         click.echo(f"{r.local_path} -> {r.remote_path}: {counts}; {mb(r.bytes_pending)} pending")
+        if r.not_read:
+            click.echo(f"  NOT BACKED UP by the last pass: {r.not_read}")
         for state, rel, reason in r.problems:
             click.echo(f"  {state}: {shown(rel)}: {reason}")
     if last is not None:
