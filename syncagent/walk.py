@@ -25,6 +25,7 @@ from operator import itemgetter
 from typing import IO, Any
 
 __all__ = [
+    "LINK",
     "NOT_UTF8",
     "ChunkWorker",
     "FastMatcher",
@@ -32,6 +33,7 @@ __all__ = [
     "Matcher",
     "RawFile",
     "RawSkip",
+    "not_regular",
     "read_frame",
     "subfolders",
     "walk",
@@ -51,6 +53,17 @@ _KINDS = {
     stat.S_IFCHR: "character device",
     stat.S_IFBLK: "block device",
 }
+
+
+LINK = "symbolic link (not followed)"
+
+
+def not_regular(mode: int) -> str:
+    """Why an entry of this (non-regular) mode is not backed up: the reason of its skip."""
+    if stat.S_ISLNK(mode):
+        return LINK
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return f"{kind}: only regular files are backed up"
 
 
 class Matcher:
@@ -150,11 +163,8 @@ def walk(
                         files.append(
                             (rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
                         )
-                    elif stat.S_ISLNK(mode):
-                        skips.append((rel, "symbolic link (not followed)"))
                     else:
-                        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-                        skips.append((rel, f"{kind}: only regular files are backed up"))
+                        skips.append((rel, not_regular(mode)))
         except OSError as exc:
             skips.append((rel_dir or ".", f"folder cannot be read: {exc.strerror}"))
         finally:
@@ -181,8 +191,10 @@ def subfolders(folder: Folder, ignore: Matcher) -> list[Folder] | None:
     return found
 
 
+# Columns in RawFile's order, so a row and a walked file compare as tuples.
 _DONE_ROWS = (
-    "SELECT rel_path, size, mtime_ns, dev, inode FROM files WHERE root_id = ? AND state = 'done'"
+    "SELECT rel_path, size, mtime_ns, ctime_ns, dev, inode FROM files "
+    "WHERE root_id = ? AND state = 'done'"
 )
 _SKIPPED_ROWS = (
     "SELECT rel_path, size, mtime_ns, dev, inode, reason FROM files "
@@ -195,8 +207,9 @@ class ChunkWorker:
     entries) and, given the SQLite ledger, compares each chunk with its ledger rows.
 
     The comparison answers one question: would a pass over these entries do nothing? It
-    does when every file has a row recorded done (or skipped) with the same (size,
-    mtime_ns, dev, inode) and every skip a row recorded skipped with the same reason, and
+    does when every file has a row recorded done with the same (size, mtime_ns, ctime_ns,
+    dev, inode), or recorded skipped with the same (size, mtime_ns, dev, inode) (a skip
+    does not depend on the content), and every skip a row recorded skipped with the same reason, and
     (checked by the caller, against the root's row count) no other row exists. Anything
     else, including any ledger error, makes the answer no, and the caller plans the pass
     the full way. The ledger is opened read-only.
@@ -253,10 +266,11 @@ class ChunkWorker:
             done = self._db.execute(_DONE_ROWS + sql, (self._root_id, *args)).fetchall()
             skipped: dict[str, tuple[str, int, int, int, int, str]] | None = None
             get = dict(zip(map(itemgetter(0), done), done, strict=True)).get
-            for name, size, mtime_ns, _ctime, dev, inode in files:
-                if get(name) != (name, size, mtime_ns, dev, inode):
+            for file in files:
+                if get(file[0]) != file:  # a file, and its row, is (rel, size, mtime, ctime, ...)
                     if skipped is None:  # rare: a 0-byte file, a name 123pan refuses
                         skipped = self._skipped(sql, args)
+                    name, size, mtime_ns, _ctime, dev, inode = file
                     row = skipped.get(name)
                     if row is None or row[1:5] != (size, mtime_ns, dev, inode):
                         return False
