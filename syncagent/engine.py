@@ -593,7 +593,9 @@ class SyncEngine:
                     window,
                 )
             if waits < CHANGE_RETRIES:
-                self._pause(min(window - age, window - held))
+                pause = min(window - age, window - held)
+                log.info("%s: waiting %.1f s for it to hold still", path, pause)
+                self._pause(pause)
         raise FileChangedError("the file kept changing; it will be tried again", str(path))
 
     def _pause(self, seconds: float) -> None:
