@@ -6,8 +6,8 @@ A worker re-checks a file before trusting it: a file that changed since the scan
 was hashed or sent, is re-queued (a few times) and never recorded as done. It reads the file
 through one descriptor (:mod:`syncagent.localfile`): no link is followed, a FIFO never blocks.
 Uploads are verified in batches of 100 (one ``infos`` call: stored size and etag against the
-local file) and only then recorded done. A failing file gets a next-attempt time with backoff while the
-rest proceed; a fatal error (credentials, quota) stops the pass.
+local file) and only then recorded done. A failing file gets a next-attempt time with backoff
+while the rest proceed; a fatal error (credentials, quota) stops the pass.
 """
 
 from __future__ import annotations

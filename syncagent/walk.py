@@ -4,8 +4,9 @@ Shared by the in-process scan and by scan helper processes (``python -m syncagen
 which is why it imports nothing heavier than ``re``: a helper must start in a few
 milliseconds. Never follows a symbolic link (so never leaves the root and never loops); a
 link, FIFO, socket or device is reported as skipped with its reason, and so is a name that
-is not UTF-8 (under a key with the bad bytes written as ``\\xff``); an unreadable folder is
-reported and the walk carries on; ignored folders are not entered.
+is not UTF-8 (under a key of its own, see :func:`escaped_key`) and a path longer than the
+system allows; an unreadable folder is reported and the walk carries on; ignored folders
+are not entered.
 
 Helpers speak length-prefixed :mod:`marshal` frames over their stdin and stdout (see
 :func:`_helper`).
@@ -14,6 +15,7 @@ Helpers speak length-prefixed :mod:`marshal` frames over their stdin and stdout 
 from __future__ import annotations
 
 import contextlib
+import errno
 import marshal
 import os
 import re
@@ -27,12 +29,15 @@ from typing import IO, Any
 __all__ = [
     "LINK",
     "NOT_UTF8",
+    "PATH_MAX",
+    "TOO_LONG",
     "ChunkWorker",
     "FastMatcher",
     "Folder",
     "Matcher",
     "RawFile",
     "RawSkip",
+    "escaped_key",
     "not_regular",
     "read_frame",
     "subfolders",
@@ -56,6 +61,18 @@ _KINDS = {
 
 
 LINK = "symbolic link (not followed)"
+NAME_MAX = 255  # bytes in one name (Linux)
+
+
+def _path_max() -> int:
+    try:
+        return os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 4096
+
+
+PATH_MAX = _path_max()  # bytes in a path, with its terminating NUL
+TOO_LONG = f"path is longer than the system allows ({PATH_MAX} bytes): cannot be opened"
 
 
 def not_regular(mode: int) -> str:
@@ -95,9 +112,17 @@ class FastMatcher(Matcher):
         return self.file(rel_path + "/", name + "/")
 
 
-def _printable(rel: str) -> str:
-    """``bad\\xff.txt`` for a name holding the byte 0xff: storable and shown as-is."""
-    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+def escaped_key(rel: str) -> str:
+    """The ledger key of an entry whose name (the last component) is not UTF-8.
+
+    ``bad\\xff.txt/`` for a name holding the byte 0xff: the bytes that are not UTF-8 written
+    as ``\\xHH``, a backslash of the name doubled, and a trailing ``/``, which the key of a
+    real file or folder never has. So the key is storable and readable, two such names never
+    share one, and a file whose name really is ``bad\\xff.txt`` keeps its own key.
+    """
+    folder, _, name = rel.rpartition("/")
+    raw = name.encode("utf-8", "surrogateescape").replace(b"\\", b"\\\\")
+    return f"{folder}/" * bool(folder) + raw.decode("utf-8", "backslashreplace") + "/"
 
 
 def _utf8(name: str) -> bool:
@@ -136,8 +161,12 @@ def walk(
             # was swapped for a link since it was listed.
             fd = os.open(abs_dir, _DIR_FLAGS)
         except OSError as exc:
-            skips.append((rel_dir or ".", f"folder cannot be read: {exc.strerror}"))
+            reason = TOO_LONG if exc.errno == errno.ENAMETOOLONG else exc.strerror
+            skips.append((rel_dir or ".", f"folder cannot be read: {reason}"))
             continue
+        # Bytes left for a file's name before its path is too long to open: checked per name
+        # only in the (rare) folders this deep.
+        room = PATH_MAX - 2 - len(os.fsencode(abs_dir))
         try:
             with os.scandir(fd) as it:
                 for de in it:
@@ -145,7 +174,7 @@ def walk(
                     rel = prefix + name
                     if not _utf8(name):
                         # The ledger (and 123pan) need UTF-8: record it under a readable key.
-                        skips.append((_printable(rel), NOT_UTF8))
+                        skips.append((escaped_key(rel), NOT_UTF8))
                         continue
                     try:
                         if de.is_dir(follow_symlinks=False):
@@ -160,6 +189,9 @@ def walk(
                         continue
                     mode = st.st_mode
                     if stat.S_ISREG(mode):
+                        if room < NAME_MAX and len(os.fsencode(name)) > room:
+                            skips.append((rel, TOO_LONG))
+                            continue
                         files.append(
                             (rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
                         )
@@ -257,11 +289,14 @@ class ChunkWorker:
             sql, args = "", ()
         elif descend:
             sql, args = " AND rel_path >= ? AND rel_path < ?", (f"{rel}/", f"{rel}0")
-        elif rel:  # this folder's own entries: no "/" after "rel/"
-            sql = " AND rel_path >= ? AND rel_path < ? AND instr(substr(rel_path, ?), '/') = 0"
+        elif rel:  # this folder's own entries: no "/" after "rel/" (but an escaped key's last)
+            sql = (
+                " AND rel_path >= ? AND rel_path < ?"
+                " AND instr(rtrim(substr(rel_path, ?), '/'), '/') = 0"
+            )
             args = (f"{rel}/", f"{rel}0", len(rel) + 2)
         else:
-            sql, args = " AND instr(rel_path, '/') = 0", ()
+            sql, args = " AND instr(rtrim(rel_path, '/'), '/') = 0", ()
         try:
             done = self._db.execute(_DONE_ROWS + sql, (self._root_id, *args)).fetchall()
             skipped: dict[str, tuple[str, int, int, int, int, str]] | None = None

@@ -135,7 +135,6 @@ def test_a_link_or_fifo_swapped_in_during_the_quiet_wait_is_not_read_and_the_pas
         stopper.append(proc)
         # The remote root is made after the plan, just before the workers start waiting.
         _wait(lambda: _remote_root_exists(api), 60, "the pass reaches its uploads")
-        _wait(lambda: "to hold still" in _text(log), 30, "a worker waits for a victim")
     finally:
         swapped.set()
         writer.join()
@@ -190,7 +189,8 @@ def test_sigterm_during_the_quiet_wait_stops_sync_at_once_and_nothing_is_sent(
     _quiet(cli, "60s")
     proc, log = _popen(cli, "sync")
     stopper.append(proc)
-    _wait(lambda: "to hold still" in _text(log), 60, "the worker waits for fresh.txt")
+    # The remote root is made after the plan, just before the worker starts its wait.
+    _wait(lambda: _remote_root_exists(api), 60, "the pass reaches its uploads")
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
@@ -213,6 +213,7 @@ def test_sigterm_during_the_quiet_wait_stops_sync_at_once_and_nothing_is_sent(
 def test_sigterm_during_the_quiet_wait_stops_run_at_once_and_nothing_is_sent(
     tmp_path: Path,
     emulator: Emulator,
+    api: Api,
     stopper: list[subprocess.Popen[bytes]],
 ) -> None:
     root = tmp_path / "root"
@@ -222,8 +223,8 @@ def test_sigterm_during_the_quiet_wait_stops_run_at_once_and_nothing_is_sent(
     _quiet(cli, "60s")
     proc, log = _popen(cli, "run")
     stopper.append(proc)
-    # The startup pass finds the file fresh and waits for it to hold still.
-    _wait(lambda: "to hold still" in _text(log), 60, "the startup pass waits for fresh.txt")
+    # The startup pass finds the file fresh, makes the remote root, and waits for the file.
+    _wait(lambda: _remote_root_exists(api), 60, "the startup pass reaches its uploads")
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
@@ -257,3 +258,138 @@ def test_a_file_with_an_mtime_in_the_future_is_sent_after_the_quiet_window(
     assert len(warnings) == 1 and "from-the-future.txt" in warnings[0], result.stderr[-3000:]
     remote = remote_files(api, REMOTE)
     assert remote["from-the-future.txt"]["etag"] == md5(future.read_bytes())
+
+
+def test_same_size_and_mtime_with_new_content_is_sent_and_a_chmod_only_rehashes(
+    tmp_path: Path, emulator: Emulator, api: Api
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.txt").write_bytes(b"first content\n")
+    (root / "b.txt").write_bytes(b"stays as it is\n")
+    cli = make_cli(tmp_path, emulator, [(root, REMOTE)])
+    first = cli.sync(timeout=60)
+    assert summary(first).startswith("2 uploaded"), (summary(first), first.stderr[-3000:])
+
+    # `cp -p` / `tar x` / `touch -r`: new bytes, the same size, the old mtime.
+    before = (root / "a.txt").stat()
+    (root / "a.txt").write_bytes(b"other content\n")
+    os.utime(root / "a.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = (root / "a.txt").stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    second = cli.sync(timeout=60)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert summary(second).startswith("1 uploaded"), summary(second)
+    assert summary(second).endswith("hashed 1 files"), summary(second)
+    remote = remote_files(api, REMOTE)
+    assert remote["a.txt"]["etag"] == md5(b"other content\n")
+    assert api.download(int(remote["a.txt"]["fileId"])) == b"other content\n"
+
+    # Only the ctime moves (a chmod): hashed once, nothing sent, then never hashed again.
+    sent = upload_calls(emulator)
+    (root / "b.txt").chmod(0o600)
+    third = cli.sync(timeout=60)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert summary(third).startswith("0 uploaded"), summary(third)
+    assert summary(third).endswith("hashed 1 files"), summary(third)
+    fourth = cli.sync(timeout=60)
+    assert summary(fourth).startswith("0 uploaded"), summary(fourth)
+    assert summary(fourth).endswith("hashed 0 files"), summary(fourth)
+    assert upload_calls(emulator) == sent
+    assert cli.status()["roots"][0]["counts"] == {"done": 2}
+
+
+def _write_name(folder: Path, name: bytes, data: bytes) -> None:
+    with open(os.path.join(os.fsencode(folder), name), "wb") as f:
+        f.write(data)
+
+
+def test_a_real_name_like_an_escaped_one_is_backed_up_beside_a_name_not_in_utf8(
+    tmp_path: Path, emulator: Emulator, api: Api
+) -> None:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    for folder in (root, root / "sub"):
+        (folder / "esc\\xff.txt").write_bytes(b"a real name: backslash, x, f, f\n")
+        _write_name(folder, b"esc\xff.txt", b"a name that is not UTF-8\n")
+    cli = make_cli(tmp_path, emulator, [(root, REMOTE)])
+    for _ in range(2):  # the second pass must agree with the first
+        result = cli.sync(timeout=60)
+        assert result.returncode == 0, result.stderr[-3000:]
+        remote = remote_files(api, REMOTE)
+        # (a backslash is mapped to its full-width look-alike on 123pan)
+        assert sorted(remote) == ["esc＼xff.txt", "sub/esc＼xff.txt"], sorted(remote)
+        status = cli.status()["roots"][0]
+        assert status["counts"] == {"done": 2, "skipped": 2}, status["counts"]
+        problems = {p["path"]: (p["state"], p["reason"]) for p in status["problems"]}
+        assert problems == {
+            "esc\\xff.txt/": ("skipped", "name is not valid UTF-8"),
+            "sub/esc\\xff.txt/": ("skipped", "name is not valid UTF-8"),
+        }, problems
+    assert summary(result).startswith("0 uploaded"), summary(result)
+
+
+def _mkdirs_below(folder: Path, names: list[str]) -> int:
+    """Make the nested folders ``names`` below ``folder`` (deeper than a path may be, so
+    each is made relative to the one above it); returns a descriptor of the last one."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    for name in names:
+        os.mkdir(name, dir_fd=fd)
+        next_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = next_fd
+    return fd
+
+
+def _write_at(fd: int, name: str, data: bytes) -> None:
+    file_fd = os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    try:
+        os.write(file_fd, data)
+    finally:
+        os.close(file_fd)
+
+
+def test_paths_beyond_path_max_and_files_over_10_gb_are_skipped_unread_with_a_reason(
+    tmp_path: Path, emulator: Emulator, api: Api
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "ok.txt").write_bytes(b"fine\n")
+    # Folders of 200-byte names until a 250-byte file name no longer fits in PATH_MAX.
+    room = 4096 - len(os.fsencode(root)) - 1
+    depth = room // 201 - 1  # the deepest folder's own path still fits
+    names = [f"{i:03d}" + "d" * 197 for i in range(depth)]
+    fd = _mkdirs_below(root, names)
+    try:
+        long_name = "f" * 250
+        deep_rel = "/".join([*names, long_name])
+        assert len(os.fsencode(root)) + 1 + len(deep_rel) >= 4096
+        _write_at(fd, long_name, b"too deep to open by its path\n")
+        os.mkdir("x" * 250, dir_fd=fd)  # a folder whose own path is too long
+    finally:
+        os.close(fd)
+    with open(root / "huge.bin", "wb") as f:
+        f.truncate(10_000_000_001)  # sparse: takes no space, but 10 GB to read
+    cli = make_cli(tmp_path, emulator, [(root, REMOTE)])
+    for n in range(2):  # the same outcome on every pass, never a failure
+        result = cli.sync(timeout=120)
+        assert result.returncode == 0, result.stderr[-3000:]
+        line = summary(result)
+        assert line.startswith("1 uploaded" if n == 0 else "0 uploaded"), line
+        # only ok.txt is ever read (on the first pass): never the 10 GB file
+        assert "0 failed" in line and line.endswith(f"hashed {1 - n} files"), line
+        problems = {
+            p["path"]: (p["state"], p["reason"]) for p in cli.status()["roots"][0]["problems"]
+        }
+        assert problems[deep_rel][0] == "skipped", problems
+        assert "longer than the system allows" in problems[deep_rel][1]
+        assert problems["/".join([*names, "x" * 250])] == (
+            "skipped",
+            "folder cannot be read: path is longer than the system allows (4096 bytes): "
+            "cannot be opened",
+        )
+        assert problems["huge.bin"] == (
+            "skipped",
+            "file is over 123pan's 10 GB limit (10000000001 bytes)",
+        )
+    assert sorted(remote_files(api, REMOTE)) == ["ok.txt"]
