@@ -393,3 +393,44 @@ def test_paths_beyond_path_max_and_files_over_10_gb_are_skipped_unread_with_a_re
             "file is over 123pan's 10 GB limit (10000000001 bytes)",
         )
     assert sorted(remote_files(api, REMOTE)) == ["ok.txt"]
+
+
+def test_a_link_swapped_in_during_a_chunked_upload_does_not_change_what_is_sent(
+    tmp_path: Path,
+    emulator: Emulator,
+    api: Api,
+    stopper: list[subprocess.Popen[bytes]],
+) -> None:
+    """Every slice is read from the descriptor opened for the upload, not from the path."""
+    slice_size = 64 * 1024
+    emulator.configure(slice_size=slice_size)
+    emulator.add_latency("upload/v2/file/slice", 0.3)  # the slices take a while
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    content = os.urandom(12 * slice_size)
+    (root / "victim.bin").write_bytes(content)
+    (outside / "shadow.bin").write_bytes(
+        (MARKER * (len(content) // len(MARKER) + 1))[: len(content)]
+    )
+    cli = make_cli(tmp_path, emulator, [(root, REMOTE)], workers=1)
+    proc, log = _popen(cli, "sync")
+    stopper.append(proc)
+
+    def slices_in() -> int:
+        return sum(len(s) for s in emulator.activity()["slices"].values())
+
+    _wait(lambda: slices_in() >= 1, 60, "the first slice arrives")
+    (root / "victim.bin").unlink()
+    (root / "victim.bin").symlink_to(outside / "shadow.bin")
+    assert slices_in() < 12, "the swap came after the last slice: nothing was tested"
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"the pass never ended:\n{_text(log)[-3000:]}") from None
+    output = _text(log)
+    assert code == 0, output[-3000:]
+    assert _emulator_holds(emulator, MARKER) == [], output[-3000:]
+    remote = remote_files(api, REMOTE)
+    assert remote["victim.bin"]["etag"] == md5(content), output[-3000:]
