@@ -117,9 +117,9 @@ def retry_delay(attempts: int, *, changing: bool = False) -> float:
     return min(MAX_BACKOFF, 30.0 * 2.0 ** (attempts - 1))
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
     """What must not change while a file is read for it to count as holding still."""
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
 
 
 def _entry(rel_path: str, st: os.stat_result) -> LocalEntry:
@@ -521,7 +521,9 @@ class SyncEngine:
 
         Returns the file still open: the caller sends it from the same descriptor and closes
         it. The file must be, on that descriptor, the regular file that was waited for (same
-        size, mtime, ctime and inode), and hold still while it is hashed. Its size is checked
+        size, mtime, ctime, device and inode), on the device it was scanned on, and hold
+        still while it is hashed. Another inode on that device is the path's new content (an
+        atomic save): safe to read, since no folder on the way is a link. Its size is checked
         before a byte is read: an empty file or one over 10 GB is refused unread.
         """
         rel = action.entry.rel_path
@@ -534,6 +536,12 @@ class SyncEngine:
                 if _identity(st) != _identity(quiet):
                     local.close()  # replaced or written since the wait: wait again
                     continue
+                if st.st_dev != action.entry.dev:  # a mount appeared on its way
+                    raise FileChangedError(
+                        "the file is on another file system than when it was scanned; "
+                        "it will be tried again",
+                        str(path),
+                    )
                 if st.st_size == 0:
                     raise UnsupportedFileError(EMPTY_FILE, str(path))
                 if st.st_size > MAX_FILE_SIZE:
@@ -544,6 +552,7 @@ class SyncEngine:
                     scanned.size,
                     scanned.mtime_ns,
                     scanned.ctime_ns,
+                    scanned.dev,
                     scanned.inode,
                 )
                 md5 = action.md5 if same and action.md5 else None
@@ -572,7 +581,7 @@ class SyncEngine:
         file that keeps changing gives up after a few waits.
         """
         window = max(self.config.stability_seconds, self.config.min_age)
-        last: tuple[int, int, int, int] | None = None
+        last: tuple[int, int, int, int, int] | None = None
         since = 0.0
         for waits in range(CHANGE_RETRIES + 1):
             st = os.stat(path, follow_symlinks=False)
