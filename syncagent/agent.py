@@ -21,6 +21,7 @@ from pathlib import Path
 from syncagent.activity import ActivityFile
 from syncagent.config import SyncConfig
 from syncagent.engine import Progress, SyncEngine, retry_delay
+from syncagent.errors import RemoteError
 from syncagent.ledger import Ledger
 from syncagent.statelock import StateLock
 from syncagent.watcher import Dirty, RootWatcher
@@ -64,6 +65,7 @@ class Agent:
         self._next_rescan = 0.0  # when the next full pass is due
         self._failed_passes = 0  # in a row, failed as a whole
         self.fatal: str | None = None  # why it stopped by itself (credentials, quota)
+        self.fatal_error: RemoteError | None = None
 
     def stop(self) -> None:
         """Ask the agent to finish: no new upload starts; in-flight ones complete."""
@@ -111,6 +113,7 @@ class Agent:
         if report.fatal:
             log.error("stopping: %s", report.fatal)
             self.fatal = report.fatal
+            self.fatal_error = report.fatal_error
             self._stop.set()
         if report.error:
             self._failed_passes += 1

@@ -13,7 +13,9 @@ import click
 
 from syncagent.cli.common import (
     config_option,
+    exit_status,
     fail,
+    guard_state,
     load,
     mb,
     setup_logging,
@@ -79,6 +81,7 @@ def sync_command(
 
     config = load(config_path, paths)
     setup_logging(config, verbose)
+    guard_state(config)
     lock = StateLock(config.state_dir)
     if not dry_run:  # a running agent uploads changes itself: never both at once
         try:
@@ -158,6 +161,7 @@ def sync_command(
         sys.exit(128 + stopped[0])
     if report.fatal:
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)
+        sys.exit(exit_status(report.fatal_error))
     if report.error:
         click.echo(f"syncagent: the pass failed: {report.error}", err=True)
     sys.exit(0 if report.ok else 1)
@@ -184,6 +188,7 @@ def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...])
 
     config = load(config_path, paths)
     setup_logging(config, verbose)
+    guard_state(config)
     lock = StateLock(config.state_dir)
     try:
         lock.acquire()
@@ -217,5 +222,5 @@ def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...])
         lock.release()
     if agent.fatal:
         click.echo(f"syncagent: stopped: {agent.fatal}", err=True)
-        sys.exit(1)
+        sys.exit(exit_status(agent.fatal_error))
     click.echo("syncagent stopped", err=True)

@@ -27,10 +27,11 @@ def db_upgrade_command(config_path: Path | None) -> None:
       syncagent db upgrade --config sync.yaml
     """
     from syncagent.app import open_ledger
+    from syncagent.ledger import masked_url
 
     config = load(config_path, (str(Path.cwd()),) if config_path is None else ())
     try:
         open_ledger(config).close()
     except SyncAgentError as err:
         fail(err)
-    click.echo(f"ledger is up to date: {config.ledger_url}")
+    click.echo(f"ledger is up to date: {masked_url(config.ledger_url)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def emulator_command(
     """
     from syncagent.emulator import Emulator, EmulatorSettings
     from syncagent.emulator.core import data_dir_default
+
+    os.umask(0o077)  # its store holds the client secret and copies of the user's files
 
     settings = EmulatorSettings(
         data_dir=data_dir or data_dir_default(),
