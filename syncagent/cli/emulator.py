@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -9,11 +10,20 @@ from pathlib import Path
 import click
 
 from syncagent.cli.common import fail, wait_for_signal
-from syncagent.errors import SyncAgentError
+from syncagent.errors import ConfigError, SyncAgentError
 
 __all__ = ["emulator_command"]
 
 DEFAULT_EMULATOR_PORT = 8123
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @click.command("emulator")
@@ -21,7 +31,12 @@ DEFAULT_EMULATOR_PORT = 8123
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on (keep it on loopback).",
+    help="Address to listen on: loopback only, unless --allow-remote.",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a --host other than loopback (anyone who can reach it sees the files).",
 )
 @click.option(
     "--port",
@@ -63,6 +78,7 @@ DEFAULT_EMULATOR_PORT = 8123
 )
 def emulator_command(
     host: str,
+    allow_remote: bool,
     port: int,
     upload_port: int,
     data_dir: Path | None,
@@ -81,9 +97,26 @@ def emulator_command(
       syncagent emulator --port 8123 --data-dir /tmp/pan
     """
     from syncagent.emulator import Emulator, EmulatorSettings
+    from syncagent.emulator.admin import TOKEN_HEADER
     from syncagent.emulator.core import data_dir_default
 
     os.umask(0o077)  # its store holds the client secret and copies of the user's files
+    if not _is_loopback(host):
+        if not allow_remote:
+            fail(
+                ConfigError(
+                    [
+                        f"--host: {host} is not a loopback address: the emulator has no real "
+                        "security and its store holds copies of your files; use 127.0.0.1, "
+                        "or add --allow-remote if you really mean it"
+                    ]
+                )
+            )
+        click.echo(
+            f"syncagent emulator: WARNING: listening on {host}, not loopback: anyone who can "
+            "reach it can read what is uploaded to it",
+            err=True,
+        )
 
     settings = EmulatorSettings(
         data_dir=data_dir or data_dir_default(),
@@ -109,6 +142,7 @@ def emulator_command(
         click.echo(f"  data dir:       {settings.data_dir}")
         click.echo(f"  rate limits:    {rate_limits}")
         click.echo(f"  admin:          {api}/__emulator/state")
+        click.echo(f"  admin token:    {emu.admin_token}  (header {TOKEN_HEADER}; new each run)")
         click.echo("Try it:")
         click.echo(
             f"  curl -s -X POST {api}/api/v1/access_token -H 'Platform: open_platform' "

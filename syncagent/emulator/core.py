@@ -83,6 +83,8 @@ class Core:
         self.limiter = RateLimiter(PRESETS[settings.rate_limits])
         self.upload_base = ""  # set by the server once the upload listener is bound
         self.api_base = ""
+        # The admin endpoint's key: new on every start, never stored (see admin.check_request).
+        self.admin_token = secrets.token_urlsafe(24)
         self._signing_key = self._persistent("signing_key", lambda: secrets.token_hex(32)).encode()
         self._counts: Counter[str] = Counter()
         self._slices: defaultdict[str, list[int]] = defaultdict(list)

@@ -11,6 +11,7 @@ without which every keep-alive answer waits ~40 ms for Nagle's algorithm.
 
 from __future__ import annotations
 
+import hmac
 import itertools
 import json
 import logging
@@ -252,6 +253,7 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, core: Core, path: str, query: str, body: _Body) -> None:
         role = self.server.role
         if path.startswith(ADMIN_PREFIX) and role == "api":
+            admin.check_request(core, self.command, self.headers)  # before anything is read
             data = admin.handle(core, self.command, path[len(ADMIN_PREFIX) :], self._json(body))
             self._envelope(0, "ok", data)
             return
@@ -347,9 +349,9 @@ class Handler(BaseHTTPRequestHandler):
             file_id, expires = int(parts[2]), int(params.get("expires", "0"))
         except (IndexError, ValueError):
             raise EmulatorRejection(404, "Not Found", http_status=404) from None
-        if (
-            params.get("sign") != files.download_sign(core.download_key, file_id, expires)
-            or expires < time.time()
+        expected = files.download_sign(core.download_key, file_id, expires)
+        if not hmac.compare_digest(params.get("sign", "").encode(), expected.encode()) or (
+            expires < time.time()
         ):
             raise EmulatorRejection(403, "下载链接无效或已过期", http_status=403)
         entry = core.catalog.get(file_id)

@@ -132,6 +132,18 @@ class Emulator:
     def client_secret(self) -> str:
         return self.core.settings.client_secret or ""
 
+    @property
+    def admin_token(self) -> str:
+        """The key of the ``/__emulator/`` admin endpoint for this run (header
+        ``X-Emulator-Admin``); a new one on every start."""
+        return self.core.admin_token
+
+    def admin_headers(self) -> dict[str, str]:
+        """The headers an admin request needs."""
+        from syncagent.emulator.admin import TOKEN_HEADER
+
+        return {TOKEN_HEADER: self.admin_token, "Content-Type": "application/json"}
+
     # -- fault injection and knobs --------------------------------------------------------
 
     def fail_next(
