@@ -76,6 +76,11 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="How many upload_complete calls answer 20103 before completing.",
 )
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve HTTPS with a certificate of the emulator's own CA (made in the data dir).",
+)
 def emulator_command(
     host: str,
     allow_remote: bool,
@@ -86,15 +91,18 @@ def emulator_command(
     client_secret: str | None,
     rate_limits: str,
     complete_polls: int,
+    tls: bool,
 ) -> None:
     """Run a local emulator of the 123pan Open Platform API until stopped.
 
     It prints the API base URL and the client ID and secret to use. Files and metadata are
-    kept in the data dir, so they survive a restart.
+    kept in the data dir, so they survive a restart. With --tls it serves HTTPS and prints
+    the CA certificate to trust.
 
     \b
     Example:
       syncagent emulator --port 8123 --data-dir /tmp/pan
+      syncagent emulator --tls       # then REQUESTS_CA_BUNDLE=<the printed CA>
     """
     from syncagent.emulator import Emulator, EmulatorSettings
     from syncagent.emulator.admin import TOKEN_HEADER
@@ -127,6 +135,7 @@ def emulator_command(
         client_secret=client_secret,
         rate_limits=rate_limits,  # type: ignore[arg-type]
         complete_pending_polls=complete_polls,
+        tls=tls,
     )
     try:
         emu = Emulator(settings).start()
@@ -141,11 +150,14 @@ def emulator_command(
         click.echo(f"  client secret:  {emu.client_secret}")
         click.echo(f"  data dir:       {settings.data_dir}")
         click.echo(f"  rate limits:    {rate_limits}")
+        if emu.ca_path is not None:
+            click.echo(f"  TLS CA:         {emu.ca_path}  (trust it: REQUESTS_CA_BUNDLE=<this>)")
         click.echo(f"  admin:          {api}/__emulator/state")
         click.echo(f"  admin token:    {emu.admin_token}  (header {TOKEN_HEADER}; new each run)")
         click.echo("Try it:")
         click.echo(
-            f"  curl -s -X POST {api}/api/v1/access_token -H 'Platform: open_platform' "
+            f"  curl -s{f' --cacert {emu.ca_path}' if emu.ca_path else ''} -X POST "
+            f"{api}/api/v1/access_token -H 'Platform: open_platform' "
             f"-H 'Content-Type: application/json' "
             f'-d \'{{"clientID":"{emu.client_id}","clientSecret":"{emu.client_secret}"}}\''
         )

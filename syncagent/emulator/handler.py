@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -66,8 +67,10 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that went away mid-answer is no emulator bug: no traceback on stderr."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            log.debug("client %s went away", client_address)
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError | ssl.SSLError):
+            # also a TLS client that refused the certificate: its side says why
+            log.debug("client %s went away: %s", client_address, error)
             return
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
@@ -119,6 +122,11 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 60  # a client that stops sending mid-request does not hold a thread forever
     server_version = "syncagent-emulator/1"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()  # here, not in the accepting thread
 
     def parse_request(self) -> bool:
         """The request line and headers, without the stdlib's costly e-mail parser."""
