@@ -179,6 +179,12 @@ def test_state_and_the_embedded_emulator_store_are_private_under_umask_022(
     state = home / ".xdg-state" / "syncagent"
     state.mkdir(parents=True, mode=0o755)
     state.chmod(0o755)  # as an older syncagent left it
+    (state / "old.json").write_text("{}")
+    (state / "old.json").chmod(0o644)
+    emulator_data = home / ".xdg-data" / "syncagent" / "emulator"
+    emulator_data.mkdir(parents=True, mode=0o700)
+    emulator_data.parent.chmod(0o700)
+    emulator_data.chmod(0o755)
     config = tmp_path / "sync.yaml"
     config.write_text(
         "roots:\n"
@@ -192,6 +198,8 @@ def test_state_and_the_embedded_emulator_store_are_private_under_umask_022(
     done = _run([str(BIN), "sync", "--config", str(config)], env, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"made {state} private (mode 0755 -> 0700)" in done.stderr
+    assert f"made {state / 'old.json'} private (mode 0644 -> 0600)" in done.stderr
+    assert f"made {emulator_data} private (mode 0755 -> 0700)" in done.stderr
 
     data = home / ".xdg-data" / "syncagent"
     made = [p for top in (state, data, home / "logs") for p in (top, *top.rglob("*"))]
