@@ -86,7 +86,7 @@ class EmulatorSettings:
     api_port: int = 0
     upload_port: int = 0
     client_id: str | None = None
-    client_secret: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
     rate_limits: Literal["free", "vip", "off"] = "free"
     strict_hosts: bool = True
     require_platform: bool = True
