@@ -84,6 +84,7 @@ def _home(tmp: Path, emulator: Emulator) -> tuple[Path, Path, dict[str, str]]:
     return home, config, env
 
 
+@pytest.mark.slow  # eight CLI runs: ~8 s, more on a loaded machine
 def test_run_home_uploads_no_secret_file_and_no_secret_shows_anywhere(
     emulator: Emulator, api: Api, tmp_path: Path
 ) -> None:
@@ -217,15 +218,14 @@ def test_state_and_the_embedded_emulator_store_are_private_under_umask_022(
     assert not wrong, wrong
 
 
-@pytest.mark.parametrize("umask", [0o022])
-def test_the_emulator_command_keeps_its_store_private(tmp_path: Path, umask: int) -> None:
+def test_the_emulator_command_keeps_its_store_private(tmp_path: Path) -> None:
     data = tmp_path / "emu"
     proc = subprocess.Popen(
         [str(BIN), "emulator", "--port", "0", "--data-dir", str(data)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=lambda: os.umask(umask),
+        preexec_fn=_umask_022,
     )
     try:
         assert proc.stdout is not None
