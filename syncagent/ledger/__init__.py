@@ -83,10 +83,11 @@ class Ledger:
             self.engine: Engine = create_engine(url)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-        except ImportError as exc:  # the database's driver (psycopg, pymysql...) is missing
+        except ImportError as exc:  # e.g. postgresql+psycopg without psycopg
+            name = getattr(exc, "name", None) or "its database driver"
             raise LedgerError(
-                f"cannot open the ledger {self.url}: its database driver is not installed "
-                f"({self._clean(exc)})"
+                f"cannot open the ledger {self.url}: it needs the Python module {name!r}, which "
+                "is not installed; for PostgreSQL: pip install 'syncagent[postgres]'"
             ) from None
         except (SQLAlchemyError, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {self.url}: {self._clean(exc)}") from exc
