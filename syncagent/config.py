@@ -109,6 +109,7 @@ class SyncConfig:
     # credentials.secrets_file, and the files named by SYNCAGENT_ENVIRONMENT_FILE (the
     # systemd unit's EnvironmentFile) and CREDENTIALS_DIRECTORY (systemd's LoadCredential).
     secret_files: tuple[Path, ...] = ()
+    unhealthy_after: float = 300.0  # /healthz: 503 once 123pan is unreachable this long
 
     @property
     def own_paths(self) -> tuple[Path, ...]:
@@ -436,7 +437,9 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
     elif (bad := _not_utf8(state_dir)) is not None:
         problems.add("state_dir", bad)
     log_file = logs.get("file", None, _str, "a path")
-    mon = _Reader(top.raw.get("monitoring"), "monitoring", ("port", "host"), problems)
+    mon = _Reader(
+        top.raw.get("monitoring"), "monitoring", ("port", "host", "unhealthy_after"), problems
+    )
     monitor_port = mon.get(
         "port",
         None,
@@ -483,6 +486,7 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         monitor_port=monitor_port,
         monitor_host=monitor_host,
         secret_files=tuple(Path(os.path.abspath(p)) for p in secret_files),
+        unhealthy_after=mon.get("unhealthy_after", 300.0, positive, "a duration (e.g. 5m)"),
     )
     if problems.items:  # checked after every key was read, so all problems are listed
         raise ConfigError(problems.items)
