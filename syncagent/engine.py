@@ -74,6 +74,7 @@ class PassReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None
+    fatal_error: RemoteError | None = None  # what made it fatal (refused credentials...)
     error: str | None = None  # the pass itself failed (123pan unreachable): tried again later
     unreachable: str | None = None  # an upload could not reach 123pan at all (why)
     not_read: list[str] = field(default_factory=list)  # roots left out: why (gone, bad rules)
@@ -211,6 +212,7 @@ class SyncEngine:
         except RemoteError as exc:  # from a call this thread makes: the remote root, moves
             if exc.fatal:
                 report.fatal = report.fatal or exc.explained
+                report.fatal_error = report.fatal_error or exc
             else:
                 report.error = str(exc)
                 log.warning("pass failed: %s; it is tried again later", exc)
@@ -478,6 +480,7 @@ class SyncEngine:
             if exc.fatal:
                 with self._lock:
                     report.fatal = report.fatal or exc.explained
+                    report.fatal_error = report.fatal_error or exc
                 self._stop.set()
 
     def _to_verify(self, sent: _Sent, report: PassReport, pass_id: int) -> None:
@@ -512,6 +515,7 @@ class SyncEngine:
             if exc.fatal:
                 with self._lock:
                     report.fatal = report.fatal or exc.explained
+                    report.fatal_error = report.fatal_error or exc
                 self._stop.set()
             return
         verified: list[_Sent] = []
