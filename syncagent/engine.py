@@ -31,12 +31,14 @@ from syncagent.errors import (
     RemoteError,
     UnsupportedFileError,
 )
+from syncagent.gone import unreadable_folders, vanished
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
-from syncagent.model import LocalEntry, Upload
+from syncagent.model import FolderMove, LocalEntry, Move, Skip, Upload
 from syncagent.moves import RemoteMover
 from syncagent.planner import Plan, plan
 from syncagent.renames import find_moves
+from syncagent.replaced import replacements
 from syncagent.scanner import ScanJob, default_helpers, sqlite_file
 
 if TYPE_CHECKING:  # the client (and requests) load only when a pass has something to send
@@ -125,6 +127,22 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
 
 def _entry(rel_path: str, st: os.stat_result) -> LocalEntry:
     return LocalEntry(rel_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+
+
+def _drop_refused(
+    refused: list[Skip], planned: Plan, folder_moves: list[FolderMove], moves: list[Move]
+) -> tuple[list[FolderMove], list[Move]]:
+    """Take paths refused for a file/folder name clash out of the plan, as skips."""
+    entries = {u.entry.rel_path: u.entry for u in planned.uploads}
+    entries.update((m.entry.rel_path, m.entry) for m in moves)
+    entries.update((m.entry.rel_path, m.entry) for fm in folder_moves for m in fm.files)
+    out = {s.rel_path for s in refused}
+    planned.skips += [Skip(s.rel_path, s.reason, entries.get(s.rel_path)) for s in refused]
+    planned.uploads = [u for u in planned.uploads if u.entry.rel_path not in out]
+    # A folder move with a refused file becomes file moves (the rest still move).
+    kept = [fm for fm in folder_moves if not any(m.entry.rel_path in out for m in fm.files)]
+    loose = [m for fm in folder_moves if fm not in kept for m in fm.files]
+    return kept, [m for m in [*moves, *loose] if m.entry.rel_path not in out]
 
 
 @dataclass(frozen=True)
@@ -264,21 +282,22 @@ class SyncEngine:
             )
             present = {e.rel_path for e in found.entries} | {s.rel_path for s in found.skips}
             folder_moves, moves, planned.uploads = find_moves(planned.uploads, facts, present)
+            replacing = replacements(
+                [
+                    *((u.entry.rel_path, u.remote_rel) for u in planned.uploads),
+                    *((m.entry.rel_path, m.new_remote) for fm in folder_moves for m in fm.files),
+                    *((m.entry.rel_path, m.new_remote) for m in moves),
+                ],
+                facts,
+                present,
+            )
+            if replacing.skips:
+                folder_moves, moves = _drop_refused(replacing.skips, planned, folder_moves, moves)
             planned.moves = [*(m for fm in folder_moves for m in fm.files), *moves]
-            moved_from = {m.old_rel for m in planned.moves}
-            gone = [
-                (rel, f.remote_id)
-                for rel, f in facts.items()
-                if rel not in present
-                and rel not in moved_from
-                and f.state == "done"
-                and f.remote_id
-            ]
-            if root.mode == "mirror" and not dry_run:
-                deletions.append((root, root_id, gone, len(found.entries)))
             report.unchanged += planned.unchanged
             report.waiting += planned.waiting
             report.plans.append((root, planned))
+            unreadable = unreadable_folders(found.skips)
             if dry_run:
                 continue
             for skip in planned.skips:
@@ -286,16 +305,34 @@ class SyncEngine:
                     self.ledger, root_id, skip.rel_path, skip.reason, skip.entry, pass_id
                 )
                 report.skipped.append((str(root.local / skip.rel_path), skip.reason))
-            if planned.uploads or folder_moves or moves:
+            handled: set[str] = set()
+            if planned.uploads or folder_moves or moves or replacing:
                 remote_id = (
                     known_remote if known_remote is not None else self._remote_root(root, root_id)
                 )
-                mover = RemoteMover(self.client, self.ledger, root_id, remote_id, pass_id)
+                mover = RemoteMover(
+                    self.client, self.ledger, root_id, remote_id, pass_id, root.local
+                )
+                if replacing:
+                    mover.replace(replacing)
                 for fm in folder_moves:
                     planned.uploads += mover.folder(fm)
                 planned.uploads += mover.files(moves)
+                handled = mover.moved_from | replacing.rows
                 report.moved += mover.moved
+                report.hashed += mover.hashed
                 work.extend((root, root_id, remote_id, u) for u in planned.uploads)
+            lost = vanished(facts, present, unreadable, handled, mirror=root.mode == "mirror")
+            if lost.unknown:
+                log.warning(
+                    "%s: %d files below folders that cannot be read are left as they are",
+                    root.local,
+                    lost.unknown,
+                )
+            repo.mark_gone(self.ledger, root_id, lost.gone, pass_id)
+            repo.forget_many(self.ledger, root_id, lost.forget)
+            if root.mode == "mirror":
+                deletions.append((root, root_id, lost.trash, len(found.entries)))
         if dry_run:
             return
         self.progress.start(len(work), sum(w[3].entry.size for w in work))

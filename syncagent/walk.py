@@ -26,6 +26,7 @@ from typing import IO, Any
 
 __all__ = [
     "NOT_UTF8",
+    "UNREADABLE_FOLDER",
     "ChunkWorker",
     "FastMatcher",
     "Folder",
@@ -43,6 +44,7 @@ RawSkip = tuple[str, str]  # rel_path, reason
 Folder = tuple[str, str]  # rel_path ("" for the root), absolute path
 
 NOT_UTF8 = "name is not valid UTF-8"
+UNREADABLE_FOLDER = "folder cannot be read"  # what is below it is unknown, never gone
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _KINDS = {
@@ -123,7 +125,7 @@ def walk(
             # was swapped for a link since it was listed.
             fd = os.open(abs_dir, _DIR_FLAGS)
         except OSError as exc:
-            skips.append((rel_dir or ".", f"folder cannot be read: {exc.strerror}"))
+            skips.append((rel_dir or ".", f"{UNREADABLE_FOLDER}: {exc.strerror}"))
             continue
         try:
             with os.scandir(fd) as it:
@@ -156,7 +158,7 @@ def walk(
                         kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
                         skips.append((rel, f"{kind}: only regular files are backed up"))
         except OSError as exc:
-            skips.append((rel_dir or ".", f"folder cannot be read: {exc.strerror}"))
+            skips.append((rel_dir or ".", f"{UNREADABLE_FOLDER}: {exc.strerror}"))
         finally:
             os.close(fd)
 
@@ -197,7 +199,8 @@ class ChunkWorker:
     The comparison answers one question: would a pass over these entries do nothing? It
     does when every file has a row recorded done (or skipped) with the same (size,
     mtime_ns, dev, inode) and every skip a row recorded skipped with the same reason, and
-    (checked by the caller, against the root's row count) no other row exists. Anything
+    (checked by the caller, against the root's count of rows not recorded gone) no other row
+    exists. Anything
     else, including any ledger error, makes the answer no, and the caller plans the pass
     the full way. The ledger is opened read-only.
     """
@@ -220,7 +223,8 @@ class ChunkWorker:
                 ).fetchone()
                 self.same, self._root_id = row is not None, row[0] if row else 0
                 self.rows = self._db.execute(
-                    "SELECT count(*) FROM files WHERE root_id = ?", (self._root_id,)
+                    "SELECT count(*) FROM files WHERE root_id = ? AND state != 'gone'",
+                    (self._root_id,),
                 ).fetchone()[0]
             except (sqlite3.Error, UnicodeError):  # UnicodeError: a root not in UTF-8
                 self.same = False
