@@ -237,3 +237,25 @@ def test_a_file_and_a_folder_mapping_to_one_123pan_name_skip_the_newcomer(
     assert set(remote) == {"p：q"} and remote["p：q"]["etag"] == md5(b"the file came first")
     line = passes(cli)  # and it stays skipped, quietly: no pass fails on it
     assert line.startswith("0 uploaded") and "0 failed" in line, line
+
+
+def test_files_moved_to_one_folder_take_one_move_call_per_100(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    (root / "inbox").mkdir(parents=True)
+    for i in range(150):
+        (root / "inbox" / f"m{i:03d}.txt").write_text(f"mail {i}")
+    (root / "inbox" / "stays.txt").write_text("not moved: the folder itself does not move")
+    cli = make_cli(tmp_path, emulator, [(root, "/batch")])
+    passes(cli)
+    moves_before = emulator.activity()["endpoints"].get("api/v1/file/move", {}).get("calls", 0)
+
+    (root / "sorted").mkdir()
+    for i in range(150):
+        (root / "inbox" / f"m{i:03d}.txt").rename(root / "sorted" / f"m{i:03d}.txt")
+    line = passes(cli)
+    assert line.startswith("0 uploaded") and "150 moved" in line, line
+    calls = emulator.activity()["endpoints"]["api/v1/file/move"]["calls"] - moves_before
+    assert calls == 2, calls  # 100 + 50 IDs, not one call per file
+    assert_same_tree(api, "/batch", local_files(root), download=[])
