@@ -331,7 +331,9 @@ class SyncEngine:
                 )
             repo.mark_gone(self.ledger, root_id, lost.gone, pass_id)
             repo.forget_many(self.ledger, root_id, lost.forget)
-            if root.mode == "mirror":
+            if root.mode == "mirror" and "." in unreadable and lost.unknown:
+                self._refuse(f"{root.local} is missing, empty or not mounted", report)
+            elif root.mode == "mirror":
                 deletions.append((root, root_id, lost.trash, len(found.entries)))
         if dry_run:
             return
@@ -386,16 +388,19 @@ class SyncEngine:
                 f"({root.max_deletes})"
             )
         if refusal is not None:
-            msg = f"mirror: nothing trashed on 123pan: {refusal}"
-            log.warning(msg)
-            with self._lock:
-                report.refused.append(msg)
+            self._refuse(refusal, report)
             return
         self.client.trash([remote_id for _, remote_id in gone])
         repo.forget_many(self.ledger, root_id, [rel for rel, _ in gone])
         with self._lock:
             report.trashed += len(gone)
         log.info("mirror: %d files deleted locally went to the 123pan recycle bin", len(gone))
+
+    def _refuse(self, refusal: str, report: PassReport) -> None:
+        msg = f"mirror: nothing trashed on 123pan: {refusal}"
+        log.warning(msg)
+        with self._lock:
+            report.refused.append(msg)
 
     def _remote_root(self, root: RootConfig, root_id: int) -> int:
         """Resolve (create if needed) the root's remote folder and remember its ID."""
