@@ -18,7 +18,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from syncagent.model import FileState, LedgerFacts, LocalSkip
-from syncagent.walk import UNREADABLE_FOLDER
+from syncagent.walk import UNREADABLE, UNREADABLE_FOLDER
 
 __all__ = ["Vanished", "unreadable_folders", "vanished"]
 
@@ -34,8 +34,9 @@ class Vanished:
 
 
 def unreadable_folders(skips: Iterable[LocalSkip]) -> set[str]:
-    """Folders (``"."`` for the root) the walk could not list."""
-    return {s.rel_path for s in skips if s.reason.startswith(UNREADABLE_FOLDER)}
+    """Folders (``"."`` for the root) the walk could not list, and entries it could not
+    classify (which may be folders)."""
+    return {s.rel_path for s in skips if s.reason.startswith((UNREADABLE_FOLDER, UNREADABLE))}
 
 
 def _ancestors(path: str) -> Iterator[str]:

@@ -26,6 +26,7 @@ from typing import IO, Any
 
 __all__ = [
     "NOT_UTF8",
+    "UNREADABLE",
     "UNREADABLE_FOLDER",
     "ChunkWorker",
     "FastMatcher",
@@ -45,6 +46,7 @@ Folder = tuple[str, str]  # rel_path ("" for the root), absolute path
 
 NOT_UTF8 = "name is not valid UTF-8"
 UNREADABLE_FOLDER = "folder cannot be read"  # what is below it is unknown, never gone
+UNREADABLE = "cannot be read"  # an entry that could not even be classified (maybe a folder)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _KINDS = {
@@ -145,7 +147,7 @@ def walk(
                             continue
                         st = de.stat(follow_symlinks=False)
                     except OSError as exc:
-                        skips.append((rel, f"cannot be read: {exc.strerror}"))
+                        skips.append((rel, f"{UNREADABLE}: {exc.strerror}"))
                         continue
                     mode = st.st_mode
                     if stat.S_ISREG(mode):

@@ -52,6 +52,11 @@ def test_archive_mode_keeps_files_with_a_copy_as_gone_and_forgets_the_rest() -> 
     assert sorted(out.forget) == ["never-sent.txt", "pipe"]
 
 
-def test_a_file_that_cannot_be_read_is_not_an_unreadable_folder() -> None:
-    skips = [LocalSkip("photos", "cannot be read: Permission denied"), LocalSkip("p", "symlink")]
-    assert unreadable_folders(skips) == set()
+def test_what_the_walk_could_not_read_or_classify_hides_what_is_below_it() -> None:
+    skips = [
+        LocalSkip("a", "folder cannot be read: Permission denied"),
+        LocalSkip("b", "cannot be read: Permission denied"),  # stat failed: maybe a folder
+        LocalSkip("p", "symbolic link (not followed)"),
+        LocalSkip("q", "named pipe (FIFO): only regular files are backed up"),
+    ]
+    assert unreadable_folders(skips) == {"a", "b"}
