@@ -31,12 +31,13 @@ from syncagent.errors import (
     RemoteError,
     UnsupportedFileError,
 )
-from syncagent.gone import unreadable_folders, vanished
+from syncagent.gone import unreadable_folders, vacated, vanished
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.model import FolderMove, LocalEntry, Move, Skip, Upload
-from syncagent.moves import RemoteMover
+from syncagent.moves import RemoteMover, find_dir
 from syncagent.planner import Plan, plan
+from syncagent.remote_names import NameRefused, remote_path
 from syncagent.renames import find_moves
 from syncagent.replaced import replacements
 from syncagent.scanner import ScanJob, default_helpers, sqlite_file
@@ -395,6 +396,27 @@ class SyncEngine:
         with self._lock:
             report.trashed += len(gone)
         log.info("mirror: %d files deleted locally went to the 123pan recycle bin", len(gone))
+        folders = vacated([rel for rel, _ in gone], lambda f: os.path.lexists(root.local / f))
+        remote_root = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)[1]
+        if folders and remote_root is not None:
+            self._trash_folders(remote_root, folders)
+
+    def _trash_folders(self, remote_root: int, folders: list[str]) -> None:
+        """Mirror mode: the remote folders of folders removed locally (emptied above)."""
+        ids: list[int] = []
+        for folder in folders:
+            try:
+                folder_id = find_dir(
+                    self.client, remote_root, remote_path(folder, self.config.names)
+                )
+            except NameRefused:
+                continue
+            if folder_id is not None:
+                ids.append(folder_id)
+                self.client.dirs.flush(remote_root, remote_path(folder, self.config.names))
+        if ids:
+            self.client.trash(ids)
+            log.info("mirror: %d folders removed locally went to the 123pan recycle bin", len(ids))
 
     def _refuse(self, refusal: str, report: PassReport) -> None:
         msg = f"mirror: nothing trashed on 123pan: {refusal}"

@@ -14,13 +14,13 @@ gone is *gone*:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from syncagent.model import FileState, LedgerFacts, LocalSkip
 from syncagent.walk import UNREADABLE, UNREADABLE_FOLDER
 
-__all__ = ["Vanished", "unreadable_folders", "vanished"]
+__all__ = ["Vanished", "unreadable_folders", "vacated", "vanished"]
 
 
 @dataclass
@@ -72,3 +72,20 @@ def vanished(
         else:
             out.forget.append(rel)
     return out
+
+
+def vacated(trashed: Iterable[str], exists: Callable[[str], bool]) -> list[str]:
+    """The top-most folders above ``trashed`` files that no longer exist locally (``exists``
+    tells): in mirror mode their remote folders go too, or a file made later under the same
+    name would meet a leftover remote folder."""
+    tops: list[str] = []
+    seen: set[str] = set()
+    for rel in sorted(trashed):
+        for folder in _ancestors(rel):
+            if folder in seen:
+                break
+            seen.add(folder)
+            if not exists(folder):
+                tops.append(folder)
+                break
+    return tops

@@ -28,7 +28,7 @@ from syncagent.replaced import Replacements
 if TYPE_CHECKING:
     from syncagent.pan123 import Pan123Client
 
-__all__ = ["MOVE_BATCH", "RemoteMover", "local_md5"]
+__all__ = ["MOVE_BATCH", "RemoteMover", "find_dir", "local_md5"]
 
 log = logging.getLogger("syncagent")
 
@@ -60,6 +60,18 @@ def local_md5(path: Path, entry: LocalEntry) -> str | None:
         return None
     finally:
         os.close(fd)
+
+
+def find_dir(client: Pan123Client, remote_root: int, rel: str) -> int | None:
+    """The ID of an existing remote folder below ``remote_root``, found by listing (never
+    created)."""
+    folder = remote_root
+    for name in [p for p in rel.split("/") if p]:
+        match = [i for i in client.list_folder(folder) if i.is_folder and i.name == name]
+        if not match:
+            return None
+        folder = match[0].file_id
+    return folder
 
 
 class RemoteMover:
@@ -236,15 +248,7 @@ class RemoteMover:
         self._client.trash(ids)
 
     def _find_dir(self, rel: str) -> int | None:
-        """The ID of an existing remote folder, found by listing (never created)."""
-        folder = self._remote_root
-        for name in [p for p in rel.split("/") if p]:
-            listing = self._client.list_folder(folder)
-            match = [i for i in listing if i.is_folder and i.name == name]
-            if not match:
-                return None
-            folder = match[0].file_id
-        return folder
+        return find_dir(self._client, self._remote_root, rel)
 
     def _record(self, moves: list[Move]) -> None:
         """The ledger rows of moved files follow them to their new paths (one transaction)."""

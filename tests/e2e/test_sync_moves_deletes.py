@@ -15,7 +15,15 @@ import subprocess
 from pathlib import Path
 
 from conftest import Api, md5
-from test_sync_cli import Cli, assert_same_tree, local_files, make_cli, remote_files, summary
+from test_sync_cli import (
+    Cli,
+    assert_same_tree,
+    folder_id,
+    local_files,
+    make_cli,
+    remote_files,
+    summary,
+)
 from test_sync_hostile import unreadable_launcher
 
 from syncagent.emulator import Emulator
@@ -259,3 +267,28 @@ def test_files_moved_to_one_folder_take_one_move_call_per_100(
     calls = emulator.activity()["endpoints"]["api/v1/file/move"]["calls"] - moves_before
     assert calls == 2, calls  # 100 + 50 IDs, not one call per file
     assert_same_tree(api, "/batch", local_files(root), download=[])
+
+
+def test_mirror_mode_removes_a_deleted_folder_so_a_file_can_take_its_name_later(
+    emulator: Emulator, api: Api, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    (root / "d" / "sub").mkdir(parents=True)
+    (root / "d" / "a.txt").write_text("a")
+    (root / "d" / "sub" / "b.txt").write_text("b")
+    (root / "keep.txt").write_text("keep")
+    cli = mode_cli(tmp_path, emulator, root, "/mirrored", "mirror")
+    passes(cli)
+
+    shutil.rmtree(root / "d")
+    result = cli.sync()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "1 folders removed locally went to the 123pan recycle bin" in result.stderr
+    top = {i["filename"]: i for i in api.listing(folder_id(api, "/mirrored"))}
+    assert top["d"]["trashed"] and not top["keep.txt"]["trashed"]
+
+    # A later pass: a file takes the folder's name.
+    (root / "d").write_text("d is a file now")
+    line = passes(cli)
+    assert line.startswith("1 uploaded") and "0 failed" in line, line
+    assert_same_tree(api, "/mirrored", local_files(root))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syncagent.gone import unreadable_folders, vanished
+from syncagent.gone import unreadable_folders, vacated, vanished
 from syncagent.model import FileState, LedgerFacts, LocalSkip
 
 
@@ -60,3 +60,9 @@ def test_what_the_walk_could_not_read_or_classify_hides_what_is_below_it() -> No
         LocalSkip("q", "named pipe (FIFO): only regular files are backed up"),
     ]
     assert unreadable_folders(skips) == {"a", "b"}
+
+
+def test_vacated_gives_the_top_most_folders_removed_locally() -> None:
+    still_there = {"photos", "photos/2024"}
+    trashed = ["old/a", "old/sub/b", "photos/2023/c", "photos/2024/d", "top.txt"]
+    assert vacated(trashed, still_there.__contains__) == ["old", "photos/2023"]
