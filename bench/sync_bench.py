@@ -254,13 +254,9 @@ def main() -> None:
             seeded = seed_ledger(cfg)
             find_cmd = ["find", str(big), "-type", "f", "-printf", r"%s %T@ %p\n"]
             timed(find_cmd)  # warm the dentry and inode caches for both
-            finds = [timed(find_cmd)[0] for _ in range(args.runs)]
+            sync_cmd = [str(BIN), "sync", "--config", str(cfg)]
             calls_before = upload_calls(api)
-            syncs, outputs = [], []
-            for _ in range(args.runs):
-                elapsed, out = timed([str(BIN), "sync", "--config", str(cfg)], env)
-                syncs.append(elapsed)
-                outputs.append(out)
+            finds, syncs, outputs = alternate(find_cmd, sync_cmd, env, args.runs)
             rss_mib = peak_rss_mib([str(BIN), "sync", "--config", str(cfg)], env)
             calls = upload_calls(api) - calls_before
             summary = [line for line in outputs[-1].splitlines() if "hashed" in line][-1]
@@ -276,12 +272,9 @@ def main() -> None:
                         deleted += 1
                 _, gone_out = timed([str(BIN), "sync", "--config", str(cfg)], env)
                 timed(find_cmd)
-                finds_after = [timed(find_cmd)[0] for _ in range(args.runs)]
-                syncs_after, outputs_after = [], []
-                for _ in range(args.runs):
-                    elapsed, out = timed([str(BIN), "sync", "--config", str(cfg)], env)
-                    syncs_after.append(elapsed)
-                    outputs_after.append(out)
+                finds_after, syncs_after, outputs_after = alternate(
+                    find_cmd, sync_cmd, env, args.runs
+                )
                 summary_after = [ln for ln in outputs_after[-1].splitlines() if "hashed" in ln][-1]
                 where_after = phases(cfg, env)
 
@@ -327,6 +320,22 @@ def main() -> None:
             f"{official_rate:6.0f} files/s"
         )
         print(f"  ratio: {files_s / official_rate:6.2f}x (target >= 5x)")
+
+
+def alternate(
+    find_cmd: list[str], sync_cmd: list[str], env: dict[str, str], runs: int
+) -> tuple[list[float], list[float], list[str]]:
+    """``runs`` timings of each command, alternating (a load that comes and goes falls on
+    both sides alike); the sync's outputs too."""
+    finds: list[float] = []
+    syncs: list[float] = []
+    outputs: list[str] = []
+    for _ in range(runs):
+        finds.append(timed(find_cmd)[0])
+        elapsed, out = timed(sync_cmd, env)
+        syncs.append(elapsed)
+        outputs.append(out)
+    return finds, syncs, outputs
 
 
 def noop_report(finds: list[float], syncs: list[float], summary: str, where: str) -> None:
