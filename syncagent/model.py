@@ -73,12 +73,18 @@ class LedgerFacts(NamedTuple):
 
 @dataclass(frozen=True)
 class Upload:
-    """Upload ``rel_path`` to ``remote_rel``; ``md5`` is known when the content is unchanged."""
+    """Upload ``rel_path`` to ``remote_rel``; ``md5`` is known when the content is unchanged.
+
+    ``recorded_md5`` is set (why ``"recheck"``) for a done file whose size and mtime are as
+    recorded but whose ctime is not (``cp -p``, ``tar x`` and ``touch -r`` keep the mtime):
+    it is hashed again and sent only if its MD5 differs from the recorded one.
+    """
 
     entry: LocalEntry
     remote_rel: str
-    why: str  # "new" or "changed" or "retry"
+    why: str  # "new" or "changed" or "retry" or "recheck"
     md5: str | None = None
+    recorded_md5: str | None = None
 
 
 @dataclass(frozen=True)
