@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from syncagent.catalog.keeper import CatalogKeeper
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
     FileChangedError,
@@ -233,6 +234,7 @@ class SyncEngine:
     ) -> None:
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
+        touched: list[tuple[RootConfig, int, bool]] = []  # (root, id, changed): for catalogs
         for root in self.config.roots:
             root_id, known_remote = repo.ensure_root(
                 self.ledger, str(root.local), root.remote, root.mode
@@ -250,6 +252,7 @@ class SyncEngine:
                 if found.matched == rows:  # every file and skip as recorded, nothing gone
                     report.unchanged += rows
                     report.plans.append((root, Plan(unchanged=rows)))
+                    touched.append((root, root_id, False))
                     continue
                 found.files  # noqa: B018 - fetch everything from the helpers now
             finally:
@@ -281,6 +284,7 @@ class SyncEngine:
             report.plans.append((root, planned))
             if dry_run:
                 continue
+            touched.append((root, root_id, True))
             for skip in planned.skips:
                 repo.record_skip(
                     self.ledger, root_id, skip.rel_path, skip.reason, skip.entry, pass_id
@@ -308,6 +312,8 @@ class SyncEngine:
         for root, root_id, gone, scanned in deletions:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report)
+        if not self._stop.is_set() and report.fatal is None:
+            CatalogKeeper(self.config, self.ledger, lambda: self.client).after_pass(touched)
 
     def _delete_local(self, sent: _Sent, report: PassReport) -> None:
         """Move mode: remove the local file, unless it changed since it was uploaded."""

@@ -13,12 +13,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from syncagent.catalog import CATALOG_DIR
 from syncagent.model import FileState, LedgerFacts, LocalEntry, LocalSkip, Move, Skip, Upload
 from syncagent.remote_names import NameRefused, remote_path
 
-__all__ = ["EMPTY_FILE", "Plan", "plan"]
+__all__ = ["EMPTY_FILE", "RESERVED", "Plan", "plan"]
 
 EMPTY_FILE = "0-byte file: 123pan cannot store empty files"
+RESERVED = f"{CATALOG_DIR}/ at the top of a root is where syncagent keeps its catalog in the cloud"
 
 
 @dataclass
@@ -74,7 +76,9 @@ def plan(
                 result.waiting += 1
                 continue
         reason = None
-        if entry.size == 0:
+        if entry.rel_path.split("/", 1)[0] == CATALOG_DIR:
+            reason = RESERVED
+        elif entry.size == 0:
             reason = EMPTY_FILE
         else:
             try:

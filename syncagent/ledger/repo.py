@@ -18,6 +18,7 @@ from sqlalchemy import TextClause, delete, func, select, text, update
 
 from syncagent.ledger import Ledger
 from syncagent.ledger.models import (
+    KV,
     FileRow,
     PassRow,
     Root,
@@ -424,3 +425,33 @@ def record_move(ledger: Ledger, root_id: int, old_rel: str, done: Done, pass_id:
             {"root_id": root_id, "rel_path": old_rel},
         )
         conn.execute(statement, {"root_id": root_id, "rel_path": done.entry.rel_path, **row})
+
+
+def catalog_rows(
+    ledger: Ledger, root_id: int
+) -> list[tuple[str, int, int, str | None, int | None, str | None, str]]:
+    """(rel_path, size, mtime_ns, md5, remote_id, remote_name, state) of every row of a root:
+    what the cloud catalog says of each file (one query, raw cursor as in load_facts)."""
+    rows = _raw_rows(
+        ledger, "rel_path, size, mtime_ns, md5, remote_id, remote_name, state", "", root_id
+    )
+    return [tuple(r) for r in rows]
+
+
+def get_value(ledger: Ledger, key: str) -> str | None:
+    """A small setting of the ledger itself (the ``kv`` table)."""
+    with ledger.session() as s:
+        row = s.get(KV, key)
+        return None if row is None else row.value
+
+
+def get_values(ledger: Ledger, prefix: str) -> dict[str, str]:
+    """Every ``kv`` setting whose key starts with ``prefix`` (one query)."""
+    with ledger.session() as s:
+        rows = s.scalars(select(KV).where(KV.key.startswith(prefix, autoescape=True)))
+        return {r.key: r.value for r in rows}
+
+
+def set_value(ledger: Ledger, key: str, value: str) -> None:
+    with ledger.session() as s:
+        s.merge(KV(key=key, value=value))
