@@ -255,7 +255,11 @@ def _not_utf8(path: Path) -> str | None:
     return None
 
 
-def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootConfig, ...]:
+def _roots(
+    raw: Any, problems: _Problems, cli_paths: list[str], required: bool = True
+) -> tuple[RootConfig, ...]:
+    if raw is None and not cli_paths and not required:
+        return ()
     if cli_paths:
         roots = []
         for i, p in enumerate(cli_paths):
@@ -347,15 +351,24 @@ _TOP = (
 )
 
 
-def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = None) -> SyncConfig:
+def validate(
+    raw: Any,
+    env: Mapping[str, str],
+    cli_paths: list[str] | None = None,
+    *,
+    roots_required: bool = True,
+) -> SyncConfig:
     """Check a parsed ``sync.yaml`` (None for no file) and apply the environment.
+
+    ``roots_required=False``: no roots is fine (``restore`` and ``ls`` on a new machine need
+    only credentials).
 
     :raises ConfigError: listing every problem with its key path.
     """
     problems = _Problems()
     raw = _expand(raw, "", env, problems) if raw is not None else {}
     top = _Reader(raw, "", _TOP, problems)
-    roots = _roots(top.raw.get("roots"), problems, list(cli_paths or []))
+    roots = _roots(top.raw.get("roots"), problems, list(cli_paths or []), roots_required)
 
     cred = _Reader(
         top.raw.get("credentials"),
@@ -482,7 +495,11 @@ def _secrets_file(path: Path, problems: _Problems) -> dict[str, str]:
 
 
 def load_config(
-    path: Path | None, env: Mapping[str, str] | None = None, cli_paths: list[str] | None = None
+    path: Path | None,
+    env: Mapping[str, str] | None = None,
+    cli_paths: list[str] | None = None,
+    *,
+    roots_required: bool = True,
 ) -> SyncConfig:
     """Read ``path`` (None: no file, environment and ``cli_paths`` only) and validate it.
 
@@ -504,4 +521,4 @@ def load_config(
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError([f"{path}: not valid YAML{where}: {problem}"]) from None
-    return validate(raw, env, cli_paths)
+    return validate(raw, env, cli_paths, roots_required=roots_required)

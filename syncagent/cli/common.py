@@ -76,16 +76,22 @@ config_option = click.option(
 )
 
 
+def find_config(config_path: Path | None) -> Path | None:
+    """``--config``, else ``$SYNCAGENT_CONFIG``, else ``./sync.yaml`` if present."""
+    if config_path is None:
+        env_path = os.environ.get(CONFIG_ENV)
+        if env_path:
+            return Path(env_path)
+        if Path("sync.yaml").is_file():
+            return Path("sync.yaml")
+    return config_path
+
+
 def load(config_path: Path | None, paths: tuple[str, ...] = ()) -> SyncConfig:
     """The configuration, or exit 2 with every problem listed."""
     from syncagent.config import load_config
 
-    if config_path is None:
-        env_path = os.environ.get(CONFIG_ENV)
-        if env_path:
-            config_path = Path(env_path)
-        elif Path("sync.yaml").is_file():
-            config_path = Path("sync.yaml")
+    config_path = find_config(config_path)
     try:
         if config_path is None:
             if not paths:
