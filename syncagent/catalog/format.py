@@ -166,7 +166,7 @@ def _entry(d: Any) -> Entry:
         mtime_ns=None if d.get("t") is None else int(d["t"]),
         mode=None if d.get("m") is None else int(d["m"]),
         file_id=None if d.get("i") is None else int(d["i"]),
-        remote=str(d["r"]) if d.get("r") is not None else (d["p"] if kind == "file" else None),
+        remote=str(d["r"]) if d.get("r") is not None else (d["p"] if "i" in d else None),
         target=target,
         state=str(d.get("x", "done")),
     )

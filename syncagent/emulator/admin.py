@@ -44,6 +44,7 @@ RUNTIME_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "single_max": int,
     "chunked_max": int,
     "download_ttl": (int, float),
+    "download_bps": int,
 }
 _CHOICES = {
     "rate_limits": ("free", "vip", "off"),

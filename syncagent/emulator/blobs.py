@@ -180,12 +180,13 @@ class BlobStore:
         self.adopt(self._upload_path(preupload_id), md5, size)
 
     def stream(
-        self, md5: str, size: int, start: int = 0, length: int | None = None
+        self, md5: str, size: int, start: int = 0, length: int | None = None, step: int = PIECE
     ) -> Iterator[bytes]:
-        """Yield a blob's content (``length`` bytes from ``start``; default all) in pieces."""
+        """Yield a blob's content (``length`` bytes from ``start``; default all) in pieces
+        of at most ``step`` bytes."""
         left = size - start if length is None else length
         with open(self.path(md5, size), "rb") as f:
             f.seek(start)
-            while left > 0 and (piece := f.read(min(PIECE, left))):
+            while left > 0 and (piece := f.read(min(step, left))):
                 left -= len(piece)
                 yield piece

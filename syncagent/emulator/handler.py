@@ -366,9 +366,17 @@ class Handler(BaseHTTPRequestHandler):
         name = quote(ans.entry.name)
         self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{name}")
         self.end_headers()
+        core.count("download_answers_started")
         sent = 0
+        bps = core.settings.download_bps
+        step = max(1, min(64 * 1024, bps // 10)) if bps else 1 << 20
+        started = time.monotonic()
         try:
-            for piece in core.blobs.stream(ans.entry.md5, ans.entry.size, ans.start, ans.length):
+            for piece in core.blobs.stream(
+                ans.entry.md5, ans.entry.size, ans.start, ans.length, step
+            ):
+                if bps:  # throttled: this piece leaves when the rate allows it
+                    time.sleep(max(0.0, started + (sent + len(piece)) / bps - time.monotonic()))
                 if sent <= flip < sent + len(piece):
                     i = flip - sent
                     piece = piece[:i] + bytes([piece[i] ^ 0xFF]) + piece[i + 1 :]
@@ -378,8 +386,9 @@ class Handler(BaseHTTPRequestHandler):
                 sent += len(piece)
                 if sent >= cut:
                     break
-        finally:
+        finally:  # counted when the answer ends (also when the client went away)
             core.count("download_bytes", sent)
+            core.count("download_answers_ended")
         if sent < ans.length:
             # End the connection after what was sent: FIN, not a reset, which could make the
             # client's kernel discard bytes it had received but not read yet.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -98,3 +99,12 @@ def test_a_dropped_body_ends_short_and_a_corrupt_one_differs_in_one_byte(
     counts = emulator.activity()["counts"]
     # what left the emulator: 100,000 (cut) + 300,000 (b) + 300,000 (corrupt) + 200,000
     assert counts["download_bytes"] == 900_000
+
+
+def test_download_bps_slows_the_body_down(emulator: Emulator, api: Api) -> None:
+    data = os.urandom(200_000)
+    url = url_of(api, stored(api, data))
+    emulator.configure(download_bps=400_000)
+    started = time.monotonic()
+    assert api.http.get(url, timeout=30).content == data
+    assert time.monotonic() - started >= 0.45  # 200 kB at 400 kB/s (a lower bound only)
