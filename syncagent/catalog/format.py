@@ -17,8 +17,8 @@ in ``lx``. Entries are sorted by path, so the same tree always encodes to the sa
 :func:`digest` tells whether anything changed. A torn object fails gzip's CRC or the entry
 count and is refused whole (:class:`~syncagent.errors.CatalogError`).
 
-Chosen on measurement (docs/architecture.md): for 100,000 files ~45 bytes an entry
-compressed, written in well under a second; SQLite would be 3x larger.
+Chosen on measurement (``bench/catalog_bench.py``, docs/benchmarks.md): 44 bytes an entry
+compressed; an SQLite file of the same rows is 3x larger (and still larger gzip'd).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ __all__ = [
     "decode",
     "digest",
     "encode",
+    "entry_lines",
 ]
 
 FORMAT = "syncagent-catalog"
@@ -120,20 +121,32 @@ def _line(e: Entry) -> dict[str, Any]:
     return out
 
 
-def _entry_lines(entries: Iterable[Entry]) -> bytes:
-    return b"".join(
-        json.dumps(_line(e), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-        for e in sorted(entries, key=lambda e: e.path)
-    )
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def digest(entries: Iterable[Entry]) -> str:
+@dataclass(frozen=True)
+class Lines:
+    """Entries encoded once (sorted), for both :func:`digest` and :func:`encode`."""
+
+    body: bytes
+    count: int
+
+
+def entry_lines(entries: Iterable[Entry]) -> Lines:
+    rows = sorted(entries, key=lambda e: e.path)
+    text = "".join([_dumps(_line(e)) + "\n" for e in rows])
+    return Lines(text.encode("utf-8"), len(rows))
+
+
+def digest(entries: Iterable[Entry] | Lines) -> str:
     """MD5 of the entries as encoded: equal digests, equal catalogs (header aside)."""
-    return hashlib.md5(_entry_lines(entries)).hexdigest()
+    lines = entries if isinstance(entries, Lines) else entry_lines(entries)
+    return hashlib.md5(lines.body).hexdigest()
 
 
-def encode(header: Header, entries: Sequence[Entry]) -> bytes:
+def encode(header: Header, entries: Sequence[Entry] | Lines) -> bytes:
     """The compressed object (deterministic for the same header and entries)."""
+    lines = entries if isinstance(entries, Lines) else entry_lines(entries)
     head = {
         "format": FORMAT,
         "version": header.version,
@@ -141,9 +154,9 @@ def encode(header: Header, entries: Sequence[Entry]) -> bytes:
         "root": header.root,
         "remote": header.remote,
         "written_at": header.written_at,
-        "entries": len(entries),
+        "entries": lines.count,
     }
-    raw = json.dumps(head, ensure_ascii=False).encode() + b"\n" + _entry_lines(entries)
+    raw = json.dumps(head, ensure_ascii=False).encode() + b"\n" + lines.body
     return gzip.compress(raw, compresslevel=6, mtime=0)
 
 

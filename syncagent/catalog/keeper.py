@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from syncagent.catalog.build import build_entries
-from syncagent.catalog.format import Header, digest, encode, host_name
+from syncagent.catalog.format import Header, digest, encode, entry_lines, host_name
 from syncagent.catalog.remote import object_name, publish
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import RemoteError, SyncAgentError
@@ -65,8 +65,8 @@ class CatalogKeeper:
 
     def _refresh(self, root: RootConfig, root_id: int, last: str | None) -> None:
         ignore = IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths)
-        entries = build_entries(self.ledger, root_id, root.local, ignore)
-        new = digest(entries)
+        lines = entry_lines(build_entries(self.ledger, root_id, root.local, ignore))
+        new = digest(lines)
         if new == last:
             return
         client = self._client()
@@ -77,6 +77,6 @@ class CatalogKeeper:
         now = time.time()
         header = Header(host_name(), str(root.local), root.remote, now)
         name = object_name(new, now)
-        publish(client, remote_id, encode(header, entries), name)
+        publish(client, remote_id, encode(header, lines), name)
         repo.set_value(self.ledger, key(root_id), new)
         self.published.append(name)

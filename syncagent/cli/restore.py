@@ -53,9 +53,16 @@ def _say(message: str) -> None:
     click.echo(message, err=True)
 
 
+def roots_known(config: SyncConfig, client: Pan123Client) -> list[str]:
+    """The remote paths of the roots: sync.yaml's, else the folders under /syncagent."""
+    from syncagent.restore.source import root_folders
+
+    return [r.remote for r in config.roots] or root_folders(client)
+
+
 def choose_root(config: SyncConfig, name: str | None, client: Pan123Client) -> str:
     """The remote path of the root to read; ConfigError (exit 2) when it is ambiguous."""
-    from syncagent.restore.source import DEFAULT_PARENT, root_folders
+    from syncagent.restore.source import DEFAULT_PARENT
 
     if name is not None:
         if name.startswith("/"):
@@ -64,9 +71,7 @@ def choose_root(config: SyncConfig, name: str | None, client: Pan123Client) -> s
             if name in (str(r.local), r.local.name, r.remote, r.remote.rsplit("/", 1)[-1]):
                 return r.remote
         return f"{DEFAULT_PARENT}/{name.strip('/')}"
-    if len(config.roots) == 1:
-        return config.roots[0].remote
-    candidates = [r.remote for r in config.roots] or root_folders(client)
+    candidates = roots_known(config, client)
     if len(candidates) == 1:
         return candidates[0]
     if not candidates:
@@ -156,9 +161,21 @@ def ls_command(
     prefix = path.strip("/")
     try:
         with open_client(config, _say) as client:
-            source = load(client, choose_root(config, root_name, client))
+            roots = [] if root_name else roots_known(config, client)
+            if root_name or len(roots) == 1:
+                source = load(client, choose_root(config, root_name, client))
     except SyncAgentError as err:
         fail(err)
+    if not root_name and len(roots) != 1:  # which roots there are
+        if not roots:
+            fail(ConfigError(["--root: nothing found under /syncagent; give a remote path"]))
+        if as_json:
+            click.echo(json.dumps({"roots": roots}, ensure_ascii=False, indent=1))
+            return
+        _say("several roots are backed up; list one with --root:")
+        for r in roots:
+            click.echo(shown(r))
+        return
     if prefix and not any(
         e.path == prefix or e.path.startswith(prefix + "/") for e in source.entries
     ):

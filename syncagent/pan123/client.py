@@ -150,6 +150,7 @@ class Pan123Client:
         mode: int | None = None,
         mtime_ns: int | None = None,
         on_progress: Callable[[int], None] | None = None,
+        fsync: bool = True,
     ) -> DownloadResult:
         """Fetch a file to ``target``, checked against ``md5``; see :meth:`Downloader.download`."""
         return self.downloader.download(
@@ -160,6 +161,7 @@ class Pan123Client:
             mode=mode,
             mtime_ns=mtime_ns,
             on_progress=on_progress,
+            fsync=fsync,
         )
 
     def _cancellable_wait(self, seconds: float) -> None:

@@ -390,3 +390,26 @@ def test_without_a_catalog_every_file_comes_back_with_names_mapped_back(
     }
     assert got == files
     assert md5(got["plain.txt"]) == md5(b"plain\n")
+
+
+def test_ls_lists_the_roots_and_restore_asks_which_one(tmp_path: Path, emulator: Any) -> None:
+    for name in ("alpha", "beta"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.txt").write_bytes(name.encode())
+    backup = Cli(tmp_path / "none.yaml", cli_env(tmp_path, emulator), tmp_path)
+    done = backup.run("sync", str(tmp_path / "alpha"), str(tmp_path / "beta"))
+    assert done.returncode == 0, done.stderr
+    cli = restore_cli(tmp_path, emulator, config=False)
+    ls = cli.run("ls")
+    assert ls.returncode == 0, ls.stderr
+    assert ls.stdout.split() == ["/syncagent/alpha", "/syncagent/beta"]
+    which = restore(cli, "--to", str(tmp_path / "out"))
+    assert (
+        which.returncode == 2 and "choose one of: /syncagent/alpha, /syncagent/beta" in which.stderr
+    )
+    assert "Traceback" not in which.stderr
+    one = restore(cli, "--root", "beta", "--to", str(tmp_path / "out"))
+    assert one.returncode == 0, one.stderr
+    assert (tmp_path / "out" / "beta.txt").read_bytes() == b"beta"
+    unknown = restore(cli, "--root", "beta", "nope.txt", "--to", str(tmp_path / "out"))
+    assert unknown.returncode == 2 and "nope.txt is not in the backup" in unknown.stderr
