@@ -27,7 +27,9 @@ import pytest
 from conftest import Api, md5
 
 from syncagent.catalog import CATALOG_DIR
+from syncagent.catalog.remote import NAME as CATALOG_NAME
 from syncagent.emulator import Emulator
+from syncagent.emulator.catalog import Entry
 
 BIN = Path(sys.executable).parent / "syncagent"
 FOLDER = 1  # the "type" of a folder in a 123pan listing
@@ -198,30 +200,18 @@ def remote_files(api: Api, remote_path: str) -> dict[str, dict[str, Any]]:
     return files
 
 
-def catalog_objects(emulator: Emulator, remote_path: str) -> list[dict[str, Any]]:
-    """Every catalog object syncagent wrote for a root, the ones since trashed too: each was
-    one single-step upload of ``bytes`` (see syncagent.catalog)."""
-    api = Api(emulator)
-    try:
-        current = 0
-        for part in [*remote_path.strip("/").split("/"), CATALOG_DIR]:
-            found = [
-                i
-                for i in api.listing(current)
-                if i["filename"] == part and i["type"] == FOLDER and not i["trashed"]
-            ]
-            if not found:
-                return []
-            current = int(found[0]["fileId"])
-        return api.listing(current)
-    finally:
-        api.close()
+def catalog_objects(emulator: Emulator) -> list[Entry]:
+    """Every catalog object on the emulator's drive, the ones since trashed too: each was one
+    single-step upload (see syncagent.catalog). Read from the emulator's own store: no
+    request, no token (a token minted here could push the agent's out: 3 per client)."""
+    found = emulator.core.catalog.search("catalog-", False, 0, 1_000_000)
+    return [e for e in found if e.type == 0 and CATALOG_NAME.fullmatch(e.name)]
 
 
-def file_uploads(emulator: Emulator, remote_path: str) -> int:
-    """Single-step uploads the emulator took, the root's catalog objects left out."""
+def file_uploads(emulator: Emulator) -> int:
+    """Single-step uploads the emulator took, catalog objects left out."""
     singles = int(emulator.activity()["counts"].get("single_uploads", 0))
-    return singles - len(catalog_objects(emulator, remote_path))
+    return singles - len(catalog_objects(emulator))
 
 
 def catalog_item(api: Api, remote_path: str) -> dict[str, Any]:
