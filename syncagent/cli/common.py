@@ -66,32 +66,41 @@ def wait_for_signal() -> None:
 
 
 CONFIG_ENV = "SYNCAGENT_CONFIG"
+SYSTEM_CONFIG = Path("/etc/syncagent/sync.yaml")  # the systemd unit's and the image's
 
 config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"sync.yaml to use [default: ${CONFIG_ENV}, else ./sync.yaml if present].",
+    help=(
+        f"sync.yaml to use [default: ${CONFIG_ENV}, else the first that exists of "
+        "./sync.yaml, $XDG_CONFIG_HOME/syncagent/sync.yaml, "
+        f"{SYSTEM_CONFIG}]."
+    ),
 )
 
 
-def find_config(config_path: Path | None) -> Path | None:
-    """``--config``, else ``$SYNCAGENT_CONFIG``, else ``./sync.yaml`` if present."""
-    if config_path is None:
-        env_path = os.environ.get(CONFIG_ENV)
-        if env_path:
-            return Path(env_path)
-        if Path("sync.yaml").is_file():
-            return Path("sync.yaml")
-    return config_path
+def discover_config(environ: dict[str, str] | None = None) -> Path | None:
+    """Where the configuration is when ``--config`` is not given, as people expect it:
+    ``$SYNCAGENT_CONFIG``, then ``./sync.yaml``, then ``$XDG_CONFIG_HOME/syncagent/sync.yaml``
+    (``~/.config/...``), then the system file. None when there is none."""
+    env = os.environ if environ is None else environ
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    xdg = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    for candidate in (Path("sync.yaml"), xdg / "syncagent" / "sync.yaml", SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def load(config_path: Path | None, paths: tuple[str, ...] = ()) -> SyncConfig:
     """The configuration, or exit 2 with every problem listed."""
     from syncagent.config import load_config
 
-    config_path = find_config(config_path)
+    if config_path is None:
+        config_path = discover_config()
     try:
         if config_path is None:
             if not paths:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncagent.cli.common import config_option, fail, find_config, mb, setup_logging, shown
+from syncagent.cli.common import config_option, discover_config, fail, mb, setup_logging, shown
 from syncagent.errors import ConfigError, SyncAgentError
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def _config(config_path: Path | None) -> SyncConfig:
     from syncagent.config import load_config
 
     try:
-        return load_config(find_config(config_path), roots_required=False)
+        return load_config(config_path or discover_config(), roots_required=False)
     except ConfigError as err:
         fail(err)
 
