@@ -3,8 +3,9 @@
 A root whose pass changed something gets its entries rebuilt; when their digest differs from
 the one last published (kept in the ledger's ``kv`` table, key ``catalog.<root id>``), a new
 catalog is published. A no-op pass costs one ``kv`` query: nothing is walked or uploaded,
-unless the last publication of a root failed or never happened (value ``stale`` or missing),
-which is tried again. A failure is logged and never fails the pass.
+unless the last publication of a root failed (value ``stale``), which is tried again. (A
+ledger from before catalogs existed gets one with its next change, not on a no-op pass.)
+A failure is logged and never fails the pass.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class CatalogKeeper:
         known = repo.get_values(self.ledger, KEY_PREFIX)
         for root, root_id, changed in roots:
             last = known.get(key(root_id))
-            if not changed and last is not None and last != STALE:
+            if not changed and last != STALE:
                 continue
             try:
                 self._refresh(root, root_id, last)

@@ -137,3 +137,27 @@ def test_a_torn_catalog_is_refused_and_an_older_one_is_used(setup: Any, tmp_path
     client.upload(torn, docs, f"{CATALOG_DIR}/{torn.name}")
     got = fetch(client, docs)
     assert got is not None and got.name == good
+
+
+def test_a_catalog_that_failed_to_publish_is_published_by_the_next_pass(
+    setup: Any, emulator: Emulator
+) -> None:
+    config, ledger, client, root = setup
+    engine = SyncEngine(config, ledger, client)
+    engine.run_once()
+    first = catalog_objects(client)
+    (root / "a.txt").rename(root / "renamed.txt")  # a move: the catalog is the only upload
+    emulator.fail_next("upload/v2/file/single/create", code=1, message="内部错误")
+    report = engine.run_once()
+    assert report.moved == 1 and report.ok  # the pass itself is fine
+    assert catalog_objects(client) == first
+    emulator.reset_activity()
+    engine.run_once()  # nothing changed locally, but the catalog is behind: published now
+    assert emulator.activity()["endpoints"]["upload/v2/file/single/create"]["calls"] == 1
+    docs = find_folder(client, "/backup/docs")
+    assert docs is not None
+    got = fetch(client, docs)
+    assert got is not None and "renamed.txt" in {e.path for e in got.entries}
+    emulator.reset_activity()
+    engine.run_once()  # and then a no-op pass is a no-op again
+    assert "upload/v2/file/single/create" not in emulator.activity()["endpoints"]
