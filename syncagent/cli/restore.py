@@ -234,6 +234,12 @@ def ls_command(
 @click.option("--overwrite", is_flag=True, help="Replace local files and links that differ.")
 @click.option("--symlinks-outside", is_flag=True, help="Also create links that point outside --to.")
 @click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Parallel downloads [default: 8, or upload.workers if larger].",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log every request and decision.")
 @click.argument("paths", nargs=-1)
 def restore_command(
@@ -243,6 +249,7 @@ def restore_command(
     overwrite: bool,
     symlinks_outside: bool,
     dry_run: bool,
+    workers: int | None,
     verbose: bool,
     paths: tuple[str, ...],
 ) -> None:
@@ -308,7 +315,7 @@ def restore_command(
             restorer = Restorer(
                 client,
                 dest,
-                workers=config.workers,
+                workers=workers or max(8, config.workers),
                 progress=TerminalProgress() if tty else None,
                 stop=stop,
             )

@@ -38,6 +38,7 @@ __all__ = ["PART_SUFFIX", "DownloadResult", "Downloader", "temp_path"]
 log = logging.getLogger("syncagent.pan123")
 
 PIECE = 1 << 18
+THREADED = 4 << 20  # files this big are written by a thread of their own
 PART_SUFFIX = ".syncagent-part"
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 
@@ -207,7 +208,7 @@ class Downloader:
             flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
             fd = os.open(tmp, flags | (os.O_APPEND if have else os.O_TRUNC), 0o600)
             with os.fdopen(fd, "wb") as out:
-                writer = _Writer(out)
+                writer: _Writer | _Direct = _Writer(out) if size >= THREADED else _Direct(out)
                 try:
                     for piece in answer.pieces(PIECE):
                         if self._cancelled.is_set():
@@ -258,6 +259,16 @@ class _Writer:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+class _Direct:
+    """Writes in the caller's thread: for small files a thread would cost more than it saves."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.put = out.write
+
+    def close(self) -> None:
+        pass
 
 
 class _Cut(Exception):
