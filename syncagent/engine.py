@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from syncagent.catalog.keeper import CatalogKeeper
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
     FileChangedError,
@@ -313,6 +312,8 @@ class SyncEngine:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report)
         if not self._stop.is_set() and report.fatal is None:
+            from syncagent.catalog.keeper import CatalogKeeper  # loaded on the pass's end
+
             CatalogKeeper(self.config, self.ledger, lambda: self.client).after_pass(touched)
 
     def _delete_local(self, sent: _Sent, report: PassReport) -> None:

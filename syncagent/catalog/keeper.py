@@ -15,12 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from syncagent.catalog.build import build_entries
-from syncagent.catalog.format import Header, digest, encode, entry_lines, host_name
-from syncagent.catalog.remote import object_name, publish
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import RemoteError, SyncAgentError
-from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 
 if TYPE_CHECKING:
@@ -65,6 +61,12 @@ class CatalogKeeper:
                 repo.set_value(self.ledger, key(root_id), STALE)
 
     def _refresh(self, root: RootConfig, root_id: int, last: str | None) -> None:
+        # loaded here: a no-op pass never needs them
+        from syncagent.catalog.build import build_entries
+        from syncagent.catalog.format import Header, digest, encode, entry_lines, host_name
+        from syncagent.catalog.remote import object_name, publish
+        from syncagent.ignore import IgnoreRules
+
         ignore = IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths)
         lines = entry_lines(build_entries(self.ledger, root_id, root.local, ignore))
         new = digest(lines)

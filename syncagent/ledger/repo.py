@@ -446,10 +446,15 @@ def get_value(ledger: Ledger, key: str) -> str | None:
 
 
 def get_values(ledger: Ledger, prefix: str) -> dict[str, str]:
-    """Every ``kv`` setting whose key starts with ``prefix`` (one query)."""
-    with ledger.session() as s:
-        rows = s.scalars(select(KV).where(KV.key.startswith(prefix, autoescape=True)))
-        return {r.key: r.value for r in rows}
+    """Every ``kv`` setting whose key starts with ``prefix`` (one query, through the raw
+    cursor: every pass asks, the no-op ones included)."""
+    raw = ledger.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT key, value FROM kv")
+        return {str(k): str(v) for k, v in cursor.fetchall() if str(k).startswith(prefix)}
+    finally:
+        raw.close()
 
 
 def set_value(ledger: Ledger, key: str, value: str) -> None:
