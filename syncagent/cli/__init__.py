@@ -63,6 +63,7 @@ def main() -> None:
       syncagent sync ~/Documents    # back up once
       syncagent restore --root Documents --to ~/Documents-back   # get it back
     """
+    os.umask(0o077)  # state, ledger, token, logs, the emulator's store: the user's alone
 
 
 for _command in (

@@ -8,6 +8,7 @@ FOLDER`` puts it) or given as a remote path.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -18,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from syncagent.cli.common import config_option, discover_config, fail, mb, setup_logging, shown
+from syncagent.cli.common import (
+    config_option,
+    discover_config,
+    fail,
+    mb,
+    setup_logging,
+    shown,
+    verbosity_options,
+)
 from syncagent.errors import ConfigError, SyncAgentError
 
 if TYPE_CHECKING:
@@ -134,14 +143,14 @@ def _json(e: Entry) -> dict[str, Any]:
 @root_option
 @click.option("-l", "--long", "long_", is_flag=True, help="Mode, size, date and state too.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every request.")
+@verbosity_options
 @click.argument("path", required=False, default="")
 def ls_command(
     config_path: Path | None,
     root_name: str | None,
     long_: bool,
     as_json: bool,
-    verbose: bool,
+    verbosity: int,
     path: str,
 ) -> None:
     """List what is backed up under PATH of a root, with the original names.
@@ -157,7 +166,7 @@ def ls_command(
     from syncagent.restore.source import load
 
     config = _config(config_path)
-    setup_logging(config, verbose)
+    setup_logging(config, verbosity)
     prefix = path.strip("/")
     try:
         with open_client(config, _say) as client:
@@ -240,7 +249,7 @@ def ls_command(
     default=None,
     help="Parallel downloads [default: 8, or upload.workers if larger].",
 )
-@click.option("-v", "--verbose", is_flag=True, help="Log every request and decision.")
+@verbosity_options
 @click.argument("paths", nargs=-1)
 def restore_command(
     config_path: Path | None,
@@ -250,7 +259,7 @@ def restore_command(
     symlinks_outside: bool,
     dry_run: bool,
     workers: int | None,
-    verbose: bool,
+    verbosity: int,
     paths: tuple[str, ...],
 ) -> None:
     """Restore a backed-up root (or the PATHs of it) into a folder: exit 0 when everything
@@ -266,7 +275,6 @@ def restore_command(
       syncagent restore --root /backup/docs reports/2024 --to /tmp/r --dry-run
     """
     from syncagent.app import open_client
-    from syncagent.cli.backup import _TerminalProgress as TerminalProgress
     from syncagent.cli.common import stopped_by_signals
     from syncagent.restore import plan_restore
     from syncagent.restore.execute import Restorer
@@ -274,7 +282,16 @@ def restore_command(
     from syncagent.restore.source import load
 
     config = _config(config_path)
-    setup_logging(config, verbose)
+    tty = sys.stderr.isatty() and verbosity >= 0
+    live: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if tty:  # the same live block as sync, log lines printed above it (rich loads only here)
+        from syncagent.cli.progress import LiveProgress, console_handler, stderr_console
+
+        console = stderr_console()
+        setup_logging(config, verbosity, console_handler(console))
+        live = LiveProgress(console, verb="downloading")
+    else:
+        setup_logging(config, verbosity)
     dest = dest.expanduser()
     if not dry_run:
         try:
@@ -284,7 +301,6 @@ def restore_command(
     if dest.exists() and not dest.is_dir():
         fail(ConfigError([f"--to: {dest} is not a folder"]))
     dest = dest.resolve()
-    tty = sys.stderr.isatty()
     stop = threading.Event()
     try:
         with open_client(config, _say) as client:
@@ -312,24 +328,22 @@ def restore_command(
                 counts = summary(planned.actions)
                 click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing")
                 return
-            restorer = Restorer(
-                client,
-                dest,
-                workers=workers or max(8, config.workers),
-                progress=TerminalProgress() if tty else None,
-                stop=stop,
-            )
 
             def on_stop() -> None:
                 stop.set()
                 client.cancel()
 
-            with stopped_by_signals(on_stop) as stopped:
+            with live as progress, stopped_by_signals(on_stop) as stopped:
+                restorer = Restorer(
+                    client,
+                    dest,
+                    workers=workers or max(8, config.workers),
+                    progress=progress,
+                    stop=stop,
+                )
                 report = restorer.run(planned.actions)
     except SyncAgentError as err:
         fail(err)
-    if tty:
-        click.echo("", err=True)
     for path, reason in report.unavailable:
         click.echo(f"not backed up {shown(path)}: {reason}", err=True)
     for path, reason in report.conflicts:

@@ -11,6 +11,7 @@ Pure except for the catalog lookup: the handler writes what :func:`answer` decid
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 from dataclasses import dataclass
@@ -84,9 +85,9 @@ def answer(core: Core, path: str, query: str, range_header: str | None) -> Answe
         file_id, expires = int(parts[2]), int(params.get("expires", "0"))
     except (IndexError, ValueError):
         raise EmulatorRejection(404, "Not Found", http_status=404) from None
-    if (
-        params.get("sign") != files.download_sign(core.download_key, file_id, expires)
-        or expires < time.time()
+    expected = files.download_sign(core.download_key, file_id, expires)
+    if not hmac.compare_digest(params.get("sign", "").encode(), expected.encode()) or (
+        expires < time.time()
     ):
         raise EmulatorRejection(403, "下载链接无效或已过期", http_status=403)
     entry = core.catalog.get(file_id)

@@ -11,17 +11,20 @@ without which every keep-alive answer waits ~40 ms for Nagle's algorithm.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import socket
+import ssl
 import struct
 import sys
+import threading
 import time
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from syncagent.emulator import admin, downloads
@@ -62,11 +65,34 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.core = core
         self.role = role
+        self._open: set[socket.socket] = set()  # connections being served (keep-alive too)
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Cut every open connection, as a service that goes down does: without this a
+        stopped emulator went on answering clients that kept a connection alive."""
+        with self._open_lock:
+            conns = list(self._open)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that went away mid-answer is no emulator bug: no traceback on stderr."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            log.debug("client %s went away", client_address)
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError | ssl.SSLError):
+            # also a TLS client that refused the certificate: its side says why
+            log.debug("client %s went away: %s", client_address, error)
             return
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
@@ -118,6 +144,11 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 60  # a client that stops sending mid-request does not hold a thread forever
     server_version = "syncagent-emulator/1"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()  # here, not in the accepting thread
 
     def parse_request(self) -> bool:
         """The request line and headers, without the stdlib's costly e-mail parser."""
@@ -252,6 +283,7 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, core: Core, path: str, query: str, body: _Body) -> None:
         role = self.server.role
         if path.startswith(ADMIN_PREFIX) and role == "api":
+            admin.check_request(core, self.command, self.headers)  # before anything is read
             data = admin.handle(core, self.command, path[len(ADMIN_PREFIX) :], self._json(body))
             self._envelope(0, "ok", data)
             return

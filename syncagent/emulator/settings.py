@@ -82,6 +82,7 @@ class EmulatorSettings:
         slow downloads let tests stop a restore mid-file.
     :param download_ttl: seconds a ``download_info`` URL stays valid [?] (the documentation
         gives no lifetime; an hour, as commonly seen for signed object-store URLs).
+    :param tls: serve HTTPS with a certificate of the emulator's own CA (``<data_dir>/tls/``).
     """
 
     data_dir: Path
@@ -89,7 +90,7 @@ class EmulatorSettings:
     api_port: int = 0
     upload_port: int = 0
     client_id: str | None = None
-    client_secret: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
     rate_limits: Literal["free", "vip", "off"] = "free"
     strict_hosts: bool = True
     require_platform: bool = True
@@ -112,3 +113,4 @@ class EmulatorSettings:
     download_bps: int = 0
     uid: int = 1_800_000_001
     nickname: str = "emulator"
+    tls: bool = False
