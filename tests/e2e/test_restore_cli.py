@@ -413,3 +413,19 @@ def test_ls_lists_the_roots_and_restore_asks_which_one(tmp_path: Path, emulator:
     assert (tmp_path / "out" / "beta.txt").read_bytes() == b"beta"
     unknown = restore(cli, "--root", "beta", "nope.txt", "--to", str(tmp_path / "out"))
     assert unknown.returncode == 2 and "nope.txt is not in the backup" in unknown.stderr
+
+
+def test_without_credentials_restore_reads_the_embedded_emulator(tmp_path: Path) -> None:
+    """As `sync` backs up to the embedded emulator without credentials, restore reads it."""
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "a:b.txt").write_bytes(b"embedded\n")
+    (folder / "empty").write_bytes(b"")
+    cli = Cli(tmp_path / "none.yaml", cli_env(tmp_path, None), tmp_path)
+    done = cli.run("sync", str(folder))
+    assert done.returncode == 0, done.stderr
+    r = cli.run("restore", "--root", "docs", "--to", str(tmp_path / "back"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "No 123pan credentials set: reading from the embedded local emulator" in r.stderr
+    assert (tmp_path / "back" / "sub" / "a:b.txt").read_bytes() == b"embedded\n"
+    assert (tmp_path / "back" / "empty").read_bytes() == b""
