@@ -161,3 +161,30 @@ def test_a_catalog_that_failed_to_publish_is_published_by_the_next_pass(
     emulator.reset_activity()
     engine.run_once()  # and then a no-op pass is a no-op again
     assert "upload/v2/file/single/create" not in emulator.activity()["endpoints"]
+
+
+def test_a_file_deleted_locally_in_archive_mode_stays_in_the_catalog(
+    setup: Any, tmp_path: Path
+) -> None:
+    """Archive mode keeps the cloud copy of a file deleted here (a 'gone' row): the catalog
+    still lists it, so a restore brings it back."""
+    config, ledger, client, root = setup
+    import dataclasses
+
+    archive = dataclasses.replace(
+        config, roots=(dataclasses.replace(config.roots[0], mode="archive"),)
+    )
+    engine = SyncEngine(archive, ledger, client)
+    engine.run_once()
+    (root / "a.txt").unlink()
+    (root / "b.txt").write_text("a change, so a new catalog is published")
+    engine.run_once()
+    docs = find_folder(client, "/backup/docs")
+    assert docs is not None
+    got = fetch(client, docs)
+    assert got is not None
+    by_path = {e.path: e for e in got.entries}
+    assert "b.txt" in by_path
+    kept = by_path["a.txt"]
+    assert (kept.size, kept.md5, kept.state) == (5, "2c1743a391305fbf367df8e4f069f9f9", "done")
+    assert kept.file_id is not None
