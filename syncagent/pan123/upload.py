@@ -218,6 +218,10 @@ class _Range:
     def read(self, n: int = -1) -> bytes:
         want = self._left if n is None or n < 0 else min(n, self._left)
         data = os.pread(self._fd, want, self._offset) if want else b""
+        if want and not data:
+            # The file shrank while it was read (a log truncated by copytruncate): sending
+            # less than the declared length would leave the request waiting for its timeout.
+            raise FileChangedError("the file shrank while it was being sent")
         self._offset += len(data)
         self._left -= len(data)
         if self._on_read is not None and data:

@@ -19,7 +19,16 @@ from pathlib import Path
 
 import pytest
 from conftest import Api, md5
-from test_sync_cli import BIN, Cli, folder_id, make_cli, remote_files, summary, upload_calls
+from test_sync_cli import (
+    BIN,
+    Cli,
+    file_uploads,
+    folder_id,
+    make_cli,
+    remote_files,
+    summary,
+    upload_calls,
+)
 
 from syncagent.emulator import Emulator
 
@@ -285,8 +294,8 @@ def test_same_size_and_mtime_with_new_content_is_sent_and_a_chmod_only_rehashes(
     assert remote["a.txt"]["etag"] == md5(b"other content\n")
     assert api.download(int(remote["a.txt"]["fileId"])) == b"other content\n"
 
-    # Only the ctime moves (a chmod): hashed once, nothing sent, then never hashed again.
-    sent = upload_calls(emulator)
+    # Only the ctime moves (a chmod): hashed once, no file sent, then never hashed again.
+    sent = file_uploads(emulator)
     (root / "b.txt").chmod(0o600)
     third = cli.sync(timeout=60)
     assert third.returncode == 0, third.stderr[-3000:]
@@ -295,7 +304,7 @@ def test_same_size_and_mtime_with_new_content_is_sent_and_a_chmod_only_rehashes(
     fourth = cli.sync(timeout=60)
     assert summary(fourth).startswith("0 uploaded"), summary(fourth)
     assert summary(fourth).endswith("hashed 0 files"), summary(fourth)
-    assert upload_calls(emulator) == sent
+    assert file_uploads(emulator) == sent  # only the catalog (the new mode) went up
     assert cli.status()["roots"][0]["counts"] == {"done": 2}
 
 

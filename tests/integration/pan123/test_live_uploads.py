@@ -7,6 +7,7 @@ the stored bytes are downloaded back.
 
 from __future__ import annotations
 
+import os
 import threading
 from functools import partial
 from pathlib import Path
@@ -288,3 +289,29 @@ def test_content_not_matching_the_declared_md5_is_an_integrity_error(
         assert result.method == "chunked"
         assert stored(emulator, client, result.file_id) == data
     assert counts(emulator)["preuploads"] == 2
+
+
+@pytest.mark.parametrize("size", [THRESHOLD, 4 * SLICE + 1], ids=["single", "chunked"])
+def test_a_file_that_shrinks_while_it_is_sent_fails_at_once(
+    emulator: Emulator, tmp_path: Path, size: int
+) -> None:
+    """copytruncate rotating a log mid-upload: the body would come out shorter than declared
+    and the request would wait for the read timeout (120 s), SIGTERM or not."""
+    import time
+
+    path = tmp_path / "app.log"
+    data = blob(size, 77)
+    path.write_bytes(data)
+    truncated = threading.Event()
+
+    def on_progress(done: int, total: int) -> None:
+        if done and not truncated.is_set():
+            truncated.set()
+            os.truncate(path, 1000)
+
+    with make_client(emulator, tmp_path / "state") as client:
+        t0 = time.monotonic()
+        with pytest.raises(FileChangedError):
+            client.upload(path, 0, "logs/app.log", md5=md5(data), on_progress=on_progress)
+        assert time.monotonic() - t0 < 30
+    assert truncated.is_set()
