@@ -27,8 +27,10 @@ from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
     FileChangedError,
     Interrupted,
+    LedgerError,
     LocalFileError,
     RemoteError,
+    StateError,
     UnsupportedFileError,
 )
 from syncagent.ignore import IgnoreRules
@@ -410,6 +412,9 @@ class SyncEngine:
             repo.record_skip(self.ledger, root_id, rel, exc.message, entry, pass_id)
             with self._lock:
                 report.skipped.append((str(path), exc.message))
+        except (LedgerError, StateError):  # syncagent's own files failed, not the user's:
+            self._stop.set()  # start no other upload; the message names the real culprit
+            raise
         except (LocalFileError, OSError) as exc:
             reason = (
                 exc.message

@@ -8,7 +8,10 @@ at the boundary where they happen, so nothing above that boundary catches a fore
 
     SyncAgentError                    base; ``message`` is safe to show (never holds a secret)
     ├── ConfigError                   every problem of a configuration at once, with key paths
-    ├── LedgerError                   the ledger database cannot be opened, read or upgraded
+    ├── LedgerError                   the ledger database cannot be opened, read, written or
+    │   │                             upgraded (or stayed locked by another program too long)
+    │   └── LedgerCorruptError        the ledger file is damaged (not a database, malformed)
+    ├── StateError                    the state dir (lock, token, activity) cannot be used
     ├── StateLockedError              another syncagent already works on this state dir
     ├── Interrupted                   work stopped by a shutdown; it resumes on the next start
     ├── LocalFileError                one local file cannot be uploaded (per item; carry on)
@@ -52,6 +55,7 @@ __all__ = [
     "FileChangedError",
     "IntegrityError",
     "Interrupted",
+    "LedgerCorruptError",
     "LedgerError",
     "LocalFileError",
     "MultipartError",
@@ -61,6 +65,7 @@ __all__ = [
     "RemoteError",
     "RemoteNotFoundError",
     "ServerError",
+    "StateError",
     "StateLockedError",
     "SyncAgentError",
     "TokenExpiredError",
@@ -120,6 +125,16 @@ class MultipartError(EmulatorError):
 
 class LedgerError(SyncAgentError):
     """The ledger database cannot be opened, read, written or upgraded."""
+
+
+class LedgerCorruptError(LedgerError):
+    """The ledger file is damaged: SQLite says it is malformed or not a database."""
+
+
+class StateError(SyncAgentError):
+    """The state directory (agent lock, access token) cannot be used: read-only, full, a
+    file in the way. The message names the path; it is never blamed on a file being backed up.
+    """
 
 
 class StateLockedError(SyncAgentError):

@@ -5,29 +5,53 @@ the schema to the newest Alembic revision (:meth:`Ledger.migrate`, run on every 
 ``syncagent db upgrade``), and hands out sessions. The migrations ship inside the package
 (``syncagent/_migrations`` in a wheel; ``migrations/`` in a checkout).
 
-Foreign database errors are translated into :class:`~syncagent.errors.LedgerError` here.
+Failing parts:
+
+- **Migrations are one transaction.** pysqlite does not put DDL in a transaction of its own
+  accord, so a kill or a full disk in the middle of the first upgrade used to leave half a
+  schema that no later start could get past. The migration connection has pysqlite's
+  transaction handling switched off and opens ``BEGIN IMMEDIATE`` itself; every migration and
+  the version stamp then commit together or not at all (and two first starts at once run it
+  one after the other). A ledger left half-made by an older syncagent (tables, all empty, and
+  no version) is cleared and migrated again.
+- **Another program's lock is waited out.** Each write transaction starts with
+  ``BEGIN IMMEDIATE`` and, while the database is locked by someone else, retries for up to
+  ``lock_wait`` seconds before giving up with a message naming the file.
+- **Foreign database errors stop here**: they become :class:`~syncagent.errors.LedgerError`
+  (or :class:`~syncagent.errors.LedgerCorruptError`) naming the ledger and saying what is wrong,
+  without SQL or a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 import syncagent
-from syncagent.errors import LedgerError
+from syncagent.errors import LedgerCorruptError, LedgerError
 
-__all__ = ["SCHEMA_HEAD", "Ledger", "migrations_dir"]
+__all__ = ["LOCK_WAIT", "SCHEMA_HEAD", "Ledger", "migrations_dir"]
+
+log = logging.getLogger("syncagent")
 
 SCHEMA_HEAD = "0001"  # the newest revision in migrations/versions (a test keeps them equal)
+LOCK_WAIT = 300.0  # seconds a write waits, in all, for another program's lock on the ledger
+BUSY_TIMEOUT = 10.0  # seconds SQLite itself waits for a lock before answering "locked"
+
+_LOCKED = ("database is locked", "database table is locked", "database schema is locked")
+_CORRUPT = ("malformed", "not a database", "file is encrypted", "corrupt")
 
 
 def migrations_dir() -> Path:
@@ -39,55 +63,171 @@ def migrations_dir() -> Path:
     raise LedgerError("the ledger migrations are missing from this installation")
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _pragmas(*, busy_timeout: float, foreign_keys: bool, autocommit: bool) -> Callable[..., None]:
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        if autocommit:  # transactions are begun explicitly (see Ledger.migration_connection)
+            dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.close()
+
+    return connect
+
+
+def _cause(exc: BaseException) -> str:
+    """The database's own words, without SQLAlchemy's SQL echo and links."""
+    orig = getattr(exc, "orig", None)
+    return (str(orig) if orig is not None else str(exc)).strip().splitlines()[0] or type(
+        exc
+    ).__name__
+
+
+def _locked(exc: BaseException) -> bool:
+    return any(s in _cause(exc) for s in _LOCKED)
 
 
 class Ledger:
     """An open ledger database.
 
     :param url: SQLAlchemy URL, e.g. ``sqlite:////var/lib/syncagent/ledger.sqlite3``.
+    :param lock_wait: how long, in all, a write waits for another program's lock.
+    :param busy_timeout: how long SQLite waits before each "locked" answer.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, *, lock_wait: float = LOCK_WAIT, busy_timeout: float = BUSY_TIMEOUT
+    ) -> None:
         self.url = url
+        self.lock_wait = lock_wait
+        self._busy_timeout = busy_timeout
+        self.where = url  # what messages call it: the file, or the URL without its password
         try:
-            if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            parsed = make_url(url)
+            self.where = parsed.render_as_string(hide_password=True)
+            self._sqlite = parsed.get_backend_name() == "sqlite"
+            if self._sqlite and parsed.database and parsed.database != ":memory:":
+                self.where = parsed.database
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine: Engine = create_engine(url)
-            if self.engine.dialect.name == "sqlite":
-                event.listen(self.engine, "connect", _sqlite_pragmas)
-        except (SQLAlchemyError, OSError) as exc:
-            raise LedgerError(f"cannot open the ledger {url}: {exc}") from exc
+            if self._sqlite:
+                event.listen(
+                    self.engine,
+                    "connect",
+                    _pragmas(busy_timeout=busy_timeout, foreign_keys=True, autocommit=False),
+                )
+        except (SQLAlchemyError, OSError, ValueError) as exc:
+            raise LedgerError(f"cannot open the ledger {self.where}: {_cause(exc)}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite takes one writer at a time and makes the others sleep in its busy handler
         # (1, 2, 5... ms steps): with 8 workers that sleeping dominated a pass of small files.
         # Queueing the writers here instead costs nothing; other databases need no lock.
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
-            threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+            threading.Lock() if self._sqlite else contextlib.nullcontext()
         )
 
     def close(self) -> None:
         self.engine.dispose()
 
+    # -- errors ---------------------------------------------------------------------------
+
+    def error(self, exc: BaseException, doing: str = "use") -> LedgerError:
+        """The error tree's version of a foreign database error."""
+        cause = _cause(exc)
+        if any(s in cause.lower() for s in _CORRUPT):
+            return LedgerCorruptError(
+                f"the ledger {self.where} is damaged ({cause}); move it aside (syncagent then "
+                "starts a new one and checks every file again)"
+            )
+        if _locked(exc):
+            return LedgerError(
+                f"the ledger {self.where} stayed locked by another program for more than "
+                f"{self.lock_wait:.0f} s ({cause}); stop whatever holds it"
+            )
+        return LedgerError(f"cannot {doing} the ledger {self.where}: {cause}")
+
+    @contextmanager
+    def translated(self, doing: str = "use") -> Iterator[None]:
+        """Turn foreign database errors (SQLAlchemy's and the DB-API's own) into LedgerError."""
+        dbapi = getattr(self.engine.dialect, "loaded_dbapi", None)
+        foreign: tuple[type[BaseException], ...] = (SQLAlchemyError,)
+        if dbapi is not None:
+            foreign += (dbapi.Error,)
+        try:
+            yield
+        except foreign as exc:
+            raise self.error(exc, doing) from exc
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def _begin_write(self, conn: Connection) -> None:
+        """Take SQLite's write lock now (``BEGIN IMMEDIATE``), waiting out another program's
+        lock for up to ``lock_wait``; nothing in the transaction can then find it locked."""
+        if not self._sqlite:
+            return
+        deadline = time.monotonic() + self.lock_wait
+        warned = False
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except SQLAlchemyError as exc:
+                conn.rollback()
+                if not _locked(exc) or time.monotonic() >= deadline:
+                    raise
+                if not warned:
+                    log.warning(
+                        "the ledger %s is locked by another program; waiting up to %.0f s",
+                        self.where,
+                        self.lock_wait,
+                    )
+                    warned = True
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
     def current_revision(self) -> str | None:
         """The schema revision the database is at (None: not created yet)."""
-        try:
-            with self.engine.connect() as conn:
-                if not inspect(conn).has_table("alembic_version"):
-                    return None
-                value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot read the ledger {self.url}: {exc}") from exc
+        with self.translated("read"), self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         return None if value is None else str(value)
 
+    @contextmanager
+    def migration_connection(self) -> Iterator[Connection]:
+        """One transaction for a whole upgrade, DDL included, committed at the end.
+
+        SQLite: a connection of its own with pysqlite's transaction handling off (else each
+        ``CREATE TABLE`` commits by itself), foreign keys off while tables are rebuilt (the
+        SQLite way to alter a table; checked before the commit), ``BEGIN IMMEDIATE``.
+        """
+        engine = self.engine
+        if self._sqlite:
+            engine = create_engine(self.url, poolclass=NullPool)
+            event.listen(
+                engine,
+                "connect",
+                _pragmas(busy_timeout=self._busy_timeout, foreign_keys=False, autocommit=True),
+            )
+        try:
+            with self.translated("upgrade"), engine.connect() as conn:
+                self._begin_write(conn)
+                yield conn
+                if self._sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise LedgerError(
+                            f"cannot upgrade the ledger {self.where}: the migration broke "
+                            f"{len(broken)} references (first: {tuple(broken[0])})"
+                        )
+                conn.commit()
+        finally:
+            if engine is not self.engine:
+                engine.dispose()
+
     def migrate(self, revision: str = "head") -> None:
-        """Upgrade the schema to ``revision`` (idempotent).
+        """Upgrade the schema to ``revision`` (idempotent), all of it or nothing.
 
         When the database is already at :data:`SCHEMA_HEAD`, Alembic is not even imported:
         every command start runs this, and a no-op pass should cost a stat walk, not a
@@ -100,27 +240,57 @@ class Ledger:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(migrations_dir()))
-        try:
-            with self.engine.begin() as connection:
-                cfg.attributes["connection"] = connection
-                command.upgrade(cfg, revision)
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot upgrade the ledger {self.url}: {exc}") from exc
+        with self.migration_connection() as connection:
+            self._clear_interrupted_start(connection)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+
+    def _clear_interrupted_start(self, conn: Connection) -> None:
+        """A first upgrade that an older syncagent left half-done (its DDL was not in a
+        transaction): empty tables and no version. Drop them, so the upgrade starts over."""
+        found = inspect(conn)
+        tables = [t for t in found.get_table_names() if t != "alembic_version"]
+        if not tables:
+            return
+        if found.has_table("alembic_version") and conn.execute(
+            text("SELECT count(*) FROM alembic_version")
+        ).scalar():
+            return
+        from syncagent.ledger.models import Base
+
+        foreign = [t for t in tables if t not in Base.metadata.tables]
+        filled = [t for t in tables if conn.execute(text(f'SELECT 1 FROM "{t}" LIMIT 1')).first()]
+        if foreign or filled:
+            raise LedgerError(
+                f"the ledger {self.where} has tables ({', '.join(sorted(tables))}) but no schema "
+                "version: it is not a syncagent ledger, or it is damaged; move it aside"
+            )
+        log.warning("the ledger %s was left half-made by an interrupted start: redone", self.where)
+        for table in tables:
+            conn.exec_driver_sql(f'DROP TABLE "{table}"')
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction on a plain connection (Core statements, no ORM)."""
-        try:
-            with self._write_lock, self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"ledger error: {exc}") from exc
+        with self._write_lock, self.translated("write"), self.engine.connect() as conn:
+            self._begin_write(conn)
+            yield conn
+            conn.commit()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        try:
-            with self._write_lock, self._sessions.begin() as session:
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        :param write: take the write lock first (SQLite); a read-only session does not
+            wait for writers.
+        """
+        if not write:
+            with self.translated("read"), self._sessions() as session:
                 yield session
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"ledger error: {exc}") from exc
+            return
+        with self._write_lock, self.translated("write"), self.engine.connect() as conn:
+            self._begin_write(conn)
+            with Session(bind=conn, expire_on_commit=False) as session:
+                yield session
+                session.flush()
+            conn.commit()

@@ -2,8 +2,9 @@
 
 Bulk reads use SQLAlchemy Core (one query per root, not one per path: a 100,000-file rescan
 must cost one read). Each state change is its own short transaction, committed before the
-caller acknowledges it. Also the ledger-backed :class:`LedgerUploadState`, which keeps
-resumable chunked uploads across restarts.
+caller acknowledges it. Every database error leaves this module as a
+:class:`~syncagent.errors.LedgerError` (the raw DB-API reads are translated too). Also the
+ledger-backed :class:`LedgerUploadState`, which keeps resumable chunked uploads across restarts.
 """
 
 from __future__ import annotations
@@ -83,13 +84,14 @@ def _raw_rows(ledger: Ledger, columns: str, where: str, root_id: int) -> list[An
     cursor (see :func:`load_facts` for why)."""
     qmark = ledger.engine.dialect.paramstyle == "qmark"
     sql = f"SELECT {columns} FROM files WHERE root_id = {'?' if qmark else '%(root)s'}{where}"
-    raw = ledger.engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute(sql, (root_id,) if qmark else {"root": root_id})
-        return list(cursor.fetchall())
-    finally:
-        raw.close()
+    with ledger.translated("read"):  # the DB-API's own errors come through here raw
+        raw = ledger.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(sql, (root_id,) if qmark else {"root": root_id})
+            return list(cursor.fetchall())
+        finally:
+            raw.close()
 
 
 def count_files(ledger: Ledger, root_id: int) -> int:
@@ -305,7 +307,7 @@ class RootStatus:
 def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
     """Per root: counts by state, bytes not yet uploaded, failed and skipped files."""
     out = []
-    with ledger.session() as s:
+    with ledger.session(write=False) as s:
         for root in s.scalars(select(Root).order_by(Root.id)):
             counts = dict(
                 s.execute(
@@ -342,7 +344,7 @@ def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
 
 
 def last_pass(ledger: Ledger) -> PassRow | None:
-    with ledger.session() as s:
+    with ledger.session(write=False) as s:
         return s.scalars(select(PassRow).order_by(PassRow.id.desc()).limit(1)).first()
 
 
@@ -355,7 +357,7 @@ class LedgerUploadState:
     def load(self, key: str) -> UploadSession | None:
         from syncagent.pan123.upload import UploadSession
 
-        with self._ledger.session() as s:
+        with self._ledger.session(write=False) as s:
             row = s.get(UploadSessionRow, key)
             if row is None:
                 return None
@@ -399,7 +401,7 @@ def done_files(ledger: Ledger, root_id: int) -> list[tuple[str, str | None, int,
     query = select(t.c.rel_path, t.c.remote_name, t.c.size, t.c.md5).where(
         t.c.root_id == root_id, t.c.state == FileState.DONE.value
     )
-    with ledger.engine.connect() as conn:
+    with ledger.translated("read"), ledger.engine.connect() as conn:
         return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
 
 

@@ -44,6 +44,7 @@ class Pan123Client:
     :param state_dir: where the token is kept (``token.json``, 0600); None = memory only.
     :param qps: ``free``/``vip``/``off`` limits, and per-endpoint ``qps_overrides``.
     :param upload_state: resumable-upload store (the ledger in the agent).
+    :param wall_clock: the token's expiry is wall-clock time (injectable for tests).
     :param sleep: injectable: retries, pacing and polling all wait through it (by default
         a wait that :meth:`cancel` cuts short).
     """
@@ -65,6 +66,7 @@ class Pan123Client:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         token_store: TokenStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._cancelled = threading.Event()
         if sleep is None:  # a wait that cancel() cuts short
@@ -92,6 +94,7 @@ class Pan123Client:
             client_secret,
             lambda cid, secret: fetch_token(self.transport, cid, secret),
             store,
+            clock=wall_clock,
         )
         self.api = Pan123Api(self.transport, self.tokens)
         self.dirs = DirCache(self.api.mkdir, self.list_folder)
