@@ -21,7 +21,8 @@ at the boundary where they happen, so nothing above that boundary catches a fore
     │   │                             class flags; keeps code, message, endpoint, trace_id
     │   ├── TransportError      (r)   connection refused/reset/timeout
     │   ├── ServerError         (r)   HTTP 5xx or a body that is not the JSON envelope
-    │   ├── RateLimitedError    (r)   code 429
+    │   ├── RateLimitedError    (r)   code 429 (retried for a time budget, not a count)
+    │   ├── InternalError       (r)   code 1 "内部错误" (retried for a time budget, not a count)
     │   ├── VerifyingError      (r)   code 20103: still verifying, ask again later
     │   ├── BusyError           (r)   code 1 "秒传队列…请慢一点": queued, slow down
     │   ├── TokenExpiredError         code 401: refresh the token once and replay
@@ -54,6 +55,7 @@ __all__ = [
     "EmulatorRejection",
     "FileChangedError",
     "IntegrityError",
+    "InternalError",
     "Interrupted",
     "LedgerCorruptError",
     "LedgerError",
@@ -177,6 +179,9 @@ class RemoteError(SyncAgentError):
     """
 
     retryable: ClassVar[bool] = False
+    # Retried for as long as the retry policy's time budget lasts, however many tries: the
+    # answer only says "later" (a burst of 429s must not use up a file's tries).
+    retried_by_time: ClassVar[bool] = False
     fatal: ClassVar[bool] = False
     hint: ClassVar[str] = ""  # what a person should do (fatal errors)
 
@@ -227,6 +232,14 @@ class RateLimitedError(RemoteError):
     """Code 429: too many requests for this endpoint."""
 
     retryable = True
+    retried_by_time = True
+
+
+class InternalError(RemoteError):
+    """Code 1 "内部错误": 123pan failed inside; the same call usually works a moment later."""
+
+    retryable = True
+    retried_by_time = True
 
 
 class VerifyingError(RemoteError):

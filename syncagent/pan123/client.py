@@ -87,6 +87,7 @@ class Pan123Client:
             sleep=sleep,
             rng=rng,
             cancelled=self._cancelled,
+            clock=clock,
         )
         store = token_store or (FileTokenStore(state_dir) if state_dir else MemoryTokenStore())
         self.tokens = TokenManager(
