@@ -51,8 +51,9 @@ class StateLock:
             ) from None
         self._file = f
         try:  # only for the refusal's message: a full disk must not stop the agent here
-            os.ftruncate(f.fileno(), 0)
-            os.pwrite(f.fileno(), str(os.getpid()).encode(), 0)  # unbuffered: close() is safe
+            pid = str(os.getpid()).encode()
+            os.pwrite(f.fileno(), pid, 0)  # unbuffered: close() has nothing left to write
+            os.ftruncate(f.fileno(), len(pid))
         except OSError as exc:
             log.warning("cannot write the PID to %s: %s", self.path, exc.strerror or exc)
 
