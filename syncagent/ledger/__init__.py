@@ -252,9 +252,10 @@ class Ledger:
         tables = [t for t in found.get_table_names() if t != "alembic_version"]
         if not tables:
             return
-        if found.has_table("alembic_version") and conn.execute(
-            text("SELECT count(*) FROM alembic_version")
-        ).scalar():
+        if (
+            found.has_table("alembic_version")
+            and conn.execute(text("SELECT count(*) FROM alembic_version")).scalar()
+        ):
             return
         from syncagent.ledger.models import Base
 
