@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,7 @@ def make_client(
     complete_delay: float = 0.01,
     complete_deadline: float = UploadSettings.complete_deadline,
     upload_state: UploadStateStore | None = None,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Pan123Client:
     """A client of the emulator keeping its token in ``state_dir``; short retry backoff.
 
@@ -82,6 +84,7 @@ def make_client(
         ),
         upload_state=upload_state,
         retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05),
+        wall_clock=wall_clock,
     )
 
 
