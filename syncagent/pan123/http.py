@@ -63,7 +63,7 @@ class RetryPolicy:
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least 10 ms."""
-        return max(0.01, rng.uniform(0, min(self.cap, self.base * (2**attempt))))
+        return max(0.01, rng.uniform(0, min(self.cap, self.base * (2 ** min(attempt, 30)))))
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def make_client(
     complete_deadline: float = UploadSettings.complete_deadline,
     upload_state: UploadStateStore | None = None,
     wall_clock: Callable[[], float] = time.time,
+    budget: float = 2.0,
 ) -> Pan123Client:
     """A client of the emulator keeping its token in ``state_dir``; short retry backoff.
 
@@ -83,7 +84,7 @@ def make_client(
             complete_deadline=complete_deadline,
         ),
         upload_state=upload_state,
-        retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05),
+        retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05, budget=budget),
         wall_clock=wall_clock,
     )
 
