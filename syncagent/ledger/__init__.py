@@ -247,27 +247,27 @@ class Ledger:
 
     def _clear_interrupted_start(self, conn: Connection) -> None:
         """A first upgrade that an older syncagent left half-done (its DDL was not in a
-        transaction): empty tables and no version. Drop them, so the upgrade starts over."""
+        transaction): some of the ledger's tables, all empty, and no version. Drop them, so
+        the upgrade starts over. Tables that are not the ledger's are left alone."""
+        from syncagent.ledger.models import Base
+
         found = inspect(conn)
-        tables = [t for t in found.get_table_names() if t != "alembic_version"]
-        if not tables:
+        ours = [t for t in found.get_table_names() if t in Base.metadata.tables]
+        if not ours:
             return
         if (
             found.has_table("alembic_version")
             and conn.execute(text("SELECT count(*) FROM alembic_version")).scalar()
         ):
             return
-        from syncagent.ledger.models import Base
-
-        foreign = [t for t in tables if t not in Base.metadata.tables]
-        filled = [t for t in tables if conn.execute(text(f'SELECT 1 FROM "{t}" LIMIT 1')).first()]
-        if foreign or filled:
+        if any(conn.execute(text(f'SELECT 1 FROM "{t}" LIMIT 1')).first() for t in ours):
             raise LedgerError(
-                f"the ledger {self.where} has tables ({', '.join(sorted(tables))}) but no schema "
-                "version: it is not a syncagent ledger, or it is damaged; move it aside"
+                f"the ledger {self.where} has tables ({', '.join(sorted(ours))}) holding rows "
+                "but no schema version: it is damaged or was made by something else; move it "
+                "aside"
             )
         log.warning("the ledger %s was left half-made by an interrupted start: redone", self.where)
-        for table in tables:
+        for table in ours:
             conn.exec_driver_sql(f'DROP TABLE "{table}"')
 
     @contextmanager

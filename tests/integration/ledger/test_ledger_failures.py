@@ -99,6 +99,20 @@ def test_empty_half_made_tables_are_cleared_and_the_upgrade_redone(tmp_path: Pat
     ledger.close()
 
 
+def test_tables_that_are_not_the_ledgers_are_left_alone(tmp_path: Path) -> None:
+    """A database shared with something else: its tables neither block nor get dropped."""
+    path = tmp_path / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE other_app (x TEXT)")
+        db.execute("INSERT INTO other_app VALUES ('theirs')")
+    ledger = Ledger(f"sqlite:///{path}")
+    ledger.migrate()
+    assert ledger.current_revision() == SCHEMA_HEAD
+    ledger.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT x FROM other_app").fetchall() == [("theirs",)]
+
+
 def hold_write_lock(path: Path, seconds: float) -> threading.Thread:
     """Another program takes the ledger's write lock now and keeps it for ``seconds``."""
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
