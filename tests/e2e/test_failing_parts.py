@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Api
-from test_sync_cli import Cli, assert_same_tree, make_cli, summary
+from test_run_agent import _config, _log, _start, _stop, _uploaded, _wait
+from test_sync_cli import Cli, assert_same_tree, cli_env, make_cli, summary
 from test_sync_hostile import unreadable_launcher
 
 from syncagent.emulator import Emulator
@@ -164,6 +165,38 @@ def test_a_ledger_locked_by_another_program_for_a_while_is_waited_for(
     assert out.strip().splitlines()[-1].startswith("5 uploaded"), out
     assert "is locked by another program; waiting" in err
     assert_same_tree(api, "/backup", files)
+
+
+@pytest.mark.slow
+def test_the_agent_outlives_a_ledger_locked_by_another_program_for_a_while(
+    tmp_path: Path, emulator: Emulator, api: Api
+) -> None:
+    """The agent used to exit 1 when a change arrived while another program held the
+    ledger's write lock for longer than SQLite's own wait (10 s)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "first.txt").write_text("first")
+    config = _config(tmp_path, root)
+    proc = _start(config, cli_env(tmp_path, emulator), tmp_path)
+    try:
+        _wait(lambda: "first.txt" in _uploaded(api), 60)
+        _wait(lambda: "pass done" in _log(config), 30)
+        holder = sqlite3.connect(
+            tmp_path / "state" / "ledger.sqlite3", isolation_level=None, check_same_thread=False
+        )
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            (root / "second.txt").write_text("second")
+            _wait(lambda: "is locked by another" in _log(config) or proc.poll() is not None, 60)
+            time.sleep(12)  # past SQLite's own 10 s wait: the agent must still be there
+            assert proc.poll() is None, _log(config)
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        _wait(lambda: "second.txt" in _uploaded(api), 60)
+        assert "Traceback" not in _log(config)
+    finally:
+        _stop(proc)
 
 
 # -- the state dir --------------------------------------------------------------------------
