@@ -236,12 +236,19 @@ def test_a_state_dir_with_no_room_for_the_pid_still_backs_up(
     assert_same_tree(api, "/backup", files)
 
 
+@pytest.mark.parametrize("when", ["first run", "later run"])
 def test_a_token_that_cannot_be_kept_is_blamed_on_the_state_dir_not_on_the_files(
-    tmp_path: Path, emulator: Emulator
+    tmp_path: Path, emulator: Emulator, when: str
 ) -> None:
-    """``token.json`` is a folder: the message names it, and no file is recorded as failed."""
-    cli, _, _ = setup(tmp_path, emulator)
+    """``token.json`` is a folder. On a later run the token is fetched by an upload worker,
+    where the error used to be recorded against each file ("cannot be read: Is a directory").
+    The message names the token's path, and no file is recorded as failed."""
+    cli, root, _ = setup(tmp_path, emulator)
     token = tmp_path / "state" / "account" / "token.json"
+    if when == "later run":
+        assert cli.sync().returncode == 0  # the remote root is known from now on
+        token.unlink()
+        small_tree(root, 4, prefix="new")
     token.mkdir(parents=True)
     result = run_with(cli, "sync")
     assert_clean_failure(result, str(token), "Is a directory")
