@@ -201,3 +201,73 @@ def test_raw_reads_translate_any_database_error(tmp_path: Path) -> None:
         with pytest.raises(LedgerError, match="no such table: files"):
             read(ledger, 1)
     ledger.close()
+
+
+EXTRA = '''"""test only: rebuild roots (as a batch ALTER does on SQLite), then maybe fail"""
+
+import os
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "9001"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("roots", recreate="always") as batch_op:
+        batch_op.add_column(sa.Column("note", sa.Text(), nullable=True))
+    if os.environ.get("SYNCAGENT_TEST_FAIL_9001"):
+        raise RuntimeError("injected failure after the rebuild")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("roots", recreate="always") as batch_op:
+        batch_op.drop_column("note")
+'''
+
+
+@pytest.fixture
+def extra_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped migrations plus one more that rebuilds ``roots``, which ``files`` refer to
+    with ON DELETE CASCADE (what a future migration adding a column to it does)."""
+    import shutil
+
+    import syncagent.ledger as ledger_module
+
+    scripts = tmp_path / "migrations"
+    shutil.copytree(ledger_module.migrations_dir(), scripts)
+    (scripts / "versions" / "9001_rebuild_roots.py").write_text(
+        EXTRA.replace("{head}", SCHEMA_HEAD), encoding="utf-8"
+    )
+    monkeypatch.setattr(ledger_module, "migrations_dir", lambda: scripts)
+    return scripts
+
+
+def test_a_migration_that_rebuilds_a_referenced_table_keeps_the_rows_that_refer_to_it(
+    tmp_path: Path, extra_migration: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(f"sqlite:///{path}")
+    ledger.migrate(SCHEMA_HEAD)
+    root_id, _ = repo.ensure_root(ledger, "/data", "/backup", "archive")
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO files (root_id, rel_path, size, mtime_ns, ctime_ns, dev, inode, state, "
+            "attempts, next_attempt_at, seen_pass) VALUES (?, 'a.txt', 1, 1, 1, 1, 1, 'done', "
+            "0, 0, 0)",
+            (root_id,),
+        )
+    # A failure after the rebuild: the whole upgrade is undone, rows and all.
+    monkeypatch.setenv("SYNCAGENT_TEST_FAIL_9001", "1")
+    with pytest.raises(RuntimeError):
+        ledger.migrate("9001")
+    assert ledger.current_revision() == SCHEMA_HEAD
+    assert "note" not in {c["name"] for c in inspect(ledger.engine).get_columns("roots")}
+    monkeypatch.delenv("SYNCAGENT_TEST_FAIL_9001")
+    ledger.migrate("9001")
+    assert ledger.current_revision() == "9001"
+    assert repo.count_files(ledger, root_id) == 1  # not cascaded away by the rebuild
+    ledger.close()
