@@ -138,8 +138,8 @@ class Ledger:
         cause = _cause(exc)
         if any(s in cause.lower() for s in _CORRUPT):
             return LedgerCorruptError(
-                f"the ledger {self.where} is damaged ({cause}); move it aside (syncagent then "
-                "starts a new one and checks every file again)"
+                f"the ledger {self.where} is damaged ({cause}); move it aside and run again "
+                "(a new ledger is started, and every file is uploaded again)"
             )
         if _locked(exc):
             return LedgerError(
