@@ -143,8 +143,8 @@ class Ledger:
             )
         if _locked(exc):
             return LedgerError(
-                f"the ledger {self.where} stayed locked by another program for more than "
-                f"{self.lock_wait:.0f} s ({cause}); stop whatever holds it"
+                f"the ledger {self.where} is locked by another program ({cause}; a write "
+                f"waits up to {self.lock_wait:.0f} s): stop whatever holds it"
             )
         return LedgerError(f"cannot {doing} the ledger {self.where}: {cause}")
 
