@@ -118,6 +118,11 @@ class Ledger:
                     "connect",
                     _pragmas(busy_timeout=busy_timeout, foreign_keys=True, autocommit=False),
                 )
+        except ModuleNotFoundError as exc:  # e.g. postgresql+psycopg without psycopg
+            raise LedgerError(
+                f"the ledger URL needs the Python module {exc.name!r}, which is not installed; "
+                "for PostgreSQL: pip install 'syncagent[postgres]'"
+            ) from exc
         except (SQLAlchemyError, OSError, ValueError) as exc:
             raise LedgerError(f"cannot open the ledger {self.where}: {_cause(exc)}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
