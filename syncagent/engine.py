@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
+    ConfigError,
     FileChangedError,
     Interrupted,
     LedgerError,
@@ -40,7 +41,7 @@ from syncagent.model import LocalEntry, Upload
 from syncagent.moves import RemoteMover
 from syncagent.planner import Plan, plan
 from syncagent.renames import find_moves
-from syncagent.scanner import ScanJob, default_helpers, sqlite_file
+from syncagent.scanner import ScanJob, default_helpers, root_problem, sqlite_file
 
 if TYPE_CHECKING:  # the client (and requests) load only when a pass has something to send
     from syncagent.pan123 import Pan123Client, UploadResult
@@ -72,11 +73,12 @@ class PassReport:
     fatal: str | None = None
     error: str | None = None  # the pass itself failed (123pan unreachable): tried again later
     unreachable: str | None = None  # an upload could not reach 123pan at all (why)
+    not_read: list[str] = field(default_factory=list)  # roots left out: why (gone, bad rules)
     plans: list[tuple[RootConfig, Plan]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.fatal is None and self.error is None
+        return not self.failed and self.fatal is None and self.error is None and not self.not_read
 
 
 class Progress(Protocol):
@@ -237,18 +239,23 @@ class SyncEngine:
     ) -> None:
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
+        not_read = {} if dry_run else repo.root_problems(self.ledger)
         for root in self.config.roots:
-            root_id, known_remote = repo.ensure_root(
-                self.ledger, str(root.local), root.remote, root.mode
-            )
+            if dry_run:  # reads only: a root the ledger does not know has no rows (id 0)
+                root_id, known_remote = repo.find_root(self.ledger, str(root.local)) or (0, None)
+            else:
+                root_id, known_remote = repo.ensure_root(
+                    self.ledger, str(root.local), root.remote, root.mode
+                )
             rows = repo.count_files(self.ledger, root_id)
-            job = scans.get(root.local) or ScanJob(
-                root.local,
-                IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths),
-                helpers=default_helpers(),
-                ledger_file=sqlite_file(self.ledger.url),
-                rows=rows,
-            )
+            job = self._scan(root, rows, dry_run, scans)
+            problem = job if isinstance(job, str) else None
+            if not dry_run and problem != not_read.get(root_id):
+                repo.set_root_problem(self.ledger, root_id, problem)  # for status
+            if isinstance(job, str):  # not read: the pass is not a success; the others go on
+                log.warning("%s", job)
+                report.not_read.append(job)
+                continue
             try:
                 found = job.result()
                 if found.matched == rows:  # every file and skip as recorded, nothing gone
@@ -312,6 +319,38 @@ class SyncEngine:
         for root, root_id, gone, scanned in deletions:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report)
+
+    def _scan(
+        self,
+        root: RootConfig,
+        rows: int,
+        dry_run: bool,
+        scans: Mapping[Path, ScanJob],
+    ) -> ScanJob | str:
+        """The root's scan (started here unless ``sync`` started it), or why the root
+        cannot be backed up (a pass that leaves a root out is not a success): its
+        folder cannot be read (gone, unmounted, no permission), or its ``.syncignore`` is
+        bad (edited while the agent runs; ``sync`` and ``run`` refuse a bad one at start)."""
+        job = scans.get(root.local)
+        problem = root_problem(root.local)
+        if problem is None and job is None:
+            try:
+                rules = IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths)
+            except ConfigError as err:
+                problem = f"{root.local} was not backed up: " + "; ".join(err.problems)
+            else:
+                job = ScanJob(
+                    root.local,
+                    rules,
+                    helpers=default_helpers(),
+                    ledger_file=None if dry_run else sqlite_file(self.ledger.url),
+                    rows=rows,
+                )
+        if problem is None and job is not None:
+            return job
+        if job is not None:
+            job.close()
+        return problem or f"{root.local} was not scanned"
 
     def _delete_local(self, sent: _Sent, report: PassReport) -> None:
         """Move mode: remove the local file, unless it changed since it was uploaded."""

@@ -5,7 +5,9 @@ which is why it imports nothing heavier than ``re``: a helper must start in a fe
 milliseconds. Never follows a symbolic link (so never leaves the root and never loops); a
 link, FIFO, socket or device is reported as skipped with its reason, and so is a name that
 is not UTF-8 (under a key with the bad bytes written as ``\\xff``); an unreadable folder is
-reported and the walk carries on; ignored folders are not entered.
+reported and the walk carries on; ignored folders are not entered. A ``.syncignore`` below
+the root is reported too: only the root's own is read, and one that is not must not look
+as if it were.
 
 Helpers speak length-prefixed :mod:`marshal` frames over their stdin and stdout (see
 :func:`_helper`).
@@ -25,6 +27,8 @@ from operator import itemgetter
 from typing import IO, Any
 
 __all__ = [
+    "IGNORE_FILE",
+    "NESTED_IGNORE_FILE",
     "NOT_UTF8",
     "ChunkWorker",
     "FastMatcher",
@@ -43,6 +47,10 @@ RawSkip = tuple[str, str]  # rel_path, reason
 Folder = tuple[str, str]  # rel_path ("" for the root), absolute path
 
 NOT_UTF8 = "name is not valid UTF-8"
+IGNORE_FILE = ".syncignore"
+NESTED_IGNORE_FILE = (
+    "not read: only the .syncignore at the top of the root applies (put these patterns there)"
+)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _KINDS = {
@@ -138,6 +146,10 @@ def walk(
                         if de.is_dir(follow_symlinks=False):
                             if descend and not ignore_folder(rel, name):
                                 folders.append((rel, f"{abs_dir}/{name}"))
+                            continue
+                        if name == IGNORE_FILE:  # the root's is the rules; others are not read
+                            if prefix:
+                                skips.append((rel, NESTED_IGNORE_FILE))
                             continue
                         if names_only(name) if names_only else ignore_file(rel, name):
                             continue

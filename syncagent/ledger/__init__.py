@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +39,7 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 import syncagent
 from syncagent.errors import LedgerCorruptError, LedgerError
@@ -89,18 +91,50 @@ def _locked(exc: BaseException) -> bool:
     return any(s in _cause(exc) for s in _LOCKED)
 
 
+def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _read_only_sqlite(file: str) -> Engine:
+    """An SQLite ledger opened so that nothing is written and no file is created.
+
+    Opened read-only, a WAL database creates its ``-wal`` and ``-shm`` files when they are
+    missing and leaves them behind. They exist while any connection has the ledger open;
+    when they do not, the ledger is read as immutable (no journal, no locks) instead.
+    """
+    quoted = urllib.parse.quote(file)
+    shared = Path(file + "-wal").exists() and Path(file + "-shm").exists()
+    uri = f"file:{quoted}?mode=ro" if shared else f"file:{quoted}?immutable=1"
+    return create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+        poolclass=StaticPool,
+    )
+
+
 class Ledger:
     """An open ledger database.
 
     :param url: SQLAlchemy URL, e.g. ``sqlite:////var/lib/syncagent/ledger.sqlite3``.
+    :param read_only: open it for reading only (a dry run): no folder or file is created,
+        no journal mode set, and any write fails. The database must exist.
     :param lock_wait: how long, in all, a write waits for another program's lock.
     :param busy_timeout: how long SQLite waits before each "locked" answer.
     """
 
     def __init__(
-        self, url: str, *, lock_wait: float = LOCK_WAIT, busy_timeout: float = BUSY_TIMEOUT
+        self,
+        url: str,
+        *,
+        read_only: bool = False,
+        lock_wait: float = LOCK_WAIT,
+        busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
         self.url = url
+        self.read_only = read_only
         self.lock_wait = lock_wait
         self._busy_timeout = busy_timeout
         self.where = url  # what messages call it: the file, or the URL without its password
@@ -108,16 +142,22 @@ class Ledger:
             parsed = make_url(url)
             self.where = parsed.render_as_string(hide_password=True)
             self._sqlite = parsed.get_backend_name() == "sqlite"
-            if self._sqlite and parsed.database and parsed.database != ":memory:":
-                self.where = parsed.database
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url)
-            if self._sqlite:
-                event.listen(
-                    self.engine,
-                    "connect",
-                    _pragmas(busy_timeout=busy_timeout, foreign_keys=True, autocommit=False),
-                )
+            sqlite_file = parsed.database if self._sqlite else None
+            if sqlite_file and sqlite_file != ":memory:":
+                self.where = sqlite_file
+            if read_only and sqlite_file:
+                self.engine: Engine = _read_only_sqlite(sqlite_file)
+                event.listen(self.engine, "connect", _read_only_pragmas)
+            else:
+                if sqlite_file and sqlite_file != ":memory:":
+                    Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+                self.engine = create_engine(url)
+                if self._sqlite:
+                    event.listen(
+                        self.engine,
+                        "connect",
+                        _pragmas(busy_timeout=busy_timeout, foreign_keys=True, autocommit=False),
+                    )
         except ModuleNotFoundError as exc:  # e.g. postgresql+psycopg without psycopg
             raise LedgerError(
                 f"the ledger URL needs the Python module {exc.name!r}, which is not installed; "
@@ -290,7 +330,7 @@ class Ledger:
         :param write: take the write lock first (SQLite); a read-only session does not
             wait for writers.
         """
-        if not write:
+        if not write or self.read_only:  # read only: any write fails (query_only)
             with self.translated("read"), self._sessions() as session:
                 yield session
             return

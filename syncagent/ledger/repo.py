@@ -19,6 +19,7 @@ from sqlalchemy import TextClause, delete, func, select, text, update
 
 from syncagent.ledger import Ledger
 from syncagent.ledger.models import (
+    KV,
     FileRow,
     PassRow,
     Root,
@@ -55,6 +56,14 @@ def ensure_root(ledger: Ledger, local: str, remote: str, mode: str) -> tuple[int
         elif row.remote_path != remote or row.mode != mode:
             row.remote_path, row.mode, row.remote_id = remote, mode, None
         return row.id, row.remote_id
+
+
+def find_root(ledger: Ledger, local: str) -> tuple[int, int | None] | None:
+    """The root's id and remote folder id, if the ledger knows the root (reads only: a dry
+    run uses this where a pass uses :func:`ensure_root`)."""
+    with ledger.session(write=False) as s:
+        row = s.execute(select(Root.id, Root.remote_id).where(Root.local_path == local)).first()
+    return None if row is None else (int(row[0]), row[1])
 
 
 def set_root_remote(ledger: Ledger, root_id: int, remote_id: int) -> None:
@@ -302,11 +311,33 @@ class RootStatus:
     counts: dict[str, int]
     bytes_pending: int
     problems: list[tuple[str, str, str]]  # (state, rel_path, reason)
+    not_read: str | None = None  # why the last pass could not read the root at all
+
+
+_NOT_READ = "root_not_read:"  # kv key prefix, + the root's id
+
+
+def root_problems(ledger: Ledger) -> dict[int, str]:
+    """Root id -> why the last pass could not read that root (see :func:`set_root_problem`)."""
+    with ledger.session(write=False) as s:
+        rows = s.execute(select(KV.key, KV.value).where(KV.key.startswith(_NOT_READ))).all()
+    return {int(key.removeprefix(_NOT_READ)): str(value) for key, value in rows}
+
+
+def set_root_problem(ledger: Ledger, root_id: int, problem: str | None) -> None:
+    """Remember why a pass could not read a root (its folder, its ``.syncignore``), shown
+    by ``status``; None: it was read again."""
+    with ledger.session() as s:
+        s.execute(delete(KV).where(KV.key == f"{_NOT_READ}{root_id}"))
+        if problem is not None:
+            s.add(KV(key=f"{_NOT_READ}{root_id}", value=problem))
 
 
 def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
-    """Per root: counts by state, bytes not yet uploaded, failed and skipped files."""
+    """Per root: counts by state, bytes not yet uploaded, failed and skipped files, and why
+    the last pass could not read it, if it could not."""
     out = []
+    not_read = root_problems(ledger)
     with ledger.session(write=False) as s:
         for root in s.scalars(select(Root).order_by(Root.id)):
             counts = dict(
@@ -338,6 +369,7 @@ def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
                     {str(k): int(v) for k, v in counts.items()},
                     int(pending or 0),
                     [(str(a), str(b), str(c or "")) for a, b, c in problems],
+                    not_read.get(root.id),
                 )
             )
     return out

@@ -8,6 +8,8 @@ and a helper that cannot start or dies must cost speed, never entries.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -210,3 +212,28 @@ def test_a_root_with_few_ledger_rows_is_walked_without_helpers(tree: Path, tmp_p
     assert len(big._helpers) == 2
     big.close()
     ledger.close()
+
+
+def test_a_scan_waits_for_helpers_that_took_every_chunk(tmp_path: Path) -> None:
+    """When the helpers hold every chunk before ``result()`` is called (a small tree, or a
+    main thread busy importing), their answers must still be waited for: they were dropped,
+    and the files of those chunks looked deleted (mirror mode trashes deleted files)."""
+    root = tmp_path / "root"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    wanted = ["sub/a.txt", "sub/deeper/b.txt", "top.txt"]
+    for rel in wanted:
+        (root / rel).write_text(rel)
+    slow = tmp_path / "slow-python"  # a helper that takes a while to start
+    slow.write_text(f'#!/bin/sh\nsleep 1\nexec "{sys.executable}" "$@"\n')
+    slow.chmod(0o755)
+    job = ScanJob(root, IgnoreRules(), helpers=2, min_rows=0, python=str(slow))
+    try:
+        assert len(job._helpers) == 2
+        deadline = time.monotonic() + 30
+        while job._queue:  # the feeder threads take two chunks each: all three are taken
+            assert time.monotonic() < deadline, "the helpers never took their chunks"
+            time.sleep(0.01)
+        result = job.result()
+        assert sorted(f[0] for f in result.files) == wanted
+    finally:
+        job.close()
