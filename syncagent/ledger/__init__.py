@@ -143,13 +143,14 @@ class Ledger:
             self.where = parsed.render_as_string(hide_password=True)
             self._sqlite = parsed.get_backend_name() == "sqlite"
             sqlite_file = parsed.database if self._sqlite else None
-            if sqlite_file and sqlite_file != ":memory:":
+            self._file = bool(sqlite_file and sqlite_file != ":memory:")
+            if sqlite_file and self._file:
                 self.where = sqlite_file
             if read_only and sqlite_file:
                 self.engine: Engine = _read_only_sqlite(sqlite_file)
                 event.listen(self.engine, "connect", _read_only_pragmas)
             else:
-                if sqlite_file and sqlite_file != ":memory:":
+                if sqlite_file and self._file:
                     Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
                 self.engine = create_engine(url)
                 if self._sqlite:
@@ -248,7 +249,7 @@ class Ledger:
         SQLite way to alter a table; checked before the commit), ``BEGIN IMMEDIATE``.
         """
         engine = self.engine
-        if self._sqlite:
+        if self._sqlite and self._file:  # (an in-memory database exists in its engine only)
             engine = create_engine(self.url, poolclass=NullPool)
             event.listen(
                 engine,
