@@ -177,6 +177,8 @@ def open_app(
                     contain_dir=config.contain_dir,
                 ),
                 upload_state=LedgerUploadState(ledger_),
+                # the embedded emulator is in this process on loopback: never via a proxy
+                use_environment=emulator is None,
             )
 
         app = App(config, ledger, make_client, emulator)

@@ -28,6 +28,7 @@ def db_upgrade_command(config_path: Path | None, verbosity: int) -> None:
       syncagent db upgrade --config sync.yaml
     """
     from syncagent.app import open_ledger
+    from syncagent.ledger import masked_url
 
     config = load(config_path, roots_required=False)
     setup_logging(config, verbosity)
@@ -35,4 +36,4 @@ def db_upgrade_command(config_path: Path | None, verbosity: int) -> None:
         open_ledger(config).close()
     except SyncAgentError as err:
         fail(err)
-    click.echo(f"ledger is up to date: {config.ledger_url}")
+    click.echo(f"ledger is up to date: {masked_url(config.ledger_url)}")

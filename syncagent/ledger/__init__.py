@@ -20,6 +20,8 @@ Failing parts:
 - **Foreign database errors stop here**: they become :class:`~syncagent.errors.LedgerError`
   (or :class:`~syncagent.errors.LedgerCorruptError`) naming the ledger and saying what is wrong,
   without SQL or a traceback.
+- **A password in the URL never leaves this module**: messages show :func:`masked_url` and
+  have the password itself blanked out of the driver's words.
 """
 
 from __future__ import annotations
@@ -34,17 +36,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool, StaticPool
 
 import syncagent
 from syncagent.errors import LedgerCorruptError, LedgerError
 
-__all__ = ["LOCK_WAIT", "SCHEMA_HEAD", "Ledger", "migrations_dir"]
+__all__ = ["LOCK_WAIT", "SCHEMA_HEAD", "Ledger", "masked_url", "migrations_dir"]
 
 log = logging.getLogger("syncagent")
 
@@ -63,6 +66,23 @@ def migrations_dir() -> Path:
         if (candidate / "env.py").is_file():
             return candidate
     raise LedgerError("the ledger migrations are missing from this installation")
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password shown as ``***`` (what every message and output shows); a
+    URL without one unchanged (SQLAlchemy would re-quote an SQLite path)."""
+    try:
+        parsed = make_url(url)
+        return url if parsed.password is None else parsed.render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "(an invalid database URL)" if "@" in url else url
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        return None
 
 
 def _pragmas(*, busy_timeout: float, foreign_keys: bool, autocommit: bool) -> Callable[..., None]:
@@ -133,14 +153,15 @@ class Ledger:
         lock_wait: float = LOCK_WAIT,
         busy_timeout: float = BUSY_TIMEOUT,
     ) -> None:
-        self.url = url
+        self.url = masked_url(url)  # for messages; the password stays in the engine
+        self._password = _password(url)
+        self._raw_url = url
         self.read_only = read_only
         self.lock_wait = lock_wait
         self._busy_timeout = busy_timeout
-        self.where = url  # what messages call it: the file, or the URL without its password
+        self.where = self.url  # what messages call it: the file, or the masked URL
         try:
             parsed = make_url(url)
-            self.where = parsed.render_as_string(hide_password=True)
             self._sqlite = parsed.get_backend_name() == "sqlite"
             sqlite_file = parsed.database if self._sqlite else None
             self._file = bool(sqlite_file and sqlite_file != ":memory:")
@@ -159,13 +180,16 @@ class Ledger:
                         "connect",
                         _pragmas(busy_timeout=busy_timeout, foreign_keys=True, autocommit=False),
                     )
-        except ModuleNotFoundError as exc:  # e.g. postgresql+psycopg without psycopg
+        except ImportError as exc:  # e.g. postgresql+psycopg without psycopg
+            name = getattr(exc, "name", None) or "its database driver"
             raise LedgerError(
-                f"the ledger URL needs the Python module {exc.name!r}, which is not installed; "
-                "for PostgreSQL: pip install 'syncagent[postgres]'"
-            ) from exc
+                f"cannot open the ledger {self.url}: it needs the Python module {name!r}, which "
+                "is not installed; for PostgreSQL: pip install 'syncagent[postgres]'"
+            ) from None
         except (SQLAlchemyError, OSError, ValueError) as exc:
-            raise LedgerError(f"cannot open the ledger {self.where}: {_cause(exc)}") from exc
+            raise LedgerError(
+                f"cannot open the ledger {self.where}: {self._clean(_cause(exc))}"
+            ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite takes one writer at a time and makes the others sleep in its busy handler
         # (1, 2, 5... ms steps): with 8 workers that sleeping dominated a pass of small files.
@@ -174,6 +198,16 @@ class Ledger:
             threading.Lock() if self._sqlite else contextlib.nullcontext()
         )
 
+    def __repr__(self) -> str:
+        return f"<Ledger {self.url}>"
+
+    def _clean(self, message: str) -> str:
+        """The driver's message with the password blanked out, should it quote it."""
+        if self._password:
+            for form in (self._password, quote(self._password, safe="")):
+                message = message.replace(form, "***")
+        return message
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -181,7 +215,7 @@ class Ledger:
 
     def error(self, exc: BaseException, doing: str = "use") -> LedgerError:
         """The error tree's version of a foreign database error."""
-        cause = _cause(exc)
+        cause = self._clean(_cause(exc))
         if any(s in cause.lower() for s in _CORRUPT):
             return LedgerCorruptError(
                 f"the ledger {self.where} is damaged ({cause}); move it aside and run again "
@@ -250,7 +284,7 @@ class Ledger:
         """
         engine = self.engine
         if self._sqlite and self._file:  # (an in-memory database exists in its engine only)
-            engine = create_engine(self.url, poolclass=NullPool)
+            engine = create_engine(self._raw_url, poolclass=NullPool)
             event.listen(
                 engine,
                 "connect",

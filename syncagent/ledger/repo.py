@@ -80,7 +80,7 @@ def load_facts(ledger: Ledger, root_id: int) -> dict[str, LedgerFacts]:
     rows = _raw_rows(
         ledger,
         "rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, reason, "
-        "remote_name, remote_id",
+        "remote_name, remote_id, ctime_ns",
         "",
         root_id,
     )
@@ -255,6 +255,25 @@ def record_failure(
         },
     )
     return attempts, delay
+
+
+def record_stat(ledger: Ledger, root_id: int, entry: LocalEntry, pass_id: int) -> None:
+    """A done file was hashed again and holds the recorded content: keep its new stat facts
+    (so it is not hashed again), nothing else changes."""
+    with ledger.write() as conn:
+        conn.execute(
+            text(
+                "UPDATE files SET size = :size, mtime_ns = :mtime_ns, ctime_ns = :ctime_ns, "
+                "dev = :dev, inode = :inode, seen_pass = :seen_pass "
+                "WHERE root_id = :root_id AND rel_path = :rel_path"
+            ),
+            {
+                **_stat_values(entry),
+                "seen_pass": pass_id,
+                "root_id": root_id,
+                "rel_path": entry.rel_path,
+            },
+        )
 
 
 def forget(ledger: Ledger, root_id: int, rel_path: str) -> None:
