@@ -287,7 +287,7 @@ def test_wrong_credentials_still_stop_the_sync_at_once(tmp_path: Path, emulator:
     cli, _, _ = setup(tmp_path, emulator)
     cli.env["PAN123_CLIENT_SECRET"] = "wrong"
     result = cli.sync()
-    assert result.returncode == 1
+    assert result.returncode == 3  # refused credentials have their own exit status
     assert "123pan refused the client ID or secret" in result.stderr
     assert emulator.activity()["endpoints"]["api/v1/access_token"]["calls"] == 1
 
