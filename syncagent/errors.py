@@ -13,6 +13,7 @@ at the boundary where they happen, so nothing above that boundary catches a fore
     │   └── LedgerCorruptError        the ledger file is damaged (not a database, malformed)
     ├── StateError                    the state dir (lock, token, activity) cannot be used
     ├── StateLockedError              another syncagent already works on this state dir
+    ├── CatalogError                  a catalog in the cloud is torn, foreign or too new
     ├── Interrupted                   work stopped by a shutdown; it resumes on the next start
     ├── LocalFileError                one local file cannot be uploaded (per item; carry on)
     │   ├── UnsupportedFileError      0 bytes, over 10 GB: refused before any request
@@ -51,6 +52,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "BusyError",
+    "CatalogError",
     "ConfigError",
     "EmulatorError",
     "EmulatorRejection",
@@ -138,6 +140,10 @@ class StateError(SyncAgentError):
     """The state directory (agent lock, access token) cannot be used: read-only, full, a
     file in the way. The message names the path; it is never blamed on a file being backed up.
     """
+
+
+class CatalogError(SyncAgentError):
+    """A catalog object in the cloud cannot be read (torn, not a catalog, a newer format)."""
 
 
 class StateLockedError(SyncAgentError):
