@@ -3,12 +3,14 @@
 The agent writes ``<state_dir>/activity.json`` (atomically, at most about once a second while
 uploading): its PID, the phase (``scanning``, ``uploading``, ``idle``), the current counts and
 rate. ``status`` reads it and shows it only while that PID is alive, so a crashed agent never
-looks busy.
+looks busy. Writing it is best effort: a full or read-only state dir is logged once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ActivityFile", "read_activity"]
+
+log = logging.getLogger("syncagent")
 
 FILE = "activity.json"
 
@@ -30,6 +34,7 @@ class ActivityFile:
         self._state: dict[str, Any] = {"pid": os.getpid(), "phase": "starting"}
         self._written = 0.0
         self._t0 = 0.0
+        self._warned = False
 
     def _write(self, force: bool = False) -> None:
         now = self._clock()
@@ -38,8 +43,13 @@ class ActivityFile:
         self._written = now
         self._state["updated_at"] = now
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._state), encoding="utf-8")
-        os.replace(tmp, self.path)
+        try:
+            tmp.write_text(json.dumps(self._state), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:  # only status reads it: a full state dir must not stop uploads
+            if not self._warned:
+                log.warning("cannot write %s: %s", self.path, exc.strerror or exc)
+                self._warned = True
 
     def phase(self, phase: str, **details: Any) -> None:
         with self._lock:
@@ -80,7 +90,8 @@ class ActivityFile:
             return str(self._state.get("phase", "starting"))
 
     def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
 
 
 def read_activity(state_dir: Path) -> dict[str, Any] | None:

@@ -30,8 +30,10 @@ from syncagent.errors import (
     ConfigError,
     FileChangedError,
     Interrupted,
+    LedgerError,
     LocalFileError,
     RemoteError,
+    StateError,
     TransportError,
     UnsupportedFileError,
 )
@@ -534,6 +536,9 @@ class SyncEngine:
             repo.record_skip(self.ledger, root_id, rel, exc.message, entry, pass_id)
             with self._lock:
                 report.skipped.append((str(path), exc.message))
+        except (LedgerError, StateError):  # syncagent's own files failed, not the user's:
+            self._stop.set()  # start no other upload; the message names the real culprit
+            raise
         except (LocalFileError, OSError) as exc:
             reason = (
                 exc.message

@@ -8,7 +8,10 @@ at the boundary where they happen, so nothing above that boundary catches a fore
 
     SyncAgentError                    base; ``message`` is safe to show (never holds a secret)
     ├── ConfigError                   every problem of a configuration at once, with key paths
-    ├── LedgerError                   the ledger database cannot be opened, read or upgraded
+    ├── LedgerError                   the ledger database cannot be opened, read, written or
+    │   │                             upgraded (or stayed locked by another program too long)
+    │   └── LedgerCorruptError        the ledger file is damaged (not a database, malformed)
+    ├── StateError                    the state dir (lock, token, activity) cannot be used
     ├── StateLockedError              another syncagent already works on this state dir
     ├── CatalogError                  a catalog in the cloud is torn, foreign or too new
     ├── Interrupted                   work stopped by a shutdown; it resumes on the next start
@@ -20,7 +23,8 @@ at the boundary where they happen, so nothing above that boundary catches a fore
     │   ├── TransportError      (r)   connection refused/reset/timeout
     │   ├── CertificateError    (f)   the server's TLS certificate is not trusted
     │   ├── ServerError         (r)   HTTP 5xx or a body that is not the JSON envelope
-    │   ├── RateLimitedError    (r)   code 429
+    │   ├── RateLimitedError    (r)   code 429 (retried for a time budget, not a count)
+    │   ├── InternalError       (r)   code 1 "内部错误" (retried for a time budget, not a count)
     │   ├── VerifyingError      (r)   code 20103: still verifying, ask again later
     │   ├── BusyError           (r)   code 1 "秒传队列…请慢一点": queued, slow down
     │   ├── TokenExpiredError         code 401: refresh the token once and replay
@@ -54,7 +58,9 @@ __all__ = [
     "EmulatorRejection",
     "FileChangedError",
     "IntegrityError",
+    "InternalError",
     "Interrupted",
+    "LedgerCorruptError",
     "LedgerError",
     "LocalFileError",
     "MultipartError",
@@ -64,6 +70,7 @@ __all__ = [
     "RemoteError",
     "RemoteNotFoundError",
     "ServerError",
+    "StateError",
     "StateLockedError",
     "SyncAgentError",
     "TokenExpiredError",
@@ -125,6 +132,16 @@ class LedgerError(SyncAgentError):
     """The ledger database cannot be opened, read, written or upgraded."""
 
 
+class LedgerCorruptError(LedgerError):
+    """The ledger file is damaged: SQLite says it is malformed or not a database."""
+
+
+class StateError(SyncAgentError):
+    """The state directory (agent lock, access token) cannot be used: read-only, full, a
+    file in the way. The message names the path; it is never blamed on a file being backed up.
+    """
+
+
 class CatalogError(SyncAgentError):
     """A catalog object in the cloud cannot be read (torn, not a catalog, a newer format)."""
 
@@ -169,6 +186,9 @@ class RemoteError(SyncAgentError):
     """
 
     retryable: ClassVar[bool] = False
+    # Retried for as long as the retry policy's time budget lasts, however many tries: the
+    # answer only says "later" (a burst of 429s must not use up a file's tries).
+    retried_by_time: ClassVar[bool] = False
     fatal: ClassVar[bool] = False
     hint: ClassVar[str] = ""  # what a person should do (fatal errors)
 
@@ -229,6 +249,14 @@ class RateLimitedError(RemoteError):
     """Code 429: too many requests for this endpoint."""
 
     retryable = True
+    retried_by_time = True
+
+
+class InternalError(RemoteError):
+    """Code 1 "内部错误": 123pan failed inside; the same call usually works a moment later."""
+
+    retryable = True
+    retried_by_time = True
 
 
 class VerifyingError(RemoteError):

@@ -5,18 +5,34 @@ the schema to the newest Alembic revision (:meth:`Ledger.migrate`, run on every 
 ``syncagent db upgrade``), and hands out sessions. The migrations ship inside the package
 (``syncagent/_migrations`` in a wheel; ``migrations/`` in a checkout).
 
-Foreign database errors are translated into :class:`~syncagent.errors.LedgerError` here, and
-a password in the URL never leaves this module: messages show :func:`masked_url` and have the
-password itself blanked out of the driver's words.
+Failing parts:
+
+- **Migrations are one transaction.** pysqlite does not put DDL in a transaction of its own
+  accord, so a kill or a full disk in the middle of the first upgrade used to leave half a
+  schema that no later start could get past. The migration connection has pysqlite's
+  transaction handling switched off and opens ``BEGIN IMMEDIATE`` itself; every migration and
+  the version stamp then commit together or not at all (and two first starts at once run it
+  one after the other). A ledger left half-made by an older syncagent (tables, all empty, and
+  no version) is cleared and migrated again.
+- **Another program's lock is waited out.** Each write transaction starts with
+  ``BEGIN IMMEDIATE`` and, while the database is locked by someone else, retries for up to
+  ``lock_wait`` seconds before giving up with a message naming the file.
+- **Foreign database errors stop here**: they become :class:`~syncagent.errors.LedgerError`
+  (or :class:`~syncagent.errors.LedgerCorruptError`) naming the ledger and saying what is wrong,
+  without SQL or a traceback.
+- **A password in the URL never leaves this module**: messages show :func:`masked_url` and
+  have the password itself blanked out of the driver's words.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,14 +42,21 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 import syncagent
-from syncagent.errors import LedgerError
+from syncagent.errors import LedgerCorruptError, LedgerError
 
-__all__ = ["SCHEMA_HEAD", "Ledger", "masked_url", "migrations_dir"]
+__all__ = ["LOCK_WAIT", "SCHEMA_HEAD", "Ledger", "masked_url", "migrations_dir"]
+
+log = logging.getLogger("syncagent")
 
 SCHEMA_HEAD = "0001"  # the newest revision in migrations/versions (a test keeps them equal)
+LOCK_WAIT = 300.0  # seconds a write waits, in all, for another program's lock on the ledger
+BUSY_TIMEOUT = 10.0  # seconds SQLite itself waits for a lock before answering "locked"
+
+_LOCKED = ("database is locked", "database table is locked", "database schema is locked")
+_CORRUPT = ("malformed", "not a database", "file is encrypted", "corrupt")
 
 
 def migrations_dir() -> Path:
@@ -62,13 +85,30 @@ def _password(url: str) -> str | None:
         return None
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.close()
+def _pragmas(*, busy_timeout: float, foreign_keys: bool, autocommit: bool) -> Callable[..., None]:
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        if autocommit:  # transactions are begun explicitly (see Ledger.migration_connection)
+            dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.close()
+
+    return connect
+
+
+def _cause(exc: BaseException) -> str:
+    """The database's own words, without SQLAlchemy's SQL echo and links."""
+    orig = getattr(exc, "orig", None)
+    return (str(orig) if orig is not None else str(exc)).strip().splitlines()[0] or type(
+        exc
+    ).__name__
+
+
+def _locked(exc: BaseException) -> bool:
+    return any(s in _cause(exc) for s in _LOCKED)
 
 
 def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -101,44 +141,68 @@ class Ledger:
     :param url: SQLAlchemy URL, e.g. ``sqlite:////var/lib/syncagent/ledger.sqlite3``.
     :param read_only: open it for reading only (a dry run): no folder or file is created,
         no journal mode set, and any write fails. The database must exist.
+    :param lock_wait: how long, in all, a write waits for another program's lock.
+    :param busy_timeout: how long SQLite waits before each "locked" answer.
     """
 
-    def __init__(self, url: str, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_only: bool = False,
+        lock_wait: float = LOCK_WAIT,
+        busy_timeout: float = BUSY_TIMEOUT,
+    ) -> None:
         self.url = masked_url(url)  # for messages; the password stays in the engine
         self._password = _password(url)
+        self._raw_url = url
+        self.read_only = read_only
+        self.lock_wait = lock_wait
+        self._busy_timeout = busy_timeout
+        self.where = self.url  # what messages call it: the file, or the masked URL
         try:
-            sqlite_file = url.removeprefix("sqlite:///").split("?", 1)[0]
-            if read_only and url.startswith("sqlite:///"):
+            parsed = make_url(url)
+            self._sqlite = parsed.get_backend_name() == "sqlite"
+            sqlite_file = parsed.database if self._sqlite else None
+            self._file = bool(sqlite_file and sqlite_file != ":memory:")
+            if sqlite_file and self._file:
+                self.where = sqlite_file
+            if read_only and sqlite_file:
                 self.engine: Engine = _read_only_sqlite(sqlite_file)
                 event.listen(self.engine, "connect", _read_only_pragmas)
             else:
-                if url.startswith("sqlite:///") and not read_only:
+                if sqlite_file and self._file:
                     Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
                 self.engine = create_engine(url)
-                if self.engine.dialect.name == "sqlite":
-                    event.listen(self.engine, "connect", _sqlite_pragmas)
+                if self._sqlite:
+                    event.listen(
+                        self.engine,
+                        "connect",
+                        _pragmas(busy_timeout=busy_timeout, foreign_keys=True, autocommit=False),
+                    )
         except ImportError as exc:  # e.g. postgresql+psycopg without psycopg
             name = getattr(exc, "name", None) or "its database driver"
             raise LedgerError(
                 f"cannot open the ledger {self.url}: it needs the Python module {name!r}, which "
                 "is not installed; for PostgreSQL: pip install 'syncagent[postgres]'"
             ) from None
-        except (SQLAlchemyError, OSError) as exc:
-            raise LedgerError(f"cannot open the ledger {self.url}: {self._clean(exc)}") from exc
+        except (SQLAlchemyError, OSError, ValueError) as exc:
+            raise LedgerError(
+                f"cannot open the ledger {self.where}: {self._clean(_cause(exc))}"
+            ) from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # SQLite takes one writer at a time and makes the others sleep in its busy handler
         # (1, 2, 5... ms steps): with 8 workers that sleeping dominated a pass of small files.
         # Queueing the writers here instead costs nothing; other databases need no lock.
         self._write_lock: threading.Lock | contextlib.nullcontext[None] = (
-            threading.Lock() if self.engine.dialect.name == "sqlite" else contextlib.nullcontext()
+            threading.Lock() if self._sqlite else contextlib.nullcontext()
         )
 
     def __repr__(self) -> str:
         return f"<Ledger {self.url}>"
 
-    def _clean(self, exc: BaseException) -> str:
+    def _clean(self, message: str) -> str:
         """The driver's message with the password blanked out, should it quote it."""
-        message = str(exc)
         if self._password:
             for form in (self._password, quote(self._password, safe="")):
                 message = message.replace(form, "***")
@@ -147,19 +211,103 @@ class Ledger:
     def close(self) -> None:
         self.engine.dispose()
 
+    # -- errors ---------------------------------------------------------------------------
+
+    def error(self, exc: BaseException, doing: str = "use") -> LedgerError:
+        """The error tree's version of a foreign database error."""
+        cause = self._clean(_cause(exc))
+        if any(s in cause.lower() for s in _CORRUPT):
+            return LedgerCorruptError(
+                f"the ledger {self.where} is damaged ({cause}); move it aside and run again "
+                "(a new ledger is started, and every file is uploaded again)"
+            )
+        if _locked(exc):
+            return LedgerError(
+                f"the ledger {self.where} is locked by another program ({cause}; a write "
+                f"waits up to {self.lock_wait:.0f} s): stop whatever holds it"
+            )
+        return LedgerError(f"cannot {doing} the ledger {self.where}: {cause}")
+
+    @contextmanager
+    def translated(self, doing: str = "use") -> Iterator[None]:
+        """Turn foreign database errors (SQLAlchemy's and the DB-API's own) into LedgerError."""
+        dbapi = getattr(self.engine.dialect, "loaded_dbapi", None)
+        foreign: tuple[type[BaseException], ...] = (SQLAlchemyError,)
+        if dbapi is not None:
+            foreign += (dbapi.Error,)
+        try:
+            yield
+        except foreign as exc:
+            raise self.error(exc, doing) from exc
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def _begin_write(self, conn: Connection) -> None:
+        """Take SQLite's write lock now (``BEGIN IMMEDIATE``), waiting out another program's
+        lock for up to ``lock_wait``; nothing in the transaction can then find it locked."""
+        if not self._sqlite:
+            return
+        deadline = time.monotonic() + self.lock_wait
+        warned = False
+        while True:
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except SQLAlchemyError as exc:
+                conn.rollback()
+                if not _locked(exc) or time.monotonic() >= deadline:
+                    raise
+                if not warned:
+                    log.warning(
+                        "the ledger %s is locked by another program; waiting up to %.0f s",
+                        self.where,
+                        self.lock_wait,
+                    )
+                    warned = True
+                time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
     def current_revision(self) -> str | None:
         """The schema revision the database is at (None: not created yet)."""
-        try:
-            with self.engine.connect() as conn:
-                if not inspect(conn).has_table("alembic_version"):
-                    return None
-                value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot read the ledger {self.url}: {self._clean(exc)}") from exc
+        with self.translated("read"), self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         return None if value is None else str(value)
 
+    @contextmanager
+    def migration_connection(self) -> Iterator[Connection]:
+        """One transaction for a whole upgrade, DDL included, committed at the end.
+
+        SQLite: a connection of its own with pysqlite's transaction handling off (else each
+        ``CREATE TABLE`` commits by itself), foreign keys off while tables are rebuilt (the
+        SQLite way to alter a table; checked before the commit), ``BEGIN IMMEDIATE``.
+        """
+        engine = self.engine
+        if self._sqlite and self._file:  # (an in-memory database exists in its engine only)
+            engine = create_engine(self._raw_url, poolclass=NullPool)
+            event.listen(
+                engine,
+                "connect",
+                _pragmas(busy_timeout=self._busy_timeout, foreign_keys=False, autocommit=True),
+            )
+        try:
+            with self.translated("upgrade"), engine.connect() as conn:
+                self._begin_write(conn)
+                yield conn
+                if self._sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise LedgerError(
+                            f"cannot upgrade the ledger {self.where}: the migration broke "
+                            f"{len(broken)} references (first: {tuple(broken[0])})"
+                        )
+                conn.commit()
+        finally:
+            if engine is not self.engine:
+                engine.dispose()
+
     def migrate(self, revision: str = "head") -> None:
-        """Upgrade the schema to ``revision`` (idempotent).
+        """Upgrade the schema to ``revision`` (idempotent), all of it or nothing.
 
         When the database is already at :data:`SCHEMA_HEAD`, Alembic is not even imported:
         every command start runs this, and a no-op pass should cost a stat walk, not a
@@ -172,27 +320,58 @@ class Ledger:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(migrations_dir()))
-        try:
-            with self.engine.begin() as connection:
-                cfg.attributes["connection"] = connection
-                command.upgrade(cfg, revision)
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot upgrade the ledger {self.url}: {self._clean(exc)}") from exc
+        with self.migration_connection() as connection:
+            self._clear_interrupted_start(connection)
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+
+    def _clear_interrupted_start(self, conn: Connection) -> None:
+        """A first upgrade that an older syncagent left half-done (its DDL was not in a
+        transaction): some of the ledger's tables, all empty, and no version. Drop them, so
+        the upgrade starts over. Tables that are not the ledger's are left alone."""
+        from syncagent.ledger.models import Base
+
+        found = inspect(conn)
+        ours = [t for t in found.get_table_names() if t in Base.metadata.tables]
+        if not ours:
+            return
+        if (
+            found.has_table("alembic_version")
+            and conn.execute(text("SELECT count(*) FROM alembic_version")).scalar()
+        ):
+            return
+        if any(conn.execute(text(f'SELECT 1 FROM "{t}" LIMIT 1')).first() for t in ours):
+            raise LedgerError(
+                f"the ledger {self.where} has tables ({', '.join(sorted(ours))}) holding rows "
+                "but no schema version: it is damaged or was made by something else; move it "
+                "aside"
+            )
+        log.warning("the ledger %s was left half-made by an interrupted start: redone", self.where)
+        for table in ours:
+            conn.exec_driver_sql(f'DROP TABLE "{table}"')
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction on a plain connection (Core statements, no ORM)."""
-        try:
-            with self._write_lock, self.engine.begin() as conn:
-                yield conn
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"ledger error: {self._clean(exc)}") from exc
+        with self._write_lock, self.translated("write"), self.engine.connect() as conn:
+            self._begin_write(conn)
+            yield conn
+            conn.commit()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        try:
-            with self._write_lock, self._sessions.begin() as session:
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        :param write: take the write lock first (SQLite); a read-only session does not
+            wait for writers.
+        """
+        if not write or self.read_only:  # read only: any write fails (query_only)
+            with self.translated("read"), self._sessions() as session:
                 yield session
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"ledger error: {self._clean(exc)}") from exc
+            return
+        with self._write_lock, self.translated("write"), self.engine.connect() as conn:
+            self._begin_write(conn)
+            with Session(bind=conn, expire_on_commit=False) as session:
+                yield session
+                session.flush()
+            conn.commit()

@@ -2,8 +2,9 @@
 
 Bulk reads use SQLAlchemy Core (one query per root, not one per path: a 100,000-file rescan
 must cost one read). Each state change is its own short transaction, committed before the
-caller acknowledges it. Also the ledger-backed :class:`LedgerUploadState`, which keeps
-resumable chunked uploads across restarts.
+caller acknowledges it. Every database error leaves this module as a
+:class:`~syncagent.errors.LedgerError` (the raw DB-API reads are translated too). Also the
+ledger-backed :class:`LedgerUploadState`, which keeps resumable chunked uploads across restarts.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def ensure_root(ledger: Ledger, local: str, remote: str, mode: str) -> tuple[int
 def find_root(ledger: Ledger, local: str) -> tuple[int, int | None] | None:
     """The root's id and remote folder id, if the ledger knows the root (reads only: a dry
     run uses this where a pass uses :func:`ensure_root`)."""
-    with ledger.session() as s:
+    with ledger.session(write=False) as s:
         row = s.execute(select(Root.id, Root.remote_id).where(Root.local_path == local)).first()
     return None if row is None else (int(row[0]), row[1])
 
@@ -92,13 +93,14 @@ def _raw_rows(ledger: Ledger, columns: str, where: str, root_id: int) -> list[An
     cursor (see :func:`load_facts` for why)."""
     qmark = ledger.engine.dialect.paramstyle == "qmark"
     sql = f"SELECT {columns} FROM files WHERE root_id = {'?' if qmark else '%(root)s'}{where}"
-    raw = ledger.engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute(sql, (root_id,) if qmark else {"root": root_id})
-        return list(cursor.fetchall())
-    finally:
-        raw.close()
+    with ledger.translated("read"):  # the DB-API's own errors come through here raw
+        raw = ledger.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute(sql, (root_id,) if qmark else {"root": root_id})
+            return list(cursor.fetchall())
+        finally:
+            raw.close()
 
 
 def count_files(ledger: Ledger, root_id: int) -> int:
@@ -365,7 +367,7 @@ _NOT_READ = "root_not_read:"  # kv key prefix, + the root's id
 
 def root_problems(ledger: Ledger) -> dict[int, str]:
     """Root id -> why the last pass could not read that root (see :func:`set_root_problem`)."""
-    with ledger.session() as s:
+    with ledger.session(write=False) as s:
         rows = s.execute(select(KV.key, KV.value).where(KV.key.startswith(_NOT_READ))).all()
     return {int(key.removeprefix(_NOT_READ)): str(value) for key, value in rows}
 
@@ -384,7 +386,7 @@ def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
     the last pass could not read it, if it could not."""
     out = []
     not_read = root_problems(ledger)
-    with ledger.session() as s:
+    with ledger.session(write=False) as s:
         for root in s.scalars(select(Root).order_by(Root.id)):
             counts = dict(
                 s.execute(
@@ -422,7 +424,7 @@ def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
 
 
 def last_pass(ledger: Ledger) -> PassRow | None:
-    with ledger.session() as s:
+    with ledger.session(write=False) as s:
         return s.scalars(select(PassRow).order_by(PassRow.id.desc()).limit(1)).first()
 
 
@@ -435,7 +437,7 @@ class LedgerUploadState:
     def load(self, key: str) -> UploadSession | None:
         from syncagent.pan123.upload import UploadSession
 
-        with self._ledger.session() as s:
+        with self._ledger.session(write=False) as s:
             row = s.get(UploadSessionRow, key)
             if row is None:
                 return None
@@ -479,7 +481,7 @@ def done_files(ledger: Ledger, root_id: int) -> list[tuple[str, str | None, int,
     query = select(t.c.rel_path, t.c.remote_name, t.c.size, t.c.md5).where(
         t.c.root_id == root_id, t.c.state == FileState.DONE.value
     )
-    with ledger.engine.connect() as conn:
+    with ledger.translated("read"), ledger.engine.connect() as conn:
         return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
 
 

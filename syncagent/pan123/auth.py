@@ -5,6 +5,9 @@ the state directory (``token.json``, mode 0600) and reused across restarts and b
 only one fetch runs at a time (a thread lock, plus a file lock across processes sharing the
 state dir); it is refreshed five minutes before ``expiredAt``; a 401 drops it once so the call
 can be replayed with a new one. Neither the token nor the secret appears in a repr or a log.
+A local clock far ahead of 123pan's is noticed (a new token looks expired at once) and does not
+turn every call into a fetch. A state dir where the token cannot be kept is a
+:class:`~syncagent.errors.StateError` naming it.
 """
 
 from __future__ import annotations
@@ -21,11 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from syncagent.errors import StateError
+
 __all__ = ["FileTokenStore", "StoredToken", "TokenManager", "TokenStore"]
 
 log = logging.getLogger("syncagent.pan123")
 
 REFRESH_AHEAD = 300.0
+ASSUMED_LIFETIME = 30 * 86400.0  # 123pan's documented token lifetime (when the clock is off)
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,14 @@ class StoredToken:
     expires_at: float
     client: str  # fingerprint of the client ID it belongs to (never the ID's secret)
     issued_at: float = 0.0  # when it was fetched (0: unknown)
+    # Local clock time until which it is used, when the local clock disagrees with 123pan's
+    # (a new token whose expiredAt is already past here); 0: expires_at applies.
+    valid_until: float = 0.0
+
+    @property
+    def local_expiry(self) -> float:
+        """When it expires by this machine's clock."""
+        return self.valid_until or self.expires_at
 
 
 class TokenStore(Protocol):
@@ -63,31 +77,46 @@ class FileTokenStore:
                 float(raw["expires_at"]),
                 str(raw["client"]),
                 float(raw.get("issued_at", 0.0)),
+                float(raw.get("valid_until", 0.0)),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
+    def _unusable(self, path: Path, exc: OSError) -> StateError:
+        return StateError(
+            f"cannot keep the 123pan access token in {self._dir}: {path}: {exc.strerror or exc}"
+        )
+
     def save(self, token: StoredToken) -> None:
-        self._dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "access_token": token.access_token,
-                    "expires_at": token.expires_at,
-                    "client": token.client,
-                    "issued_at": token.issued_at,
-                },
-                f,
-            )
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, self.path)
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(
+                    {
+                        "access_token": token.access_token,
+                        "expires_at": token.expires_at,
+                        "client": token.client,
+                        "issued_at": token.issued_at,
+                        "valid_until": token.valid_until,
+                    },
+                    f,
+                )
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            raise self._unusable(self.path, exc) from exc
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        self._dir.mkdir(parents=True, exist_ok=True)
-        with open(self._dir / "token.lock", "a") as f:
+        path = self._dir / "token.lock"
+        try:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a")  # noqa: SIM115 - closed below, after the yield
+        except OSError as exc:
+            raise self._unusable(path, exc) from exc
+        with f:
             try:
                 import fcntl
 
@@ -157,11 +186,30 @@ class TokenManager:
         if token is None or token.client != self._fingerprint:
             return False
         ahead = self._ahead
+        expiry = token.local_expiry
         if token.issued_at:
             # A token that lives less than twice the margin (a test emulator's short
             # lifetime) is refreshed at half its life, not on every call.
-            ahead = min(ahead, (token.expires_at - token.issued_at) / 2)
-        return token.expires_at - ahead > self._clock()
+            ahead = min(ahead, (expiry - token.issued_at) / 2)
+        return expiry - ahead > self._clock()
+
+    def _stored(self, access: str, expires_at: float) -> StoredToken:
+        """A token just fetched. If its ``expiredAt`` is already past by the local clock, the
+        clock is wrong (123pan does not hand out expired tokens; a clock 40 days ahead made
+        every call fetch a new one and evict the ones in use): it is used for 123pan's
+        documented lifetime from now, or until 123pan refuses it (a 401 fetches another)."""
+        now = self._clock()
+        valid_until = 0.0
+        if expires_at <= now:
+            valid_until = now + ASSUMED_LIFETIME
+            log.warning(
+                "this machine's clock is at least %.1f days ahead of 123pan's (a new access "
+                "token already looks expired): the token is used for %.0f days from now, or "
+                "until 123pan refuses it; set the clock right",
+                (now - expires_at) / 86400,
+                ASSUMED_LIFETIME / 86400,
+            )
+        return StoredToken(access, expires_at, self._fingerprint, now, valid_until)
 
     def token(self) -> str:
         """A token valid for at least ``refresh_ahead`` seconds."""
@@ -178,7 +226,7 @@ class TokenManager:
                 if not self._usable(stored):
                     access, expires_at = self._fetch(self._client_id, self._secret)
                     self.fetches += 1
-                    stored = StoredToken(access, expires_at, self._fingerprint, self._clock())
+                    stored = self._stored(access, expires_at)
                     self._store.save(stored)
                     log.info(
                         "fetched a new 123pan access token (valid until %s)",

@@ -46,6 +46,7 @@ class Pan123Client:
     :param state_dir: where the token is kept (``token.json``, 0600); None = memory only.
     :param qps: ``free``/``vip``/``off`` limits, and per-endpoint ``qps_overrides``.
     :param upload_state: resumable-upload store (the ledger in the agent).
+    :param wall_clock: the token's expiry is wall-clock time (injectable for tests).
     :param use_environment: honour HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE (False for
         the embedded emulator, which no proxy should see).
     :param sleep: injectable: retries, pacing and polling all wait through it (by default
@@ -69,6 +70,7 @@ class Pan123Client:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         token_store: TokenStore | None = None,
+        wall_clock: Callable[[], float] = time.time,
         use_environment: bool = True,
     ) -> None:
         self._cancelled = threading.Event()
@@ -90,6 +92,7 @@ class Pan123Client:
             sleep=sleep,
             rng=rng,
             cancelled=self._cancelled,
+            clock=clock,
             use_environment=use_environment,
         )
         store = token_store or (FileTokenStore(state_dir) if state_dir else MemoryTokenStore())
@@ -98,6 +101,7 @@ class Pan123Client:
             client_secret,
             lambda cid, secret: fetch_token(self.transport, cid, secret),
             store,
+            clock=wall_clock,
         )
         self.api = Pan123Api(self.transport, self.tokens)
         self.dirs = DirCache(self.api.mkdir, self.list_folder)

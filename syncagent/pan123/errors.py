@@ -1,7 +1,9 @@
 """The one table from a 123pan answer to an exception of syncagent's error tree.
 
 ``from_envelope`` is the only place that decides what a non-zero ``code`` means; it keeps the
-code, message, endpoint and ``x-traceID`` on the exception. Pure.
+code, message, endpoint and ``x-traceID`` on the exception. Only the token endpoint's words about
+the credentials make a fatal :class:`~syncagent.errors.AuthError`; its other failures are
+transient like anyone's. Pure.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from syncagent.errors import (
     AuthError,
     BusyError,
     IntegrityError,
+    InternalError,
     QuotaExceededError,
     RateLimitedError,
     RemoteConflictError,
@@ -39,8 +42,25 @@ _CODE_1_MESSAGES: list[tuple[str, type[RemoteError]]] = [
     ("同名", RemoteConflictError),
     ("文件上传失败", IntegrityError),
     ("空间不足", QuotaExceededError),
+    ("内部错误", InternalError),
 ]
 _TOKEN_ENDPOINT = "api/v1/access_token"
+# What the token endpoint says about wrong credentials (the exact code is not documented; the
+# message names them). Anything else it answers (code 1 "内部错误", 429, 5xx) is transient.
+_CREDENTIAL_WORDS = (
+    "clientid",
+    "client_id",
+    "secret",
+    "credential",
+    "凭证",
+    "密钥",
+    "unauthorized",
+)
+
+
+def _bad_credentials(code: int, message: str) -> bool:
+    lowered = message.lower()
+    return code == 401 or any(word in lowered for word in _CREDENTIAL_WORDS)
 
 
 def from_envelope(
@@ -50,7 +70,7 @@ def from_envelope(
     cls: type[RemoteError]
     if TOKEN_LIMIT_MESSAGE in message:
         cls = TokenLimitError  # its hint says what the limit is and what to do
-    elif endpoint == _TOKEN_ENDPOINT and code != 429:
+    elif endpoint == _TOKEN_ENDPOINT and _bad_credentials(code, message):
         cls = AuthError
     elif code == 401:
         cls = TokenExpiredError

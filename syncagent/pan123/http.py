@@ -3,8 +3,9 @@
 One keep-alive :class:`requests.Session` per client, a timeout on every call, the
 ``{code, message, data, x-traceID}`` envelope decoded once, every failure translated once into
 the error tree (foreign exceptions stop here), and the first retry layer: an attempt that fails
-with a ``retryable`` error (connection errors, HTTP 5xx, 429, 20103, "slow down") is tried again
-after a capped exponential backoff with full jitter. The pacer keeps each endpoint under its
+with a ``retryable`` error (connection errors, HTTP 5xx, 429, 20103, "slow down", "内部错误") is
+tried again after a capped exponential backoff with full jitter; 429s and internal errors for a
+time budget rather than a number of tries. The pacer keeps each endpoint under its
 QPS. Request bodies are built by factories, so a retried upload streams its file again from
 the start; nothing here holds a file in memory.
 
@@ -59,15 +60,21 @@ USER_AGENT = "syncagent/0.1"
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Layer-1 retries: ``attempts`` tries in all, backoff ``base * 2**n`` capped, jittered."""
+    """Layer-1 retries, backoff ``base * 2**n`` capped, jittered.
+
+    ``attempts`` tries in all for most retryable errors; errors that only say "later" (429,
+    code 1 "内部错误": ``retried_by_time``) are retried until ``budget`` seconds have gone
+    since the call's first try, however many tries that takes.
+    """
 
     attempts: int = 6
     base: float = 0.5
     cap: float = 20.0
+    budget: float = 300.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Full jitter: uniform in [0, min(cap, base * 2**attempt)], at least 10 ms."""
-        return max(0.01, rng.uniform(0, min(self.cap, self.base * (2**attempt))))
+        return max(0.01, rng.uniform(0, min(self.cap, self.base * (2 ** min(attempt, 30)))))
 
 
 @dataclass(frozen=True)
@@ -148,9 +155,11 @@ class HttpTransport:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         cancelled: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
         use_environment: bool = True,
     ) -> None:
         self.api_base = api_base.rstrip("/")
+        self._clock = clock
         self._use_environment = use_environment
         self._proxies: dict[str, dict[str, str]] = {}  # scheme://host:port -> proxies
         self._cancelled = cancelled or threading.Event()
@@ -224,8 +233,10 @@ class HttpTransport:
         :param form: multipart fields, sent before ``file``.
         """
         url = (base or self.api_base).rstrip("/") + endpoint.path
-        attempts = self._retry.attempts if retry else 1
-        for attempt in range(attempts):
+        policy = self._retry
+        started, waited = self._clock(), 0.0
+        attempt = counted = 0  # tries so far; those that count against policy.attempts
+        while True:
             # Before each attempt, so a refreshed token is picked up; outside the retry
             # loop's reach: a token fetch that failed has had its own retries.
             sent_headers = headers()
@@ -238,18 +249,27 @@ class HttpTransport:
             except RemoteError as err:
                 if isinstance(err, RateLimitedError):
                     self._pacer.penalize(endpoint.name)
-                if not err.retryable or attempt == attempts - 1:
+                attempt += 1
+                # Time spent: the clock's, or the waits alone (an injected sleep does not
+                # move the clock), so the budget ends either way.
+                spent = max(self._clock() - started, waited)
+                if err.retried_by_time:
+                    done = spent >= policy.budget
+                    where = f"{spent:.0f} s of {policy.budget:.0f} s spent"
+                else:
+                    counted += 1
+                    done = counted >= policy.attempts
+                    where = f"attempt {counted + 1} of {policy.attempts}"
+                if not err.retryable or not retry or done:
                     raise
                 if self._cancelled.is_set():
                     raise Interrupted(f"{err}; not retried: stopping") from err
-                delay = self._retry.delay(attempt, self._rng)
-                log.info(
-                    "%s; retrying in %.1f s (attempt %d of %d)", err, delay, attempt + 2, attempts
-                )
+                delay = policy.delay(attempt - 1, self._rng)
+                log.info("%s; retrying in %.1f s (%s)", err, delay, where)
                 self._sleep(delay)
+                waited += delay
                 if self._cancelled.is_set():
                     raise Interrupted(f"{err}; not retried: stopping") from err
-        raise AssertionError("unreachable")  # pragma: no cover
 
     @contextmanager
     def stream(self, url: str, headers: Mapping[str, str] | None = None) -> Iterator[StreamAnswer]:

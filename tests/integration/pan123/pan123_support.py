@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +62,8 @@ def make_client(
     complete_delay: float = 0.01,
     complete_deadline: float = UploadSettings.complete_deadline,
     upload_state: UploadStateStore | None = None,
+    wall_clock: Callable[[], float] = time.time,
+    budget: float = 2.0,
 ) -> Pan123Client:
     """A client of the emulator keeping its token in ``state_dir``; short retry backoff.
 
@@ -81,7 +84,8 @@ def make_client(
             complete_deadline=complete_deadline,
         ),
         upload_state=upload_state,
-        retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05),
+        retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05, budget=budget),
+        wall_clock=wall_clock,
     )
 
 

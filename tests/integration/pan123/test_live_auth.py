@@ -17,8 +17,8 @@ from pan123_support import SLICE, blob, make_client, mint_plain, minted, stored,
 
 from syncagent.emulator import Emulator
 from syncagent.errors import (
-    ApiError,
     AuthError,
+    InternalError,
     ServerError,
     TokenLimitError,
 )
@@ -201,8 +201,8 @@ def test_secrets_never_in_logs_reprs_or_errors(
         emulator.clear_faults()
         emulator.fail_next("upload/v2/file/slice", times=None, code=1, message="内部错误")
         try:
-            client.upload(big2, 0, "s/big2.bin")
-        except ApiError as exc:
+            client.upload(big2, 0, "s/big2.bin")  # retried for the time budget, then raised
+        except InternalError as exc:
             errors.append(exc)
         emulator.clear_faults()
         mint_plain(emulator, 3)
@@ -218,7 +218,7 @@ def test_secrets_never_in_logs_reprs_or_errors(
             errors.append(exc)
         texts.append(repr(bad))
 
-    assert [type(e) for e in errors] == [ServerError, ApiError, TokenLimitError, AuthError]
+    assert [type(e) for e in errors] == [ServerError, InternalError, TokenLimitError, AuthError]
     assert len(tokens) == 2 and all(tokens)
     for error in errors:
         for link in _chain(error):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import threading
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from syncagent.errors import StateError
 from syncagent.pan123.auth import (
     FileTokenStore,
     MemoryTokenStore,
@@ -341,3 +343,51 @@ def test_short_lived_tokens_are_refreshed_at_half_life_not_every_call() -> None:
     now[0] += 2.0  # past half of its life
     assert manager.token() == "t2"
     assert len(fetched) == 2
+
+
+# -- a local clock far from 123pan's, a state dir that cannot keep the token ---------------
+
+
+def test_a_clock_40_days_ahead_uses_one_token_for_its_whole_life(store: TokenStore) -> None:
+    """123pan's expiredAt (30 days from its own now) is already past by the local clock: the
+    token is used all the same, for 123pan's documented 30 days measured from the fetch."""
+    server = Clock()
+    local = Clock(T0 + 40 * 24 * 3600)
+    fetch = FakeFetch(server)  # expiredAt in 123pan's time
+    m = manager(store, local, fetch)
+    tokens = {m.token() for _ in range(40)}
+    assert tokens == {"tok-SECRET-1"} and len(fetch.calls) == 1
+    # Another process (or a restart) sharing the store trusts it too.
+    assert manager(store, local, fetch).token() == "tok-SECRET-1"
+    local.now += TTL - AHEAD - 60
+    server.now += TTL - AHEAD - 60
+    assert m.token() == "tok-SECRET-1" and len(fetch.calls) == 1
+    local.now += 120
+    server.now += 120  # its life as measured here is nearly over: refreshed ahead of it
+    assert m.token() == "tok-SECRET-2" and len(fetch.calls) == 2
+
+
+def test_a_clock_behind_keeps_the_token_until_123pan_refuses_it(store: TokenStore) -> None:
+    server = Clock()
+    local = Clock(T0 - 40 * 24 * 3600)
+    fetch = FakeFetch(server)
+    m = manager(store, local, fetch)
+    assert m.token() == "tok-SECRET-1"
+    m.invalidate("tok-SECRET-1")  # the 401 after its real 30 days
+    assert m.token() == "tok-SECRET-2"
+    assert len(fetch.calls) == 2
+
+
+def test_a_state_dir_that_cannot_keep_the_token_is_a_state_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("in the way")
+    store = FileTokenStore(blocked / "state")
+    with pytest.raises(StateError, match=re.escape(str(blocked / "state"))), store.lock():
+        pass  # pragma: no cover
+    with pytest.raises(StateError, match=r"token\.json"):
+        store.save(StoredToken("tok-SECRET", T0, "x"))
+    folder = FileTokenStore(tmp_path / "state")
+    (tmp_path / "state" / "token.json").mkdir(parents=True)
+    with pytest.raises(StateError, match="Is a directory") as info:
+        folder.save(StoredToken("tok-SECRET", T0, "x"))
+    assert "tok-SECRET" not in str(info.value)

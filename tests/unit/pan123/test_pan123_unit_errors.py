@@ -9,6 +9,7 @@ from syncagent.errors import (
     AuthError,
     BusyError,
     IntegrityError,
+    InternalError,
     QuotaExceededError,
     RateLimitedError,
     RemoteConflictError,
@@ -34,7 +35,11 @@ ENVELOPE_TABLE: list[tuple[int, str, str, type[RemoteError]]] = [
     (401, "tokens number has exceeded the limit", TOKEN, TokenLimitError),
     (1, "clientSecret is wrong", TOKEN, AuthError),
     (401, "unauthorized", TOKEN, AuthError),
-    (5066, "whatever", TOKEN, AuthError),
+    (1, "clientID或clientSecret错误", TOKEN, AuthError),  # the emulator's words
+    (1, "invalid client_id", TOKEN, AuthError),
+    # Anything else the token endpoint answers is not about the credentials: not fatal.
+    (1, "内部错误", TOKEN, InternalError),
+    (5066, "whatever", TOKEN, RemoteNotFoundError),
     (429, "too many requests", TOKEN, RateLimitedError),
     (429, "操作频繁，请稍后再试", LIST, RateLimitedError),
     (20103, "文件正在校验中,请间隔1秒后再试", "upload/v2/file/upload_complete", VerifyingError),
@@ -45,7 +50,8 @@ ENVELOPE_TABLE: list[tuple[int, str, str, type[RemoteError]]] = [
     (1, "该目录下已经有同名文件夹,无法进行创建", "upload/v1/file/mkdir", RemoteConflictError),
     (1, "文件上传失败", "upload/v2/file/slice", IntegrityError),
     (1, "空间不足", CREATE, QuotaExceededError),
-    (1, "内部错误", CREATE, ApiError),
+    (1, "内部错误", CREATE, InternalError),
+    (1, "something else", CREATE, ApiError),
     (9999, "something new", LIST, ApiError),
     (-1, "negative", LIST, ApiError),
 ]

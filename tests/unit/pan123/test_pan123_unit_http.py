@@ -18,6 +18,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from syncagent.errors import (
+    InternalError,
     RateLimitedError,
     RemoteError,
     RemoteNotFoundError,
@@ -260,8 +261,9 @@ def test_backoff_is_jittered_within_the_bounds_and_reproducible_with_a_seed() ->
     policy = RetryPolicy(attempts=8, base=0.5, cap=4.0)
 
     def run(seed: int) -> list[float]:
-        h = Harness(*[envelope(429, message="slow")] * 8, policy=policy, rng=random.Random(seed))
-        with pytest.raises(RateLimitedError):
+        steps = [envelope(20103, message="verifying")] * 8
+        h = Harness(*steps, policy=policy, rng=random.Random(seed))
+        with pytest.raises(VerifyingError):
             h.transport.call(LIST)
         return h.sleeps
 
@@ -463,3 +465,40 @@ def test_multipart_file_is_streamed_fresh_on_every_attempt() -> None:
 def test_repr_shows_only_the_host() -> None:
     h = Harness()
     assert repr(h.transport) == "<HttpTransport http://api.test>"
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "error"),
+    [(429, "请求太频繁", RateLimitedError), (1, "内部错误", InternalError)],
+)
+def test_429s_and_internal_errors_are_retried_for_a_time_budget_not_a_count(
+    code: int, message: str, error: type[RemoteError]
+) -> None:
+    """25 in a row with 4 attempts allowed: still retried (they only say "later")."""
+    policy = RetryPolicy(attempts=4, base=0.5, cap=2.0, budget=120.0)
+    h = Harness(*[envelope(code, message=message)] * 25, envelope(data=1), policy=policy)
+    assert h.transport.call(CREATE, body={}) == 1
+    assert len(h.sent) == 26
+
+
+@pytest.mark.parametrize(("code", "message"), [(429, "请求太频繁"), (1, "内部错误")])
+def test_the_time_budget_ends_the_retries_even_when_sleep_does_not_move_the_clock(
+    code: int, message: str
+) -> None:
+    policy = RetryPolicy(attempts=4, base=0.5, cap=2.0, budget=10.0)
+    h = Harness(*[envelope(code, message=message)] * 40, policy=policy, rng=MaxRandom())
+    with pytest.raises(RemoteError) as info:
+        h.transport.call(CREATE, body={})
+    assert info.value.code == code
+    assert 10.0 <= sum(h.sleeps) < 12.0  # the waits add up to the budget, then it gives up
+    assert len(h.sent) == len(h.sleeps) + 1
+
+
+def test_other_retryable_errors_still_count_attempts_beside_time_retried_ones() -> None:
+    """Attempts count only the errors that are retried by count."""
+    policy = RetryPolicy(attempts=3, base=0.01, cap=0.01, budget=60.0)
+    steps = [envelope(429, message="slow"), Reply(503, b"")] * 2 + [envelope(20103)] * 2
+    h = Harness(*steps, policy=policy)
+    with pytest.raises(VerifyingError):
+        h.transport.call(CREATE, body={})
+    assert len(h.sent) == 5  # 503, 503, 20103: the third counted failure ends it
