@@ -95,6 +95,8 @@ class SyncConfig:
     stability_seconds: float = 3.0
     min_age: float = 0.0
     rescan_interval: float = 3600.0
+    remote_check_interval: float = 900.0  # run: check the cloud this often (0: never)
+    remote_check_files: int = 500  # done files checked per root and check (rotating)
     ledger_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: Path | None = None
@@ -340,6 +342,7 @@ _TOP = (
     "limits",
     "stability",
     "rescan_interval",
+    "remote_check",
     "state_dir",
     "ledger",
     "logging",
@@ -423,6 +426,7 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
     elif (bad := _not_utf8(state_dir)) is not None:
         problems.add("state_dir", bad)
     log_file = logs.get("file", None, _str, "a path")
+    check = _Reader(top.raw.get("remote_check"), "remote_check", ("interval", "files"), problems)
     mon = _Reader(top.raw.get("monitoring"), "monitoring", ("port", "host"), problems)
     monitor_port = mon.get(
         "port",
@@ -454,6 +458,14 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         stability_seconds=stab.get("quiet", 3.0, positive, "a duration (e.g. 3s)"),
         min_age=stab.get("min_age", 0.0, positive, "a duration"),
         rescan_interval=top.get("rescan_interval", 3600.0, positive, "a duration (e.g. 1h)"),
+        remote_check_interval=check.get(
+            "interval",
+            900.0,
+            # a bare `off` (YAML 1.1: false) turns the check off, like 0
+            lambda v: 0.0 if v is False else positive(v),
+            "a duration (e.g. 15m), or 0/off for never",
+        ),
+        remote_check_files=check.get("files", 500, _int(1), "a whole number >= 1"),
         state_dir=state_dir,
         ledger_url=ledger.get("url", f"sqlite:///{state_dir / 'ledger.sqlite3'}", _str, "a URL"),
         log_level=logs.choice("level", "info", ("debug", "info", "warning", "error")),
