@@ -1,0 +1,36 @@
+"""``syncagent db``: ledger maintenance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from syncagent.cli.common import config_option, fail, load
+from syncagent.errors import SyncAgentError
+
+__all__ = ["db_group"]
+
+
+@click.group("db")
+def db_group() -> None:
+    """Ledger maintenance."""
+
+
+@db_group.command("upgrade")
+@config_option
+def db_upgrade_command(config_path: Path | None) -> None:
+    """Bring the ledger's schema up to date (also done on every start).
+
+    \b
+    Example:
+      syncagent db upgrade --config sync.yaml
+    """
+    from syncagent.app import open_ledger
+
+    config = load(config_path, (str(Path.cwd()),) if config_path is None else ())
+    try:
+        open_ledger(config).close()
+    except SyncAgentError as err:
+        fail(err)
+    click.echo(f"ledger is up to date: {config.ledger_url}")

@@ -1,0 +1,107 @@
+"""``syncagent status``: where every file stands, from the ledger and the agent's activity."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from syncagent.cli.common import config_option, fail, load, mb, shown
+from syncagent.errors import SyncAgentError
+
+__all__ = ["status_command"]
+
+
+@click.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.argument("paths", nargs=-1, type=click.Path(file_okay=False))
+def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ...]) -> None:
+    """Show where every file stands, from the ledger (no request to the cloud).
+
+    \b
+    Example:
+      syncagent status --json
+    """
+    from syncagent.activity import read_activity
+    from syncagent.app import human_time, open_ledger, token_expiry
+    from syncagent.ledger import repo
+
+    config = load(config_path, paths)
+    try:
+        ledger = open_ledger(config)
+        try:
+            roots = repo.root_status(ledger)
+            last = repo.last_pass(ledger)
+        finally:
+            ledger.close()
+    except SyncAgentError as err:
+        fail(err)
+    expiry = token_expiry(config)
+    agent = read_activity(config.state_dir)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "roots": [
+                        {
+                            **dataclasses.asdict(r),
+                            "problems": [
+                                {"state": state, "path": rel, "reason": reason}
+                                for state, rel, reason in r.problems
+                            ],
+                        }
+                        for r in roots
+                    ],
+                    "last_pass": None
+                    if last is None
+                    else {
+                        "started_at": last.started_at,
+                        "finished_at": last.finished_at,
+                        "uploaded": last.uploaded,
+                        "failed": last.failed,
+                        "result": last.result,
+                    },
+                    "token_expires_at": expiry,
+                    "agent": agent,
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return
+    for r in roots:
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "no files yet"
+        click.echo(f"{r.local_path} -> {r.remote_path}: {counts}; {mb(r.bytes_pending)} pending")
+        for state, rel, reason in r.problems:
+            click.echo(f"  {state}: {shown(rel)}: {reason}")
+    if last is not None:
+        result = last.result or "unfinished: running or interrupted"
+        click.echo(
+            f"last pass: {human_time(last.started_at)} ({result}, "
+            f"{last.uploaded} uploaded, {last.failed} failed)"
+        )
+    click.echo(f"access token expires: {human_time(expiry)}")
+    click.echo(f"agent: {_describe(agent)}")
+
+
+def _describe(agent: dict[str, Any] | None) -> str:
+    """One line on what the running agent is doing now."""
+    if agent is None:
+        return "not running"
+    phase = agent.get("phase", "?")
+    text = f"pid {agent.get('pid')}, {phase}"
+    if phase == "uploading":
+        text += (
+            f" {agent.get('files_done', 0)}/{agent.get('files', 0)} files, "
+            f"{mb(agent.get('bytes_done', 0))}/{mb(agent.get('bytes', 0))}, "
+            f"{mb(agent.get('rate', 0))}/s"
+        )
+        if agent.get("last_file"):
+            text += f", last {shown(str(agent['last_file']))}"
+    elif phase == "scanning":
+        text += " " + ", ".join(agent.get("roots", []))
+    return text

@@ -1,0 +1,41 @@
+"""``syncagent verify``: the ledger against the files on 123pan."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from syncagent.cli.common import config_option, fail, load, setup_logging
+from syncagent.errors import SyncAgentError
+
+__all__ = ["verify_command"]
+
+
+@click.command("verify")
+@config_option
+@click.option("--repair", is_flag=True, help="Re-queue missing or mismatched files.")
+@click.argument("paths", nargs=-1, type=click.Path(file_okay=False))
+def verify_command(config_path: Path | None, repair: bool, paths: tuple[str, ...]) -> None:
+    """Compare the ledger with the files on 123pan; exit 1 if any is missing or differs.
+
+    \b
+    Example:
+      syncagent verify --repair && syncagent sync
+    """
+    from syncagent.app import open_app
+    from syncagent.verify import verify
+
+    config = load(config_path, paths)
+    setup_logging(config, False)
+    try:
+        with open_app(config, lambda m: click.echo(m, err=True)) as app:
+            checked, problems = verify(config, app.ledger, app.client, repair=repair)
+    except SyncAgentError as err:
+        fail(err)
+    for m in problems:
+        click.echo(f"{m.root}/{m.rel_path}: {m.problem}")
+    note = " (re-queued for the next sync)" if repair and problems else ""
+    click.echo(f"checked {checked} files: {len(problems)} missing or different{note}")
+    sys.exit(1 if problems else 0)
