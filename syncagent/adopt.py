@@ -86,7 +86,9 @@ def _local_md5(path: Path, upload: Upload) -> tuple[LocalEntry, str, bool] | Non
     try:
         st = os.stat(path, follow_symlinks=False)
         e = upload.entry
-        entry = LocalEntry(e.rel_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+        entry = LocalEntry(
+            e.rel_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino
+        )
         if upload.md5 and (st.st_size, st.st_mtime_ns, st.st_ino) == (e.size, e.mtime_ns, e.inode):
             return entry, upload.md5, False
         digest = hashlib.md5()
@@ -115,14 +117,16 @@ def adopt(
     if not candidates:
         return result
 
-    def check(pair: tuple[Upload, RemoteFile]) -> tuple[Upload, RemoteFile, object]:
+    def check(
+        pair: tuple[Upload, RemoteFile],
+    ) -> tuple[Upload, RemoteFile, tuple[LocalEntry, str, bool] | None]:
         if stopped():
             return pair[0], pair[1], None
         return pair[0], pair[1], _local_md5(local_root / pair[0].entry.rel_path, pair[0])
 
     with ThreadPoolExecutor(max(1, workers), thread_name_prefix="adopt") as pool:
         for upload, item, found in pool.map(check, candidates):
-            if not isinstance(found, tuple):
+            if found is None:
                 result.rest.append(upload)
                 continue
             entry, md5, hashed = found
@@ -132,5 +136,7 @@ def adopt(
             else:
                 # the local MD5 is kept, so the upload does not hash the file again
                 same = (entry.size, entry.mtime_ns) == (upload.entry.size, upload.entry.mtime_ns)
-                result.rest.append(Upload(entry, upload.remote_rel, upload.why, md5) if same else upload)
+                result.rest.append(
+                    Upload(entry, upload.remote_rel, upload.why, md5) if same else upload
+                )
     return result

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from syncagent.binding import EMBEDDED, Account
 from syncagent.config import SyncConfig
 from syncagent.ledger import Ledger
 
@@ -26,7 +27,8 @@ __all__ = ["App", "open_app", "token_expiry"]
 
 
 class App:
-    """What a command works with; the client is made on first use."""
+    """What a command works with; the client is made on first use. ``account`` is where
+    this run backs up, which the ledger's rows are bound to."""
 
     def __init__(
         self,
@@ -34,8 +36,10 @@ class App:
         ledger: Ledger,
         make_client: Callable[[], Pan123Client],
         emulator: Emulator | None,
+        account: Account | None = None,
     ) -> None:
         self.config = config
+        self.account = account
         self.ledger = ledger
         self.emulator = emulator
         self._make_client = make_client
@@ -125,7 +129,8 @@ def open_app(config: SyncConfig, say: Callable[[str], None]) -> Iterator[App]:
                 upload_state=LedgerUploadState(ledger_),
             )
 
-        app = App(config, ledger, make_client, emulator)
+        account = Account(EMBEDDED if emulator is not None else api_base, client_id)
+        app = App(config, ledger, make_client, emulator, account)
         try:
             yield app
         finally:

@@ -54,9 +54,7 @@ def binding_change(bound: Bound, account: Account, remote_path: str) -> str | No
     :returns: a sentence for the user, e.g. "its ledger was made for ... and this run uses ...".
     """
     if (bound.api_base, bound.client_id) != (account.api_base, account.client_id):
-        return (
-            f"its ledger was made for {bound.describe()}, and this run uses {account.describe()}"
-        )
+        return f"its ledger was made for {bound.describe()}, and this run uses {account.describe()}"
     if bound.remote_path != remote_path:
         return f"its remote folder changed from {bound.remote_path} to {remote_path}"
     return None

@@ -171,6 +171,14 @@ def _duration(value: Any) -> float | None:
     return None
 
 
+def _off_or_duration(value: Any) -> float | None:
+    """A duration >= 0, or ``off`` (YAML 1.1 reads a bare off as false) for 0: never."""
+    if value is False or value == "off":
+        return 0.0
+    d = _duration(value)
+    return d if d is not None and d >= 0 else None
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -462,7 +470,7 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
             "interval",
             900.0,
             # a bare `off` (YAML 1.1: false) turns the check off, like 0
-            lambda v: 0.0 if v is False else positive(v),
+            _off_or_duration,
             "a duration (e.g. 15m), or 0/off for never",
         ),
         remote_check_files=check.get("files", 500, _int(1), "a whole number >= 1"),

@@ -7,8 +7,9 @@ was hashed or sent, is re-queued (a few times) and never recorded as done. An up
 accepted is recorded ``uploaded`` at once (fileID, MD5); uploads are verified in batches of
 100 (one ``infos`` call: stored size and etag against the local file) and only then recorded
 done. What the ledger's rows are worth against the cloud (account binding, a trashed remote
-folder, adoption of files already there) is decided by :mod:`syncagent.reconcile`. A failing file gets a next-attempt time with backoff while the
-rest proceed; a fatal error (credentials, quota) stops the pass.
+folder, adoption of files already there) is decided by :mod:`syncagent.reconcile`. A
+failing file gets a next-attempt time with backoff while the rest proceed; a fatal error
+(credentials, quota) stops the pass.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from syncagent.binding import Account
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
     FileChangedError,
@@ -33,7 +35,6 @@ from syncagent.errors import (
     RemoteError,
     UnsupportedFileError,
 )
-from syncagent.binding import Account
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.model import LocalEntry, Upload
@@ -467,7 +468,9 @@ class SyncEngine:
         costs a verification, not a second upload), queue it, verify a full batch now."""
         repo.record_uploaded(
             self.ledger,
-            repo.Done(sent.root_id, sent.entry, sent.result.md5, sent.result.file_id, sent.remote_rel),
+            repo.Done(
+                sent.root_id, sent.entry, sent.result.md5, sent.result.file_id, sent.remote_rel
+            ),
             pass_id,
         )
         with self._lock:

@@ -71,7 +71,7 @@ class Reconciler:
     def account(self) -> Account:
         if self._account is None:
             client = self._client()
-            self._account = Account(client.transport.api_base, client.tokens.client_id)
+            self._account = Account(client.transport.api_base, client.client_id)
         return self._account
 
     def _account_uid(self) -> int | None:
@@ -125,7 +125,9 @@ class Reconciler:
             bad = [(c, "its remote folder is unknown") for c in claims]
         trust.confirm(self.ledger, root_id, [c.rel_path for c in good])
         for c, problem in bad:
-            log.info("%s: uploaded before a stop, but %s: sent again", root.local / c.rel_path, problem)
+            log.info(
+                "%s: uploaded before a stop, but %s: sent again", root.local / c.rel_path, problem
+            )
         trust.requeue(
             self.ledger, root_id, [c.rel_path for c, _ in bad], "not verified after a stop"
         )
@@ -190,7 +192,10 @@ class Reconciler:
         client.dirs.flush(0, top.split("/", 1)[0])  # IDs cached before a trash are stale
         remote_id = client.ensure_dir(0, top)
         adoption = adopt(
-            root.local, uploads, remote_tree(client, remote_id), workers=self.workers,
+            root.local,
+            uploads,
+            remote_tree(client, remote_id),
+            workers=self.workers,
             stopped=self.stopped,
         )
         repo.record_done(

@@ -37,7 +37,11 @@ def folder_gone(client: Pan123Client, folder_id: int) -> str | None:
         except RemoteNotFoundError:
             return "deleted" if fid == folder_id else "deleted with a folder above it"
         if item.trashed:
-            return "in the recycle bin" if fid == folder_id else "in the recycle bin with a folder above it"
+            return (
+                "in the recycle bin"
+                if fid == folder_id
+                else "in the recycle bin with a folder above it"
+            )
         fid = item.parent_id
     return None
 

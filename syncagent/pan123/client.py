@@ -66,6 +66,7 @@ class Pan123Client:
         rng: random.Random | None = None,
         token_store: TokenStore | None = None,
     ) -> None:
+        self.client_id = client_id  # not a secret: which developer client this is
         self._cancelled = threading.Event()
         if sleep is None:  # a wait that cancel() cuts short
             sleep = self._cancellable_wait
