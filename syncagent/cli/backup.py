@@ -121,9 +121,7 @@ def sync_command(
                 account=app.account,
             )
             with stopped_by_signals(engine.stop) as stopped:
-                report = engine.run_once(
-                    dry_run=dry_run, scans=scans, check_remote=check_remote
-                )
+                report = engine.run_once(dry_run=dry_run, scans=scans, check_remote=check_remote)
     except SyncAgentError as err:
         fail(err)
     finally:
