@@ -78,7 +78,7 @@ def rebuild_ledger(
     config: SyncConfig,
     ledger: Ledger,
     client: Callable[[], Pan123Client],
-    account: Account,
+    account: Account | None,
 ) -> list[RootRebuilt]:
     """Fill an empty ledger from the remote: adopt what matches, per root."""
     checks = Reconciler(ledger, client, account, workers=config.workers)
