@@ -96,7 +96,7 @@ class SyncConfig:
     min_age: float = 0.0
     rescan_interval: float = 3600.0
     remote_check_interval: float = 900.0  # run: check the cloud this often (0: never)
-    remote_check_files: int = 500  # done files checked per root and check (rotating)
+    remote_check_files: int = 1000  # done files checked per root and check (rotating)
     ledger_url: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: Path | None = None
@@ -473,7 +473,7 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
             _off_or_duration,
             "a duration (e.g. 15m), or 0/off for never",
         ),
-        remote_check_files=check.get("files", 500, _int(1), "a whole number >= 1"),
+        remote_check_files=check.get("files", 1000, _int(1), "a whole number >= 1"),
         state_dir=state_dir,
         ledger_url=ledger.get("url", f"sqlite:///{state_dir / 'ledger.sqlite3'}", _str, "a URL"),
         log_level=logs.choice("level", "info", ("debug", "info", "warning", "error")),

@@ -184,7 +184,7 @@ def test_monitoring_is_loopback_only(root: Path) -> None:
 
 def test_remote_check_defaults_off_and_every_bad_key_at_once(root: Path) -> None:
     config = validate(good(root), {})
-    assert (config.remote_check_interval, config.remote_check_files) == (900.0, 500)
+    assert (config.remote_check_interval, config.remote_check_files) == (900.0, 1000)
     assert validate(good(root, remote_check={"interval": False}), {}).remote_check_interval == 0
     assert validate(good(root, remote_check={"interval": "2m"}), {}).remote_check_interval == 120
     problems = _problems(good(root, remote_check={"interval": "often", "files": 0, "sample": 3}))
