@@ -22,7 +22,9 @@ Only the pass's plan changes here; the upload path itself is the engine's.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncagent.adopt import Adoption, adopt, remote_tree
@@ -124,6 +126,9 @@ class Reconciler:
         if folder is None:
             bad = [(c, "its remote folder is unknown") for c in claims]
         trust.confirm(self.ledger, root_id, [c.rel_path for c in good])
+        if root.mode == "move":  # what the interrupted pass would have done once verified
+            for c in good:
+                _delete_local(root.local / c.rel_path, c)
         for c, problem in bad:
             log.info(
                 "%s: uploaded before a stop, but %s: sent again", root.local / c.rel_path, problem
@@ -215,6 +220,18 @@ class Reconciler:
                 len(adoption.adopted),
             )
         return remote_id, adoption
+
+
+def _delete_local(path: Path, claim: trust.Claim) -> None:
+    """Move mode: remove a file verified on 123pan, unless it changed since it was sent."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (claim.size, claim.mtime_ns, claim.inode):
+            log.info("%s changed after its upload; kept", path)
+            return
+        os.unlink(path)
+    except OSError as exc:
+        log.warning("cannot delete %s after its upload: %s", path, exc.strerror)
 
 
 def _root_folder(ledger: Ledger, root_id: int) -> int | None:

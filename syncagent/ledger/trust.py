@@ -45,6 +45,8 @@ class Claim(NamedTuple):
     remote_id: int
     size: int
     md5: str | None
+    mtime_ns: int = 0  # the local file's, when the row was written
+    inode: int = 0
 
 
 def root_binding(ledger: Ledger, root_id: int) -> tuple[Bound, int, int]:
@@ -167,10 +169,10 @@ def confirm(ledger: Ledger, root_id: int, rel_paths: list[str]) -> None:
 def _claims(ledger: Ledger, sql: str, params: dict[str, object]) -> list[Claim]:
     with ledger.engine.connect() as conn:
         return [
-            Claim(int(r[0]), str(r[1]), int(r[2]), int(r[3]), r[4])
+            Claim(int(r[0]), str(r[1]), int(r[2]), int(r[3]), r[4], int(r[5]), int(r[6]))
             for r in conn.execute(
                 text(
-                    "SELECT id, rel_path, remote_id, size, md5 FROM files "
+                    "SELECT id, rel_path, remote_id, size, md5, mtime_ns, inode FROM files "
                     "WHERE remote_id IS NOT NULL AND " + sql
                 ),
                 params,

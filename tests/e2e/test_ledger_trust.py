@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from conftest import Api
 from test_sync_cli import (
     BIN,
@@ -235,17 +236,21 @@ def test_run_notices_files_and_folders_trashed_on_123pan_and_sends_them_again(
     assert "remote check of" in log.read_text()
 
 
+@pytest.mark.parametrize("mode", ["archive", "move"])
 def test_sigkill_after_uploads_were_accepted_verifies_them_instead_of_sending_again(
-    tmp_path: Path, emulator: Emulator, api: Api
+    tmp_path: Path, emulator: Emulator, api: Api, mode: str
 ) -> None:
     """Uploads are recorded the moment 123pan accepts them: a SIGKILL before their batch is
-    verified costs a verification on the next run, not a second upload."""
+    verified costs a verification on the next run, not a second upload (and in move mode,
+    the verified files are then deleted locally, as the killed pass would have done)."""
     files = 60
     workers = 2
     root = tmp_path / "root"
     local = _tree(root, {f"f{i:02d}.txt": f"content {i}\n".encode() * 9 for i in range(files)})
     emulator.add_latency("upload/v2/file/single/create", 0.05)
     cli = make_cli(tmp_path, emulator, [(root, "/killed")], workers=workers)
+    text = cli.config.read_text()
+    cli.config.write_text(text.replace('remote: "/killed"', f'remote: "/killed"\n    mode: {mode}'))
     proc = cli.popen_sync()
     try:
         _wait(
@@ -271,6 +276,7 @@ def test_sigkill_after_uploads_were_accepted_verifies_them_instead_of_sending_ag
     assert total <= files + workers, (accepted, total)
     assert_same_tree(api, "/killed", local)
     assert cli.status()["roots"][0]["counts"] == {"done": files}
+    assert local_files(root) == ({} if mode == "move" else local)
 
 
 def test_db_rebuild_recovers_a_lost_ledger_from_the_remote_without_sending_anything(
