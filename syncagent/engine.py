@@ -254,21 +254,19 @@ class SyncEngine:
             workers=self.config.workers,
             stopped=self._stop.is_set,
         )
+        report.notices = checks.notices  # the same list: filled as the roots are checked
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
         for root in self.config.roots:
             root_id, known_remote = repo.ensure_root(
                 self.ledger, str(root.local), root.remote, root.mode
             )
-            try:
-                known_remote, rechecked = checks.before_scan(
-                    root,
-                    root_id,
-                    known_remote,
-                    sample=self.config.remote_check_files if check_remote else 0,
-                )
-            finally:
-                report.notices = checks.notices
+            known_remote, rechecked = checks.before_scan(
+                root,
+                root_id,
+                known_remote,
+                sample=self.config.remote_check_files if check_remote else 0,
+            )
             rows = repo.count_files(self.ledger, root_id)
             job = scans.get(root.local) or ScanJob(
                 root.local,
