@@ -34,6 +34,7 @@ def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
             "stability": {"quiet": "0s"},
             "limits": {"qps": "off"},
             "remote_check": {"files": 2},
+            "upload": {"workers": 1},  # rows (and so the sample's order) in path order
         },
         {},
     )
