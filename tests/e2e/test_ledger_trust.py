@@ -154,6 +154,11 @@ def test_changing_a_roots_remote_folder_sends_the_files_there(
     cli = make_cli(tmp_path, emulator, [(root, "/first")])
     assert summary(cli.sync()).startswith("3 uploaded")
     cli.config.write_text(cli.config.read_text().replace('"/first"', '"/second"'))
+    dry = cli.sync("--dry-run")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "remote folder changed from /first to /second" in dry.stderr
+    assert "  upload (retry) s/b.txt -> s/b.txt" in dry.stdout, dry.stdout
+    assert "  0 unchanged" in dry.stdout, dry.stdout
     result = cli.sync()
     assert result.returncode == 0, result.stderr[-3000:]
     assert "remote folder changed from /first to /second" in result.stderr.splitlines()[0]
@@ -247,7 +252,7 @@ def test_sigkill_after_uploads_were_accepted_verifies_them_instead_of_sending_ag
     workers = 2
     root = tmp_path / "root"
     local = _tree(root, {f"f{i:02d}.txt": f"content {i}\n".encode() * 9 for i in range(files)})
-    emulator.add_latency("upload/v2/file/single/create", 0.05)
+    emulator.add_latency("upload/v2/file/single/create", 0.1)  # the pass lasts >= 3 s
     cli = make_cli(tmp_path, emulator, [(root, "/killed")], workers=workers)
     text = cli.config.read_text()
     cli.config.write_text(text.replace('remote: "/killed"', f'remote: "/killed"\n    mode: {mode}'))
