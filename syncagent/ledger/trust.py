@@ -50,12 +50,13 @@ class Claim(NamedTuple):
 
 
 def root_binding(ledger: Ledger, root_id: int) -> tuple[Bound, int, int]:
-    """(the root's binding, its file rows, its rows awaiting verification), in one read."""
+    """(the root's binding, 1 if it has file rows else 0, its rows awaiting verification),
+    in one read (no count of all rows: this runs on every pass)."""
     with ledger.engine.connect() as conn:
         row = conn.execute(
             text(
                 "SELECT api_base, client_id, account_uid, remote_path, "
-                "(SELECT count(*) FROM files WHERE root_id = :r), "
+                "EXISTS (SELECT 1 FROM files WHERE root_id = :r), "
                 "(SELECT count(*) FROM files WHERE root_id = :r AND state = :s) "
                 "FROM roots WHERE id = :r"
             ),
