@@ -48,13 +48,19 @@ class Bound:
         return Account(self.api_base, self.client_id).describe()
 
 
-def binding_change(bound: Bound, account: Account, remote_path: str) -> str | None:
+def binding_change(
+    bound: Bound, account: Account, remote_path: str, uid: int | None = None
+) -> str | None:
     """Why the root's rows cannot be trusted for ``account`` and ``remote_path``, or None.
 
+    :param uid: the account's 123pan uid, when it was read (the remote check reads it; a
+        client ID belongs to one account, so a plain pass does not spend a request on it).
     :returns: a sentence for the user, e.g. "its ledger was made for ... and this run uses ...".
     """
     if (bound.api_base, bound.client_id) != (account.api_base, account.client_id):
         return f"its ledger was made for {bound.describe()}, and this run uses {account.describe()}"
+    if uid is not None and bound.uid is not None and uid != bound.uid:
+        return f"its ledger was made for 123pan user {bound.uid}, and this account is user {uid}"
     if bound.remote_path != remote_path:
         return f"its remote folder changed from {bound.remote_path} to {remote_path}"
     return None

@@ -89,6 +89,8 @@ class Reconciler:
         changed, so the pass must not take the no-op short cut)."""
         bound, rows, awaiting = trust.root_binding(self.ledger, root_id)
         why = binding_change(bound, self.account, root.remote)
+        if why is None and sample and bound.uid is not None and not self.dry_run:
+            why = binding_change(bound, self.account, root.remote, self._account_uid())
         if why is not None:
             if rows:
                 notice = (

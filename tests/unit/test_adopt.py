@@ -68,3 +68,13 @@ def test_binding_changes_are_named() -> None:
     assert other is not None and "client ID cid2" in other
     legacy = binding_change(Bound(None, None, None, "/backup"), real, "/backup")
     assert legacy is not None and "older syncagent" in legacy
+
+
+def test_another_uid_behind_the_same_client_is_a_change_when_it_is_read() -> None:
+    real = Account("https://open-api.123pan.com", "cid")
+    bound = Bound("https://open-api.123pan.com", "cid", 7, "/backup")
+    assert binding_change(bound, real, "/backup", uid=7) is None
+    assert binding_change(bound, real, "/backup", uid=None) is None
+    assert binding_change(bound, real, "/backup", uid=8) == (
+        "its ledger was made for 123pan user 7, and this account is user 8"
+    )

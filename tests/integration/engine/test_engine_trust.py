@@ -94,3 +94,43 @@ def test_the_remote_check_walks_a_rotating_sample_and_resends_what_is_gone(
     assert third.uploaded == 0
     assert emulator.activity()["counts"]["single_uploads"] == 2
     assert sorted(remote_tree(client, docs)) == ["a.txt", "sub/b.txt", "sub/c.txt"]
+
+
+def test_another_123pan_user_behind_the_same_address_and_client_is_noticed_by_the_check(
+    tmp_path: Path,
+) -> None:
+    """Same API base, same client ID, another account (uid): a plain pass cannot tell (it
+    makes no request for it), the remote check reads the uid and re-checks the root."""
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (root / name).write_text(f"content of {name}")
+    config = validate(
+        {
+            "roots": [{"local": str(root), "remote": "/backup"}],
+            "state_dir": str(tmp_path / "state"),
+            "stability": {"quiet": "0s"},
+            "limits": {"qps": "off"},
+        },
+        {},
+    )
+    ledger = Ledger(config.ledger_url)
+    ledger.migrate()
+    same = {"client_id": "one-client", "client_secret": "its-secret"}
+    try:
+        with Emulator.temporary(rate_limits="off", complete_pending_polls=0, **same) as first:
+            port = int(first.api_url.rsplit(":", 1)[1])
+            with Pan123Client("one-client", "its-secret", api_base=first.api_url) as client:
+                assert SyncEngine(config, ledger, client).run_once().uploaded == 2
+        with (
+            Emulator.temporary(
+                rate_limits="off", complete_pending_polls=0, api_port=port, uid=42, **same
+            ) as second,
+            Pan123Client("one-client", "its-secret", api_base=second.api_url) as client,
+        ):
+            assert SyncEngine(config, ledger, client).run_once().unchanged == 2
+            report = SyncEngine(config, ledger, client).run_once(check_remote=True)
+            assert report.uploaded == 2, report
+            assert "and this account is user 42" in report.notices[0], report.notices
+    finally:
+        ledger.close()
