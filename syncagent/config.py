@@ -103,6 +103,7 @@ class SyncConfig:
     log_file: Path | None = None
     monitor_port: int | None = None  # /healthz and /metrics of the watch agent (None: off)
     monitor_host: str = "127.0.0.1"
+    unhealthy_after: float = 300.0  # /healthz: 503 once 123pan is unreachable this long
 
     @property
     def own_paths(self) -> tuple[Path, ...]:
@@ -436,7 +437,9 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         problems.add("state_dir", bad)
     log_file = logs.get("file", None, _str, "a path")
     check = _Reader(top.raw.get("remote_check"), "remote_check", ("interval", "files"), problems)
-    mon = _Reader(top.raw.get("monitoring"), "monitoring", ("port", "host"), problems)
+    mon = _Reader(
+        top.raw.get("monitoring"), "monitoring", ("port", "host", "unhealthy_after"), problems
+    )
     monitor_port = mon.get(
         "port",
         None,
@@ -490,6 +493,7 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         log_file=Path(log_file).expanduser() if log_file else None,
         monitor_port=monitor_port,
         monitor_host=monitor_host,
+        unhealthy_after=mon.get("unhealthy_after", 300.0, positive, "a duration (e.g. 5m)"),
     )
     if problems.items:  # checked after every key was read, so all problems are listed
         raise ConfigError(problems.items)
