@@ -88,7 +88,12 @@ class Reconciler:
         """Steps 1–3. :returns: (the root's remote folder ID if still trusted, whether any row
         changed, so the pass must not take the no-op short cut)."""
         bound, rows, awaiting = trust.root_binding(self.ledger, root_id)
-        why = binding_change(bound, self.account, root.remote)
+        if self.dry_run and self._account is None:  # no client to ask: the remote folder only
+            if bound.remote_path == root.remote:
+                return known_remote, False
+            why: str | None = f"its remote folder changed from {bound.remote_path} to {root.remote}"
+        else:
+            why = binding_change(bound, self.account, root.remote)
         if why is None and sample and bound.uid is not None and not self.dry_run:
             why = binding_change(bound, self.account, root.remote, self._account_uid())
         if why is not None:

@@ -11,7 +11,9 @@ Foreign database errors are translated into :class:`~syncagent.errors.LedgerErro
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +23,7 @@ from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 import syncagent
 from syncagent.errors import LedgerError
@@ -48,20 +51,51 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _read_only_sqlite(file: str) -> Engine:
+    """An SQLite ledger opened so that nothing is written and no file is created.
+
+    Opened read-only, a WAL database creates its ``-wal`` and ``-shm`` files when they are
+    missing and leaves them behind. They exist while any connection has the ledger open;
+    when they do not, the ledger is read as immutable (no journal, no locks) instead.
+    """
+    quoted = urllib.parse.quote(file)
+    shared = Path(file + "-wal").exists() and Path(file + "-shm").exists()
+    uri = f"file:{quoted}?mode=ro" if shared else f"file:{quoted}?immutable=1"
+    return create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+        poolclass=StaticPool,
+    )
+
+
 class Ledger:
     """An open ledger database.
 
     :param url: SQLAlchemy URL, e.g. ``sqlite:////var/lib/syncagent/ledger.sqlite3``.
+    :param read_only: open it for reading only (a dry run): no folder or file is created,
+        no journal mode set, and any write fails. The database must exist.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
         try:
-            if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url)
-            if self.engine.dialect.name == "sqlite":
-                event.listen(self.engine, "connect", _sqlite_pragmas)
+            sqlite_file = url.removeprefix("sqlite:///").split("?", 1)[0]
+            if read_only and url.startswith("sqlite:///"):
+                self.engine: Engine = _read_only_sqlite(sqlite_file)
+                event.listen(self.engine, "connect", _read_only_pragmas)
+            else:
+                if url.startswith("sqlite:///") and not read_only:
+                    Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
+                self.engine = create_engine(url)
+                if self.engine.dialect.name == "sqlite":
+                    event.listen(self.engine, "connect", _sqlite_pragmas)
         except ModuleNotFoundError as exc:  # e.g. postgresql+psycopg without psycopg
             raise LedgerError(
                 f"the ledger URL needs the Python module {exc.name!r}, which is not installed; "

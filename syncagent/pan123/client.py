@@ -128,10 +128,18 @@ class Pan123Client:
         md5: str | None = None,
         on_progress: Progress | None = None,
         verify: bool | None = None,
+        fd: int | None = None,
     ) -> UploadResult:
-        """Upload a file to ``<parent_id>/<rel_path>``; see :meth:`Uploader.upload`."""
+        """Upload a file to ``<parent_id>/<rel_path>``; see :meth:`Uploader.upload` (``fd``:
+        an open descriptor of the checked file, read instead of opening the path)."""
         return self.uploader.upload(
-            local_path, parent_id, rel_path, md5=md5, on_progress=on_progress, verify=verify
+            local_path,
+            parent_id,
+            rel_path,
+            md5=md5,
+            on_progress=on_progress,
+            verify=verify,
+            fd=fd,
         )
 
     def _cancellable_wait(self, seconds: float) -> None:
