@@ -11,6 +11,7 @@ Reading the file and the environment happens in :func:`load_config`; :func:`vali
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import os
@@ -33,6 +34,9 @@ DEFAULT_API_BASE = "https://open-api.123pan.com"
 _FORBIDDEN = set('"\\:*?|><')
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+# Set by the systemd unit: the EnvironmentFile that holds PAN123_CLIENT_SECRET, and the
+# folder of LoadCredential= files; both are never backed up.
+_SECRET_ENV = ("SYNCAGENT_ENVIRONMENT_FILE", "CREDENTIALS_DIRECTORY")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UNITS = {
     "": 1,
@@ -99,11 +103,15 @@ class SyncConfig:
     rescan_interval: float = 3600.0
     remote_check_interval: float = 900.0  # run: check the cloud this often (0: never)
     remote_check_files: int = 1000  # done files checked per root and check (rotating)
-    ledger_url: str = ""
+    ledger_url: str = field(default="", repr=False)  # may hold a database password
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: Path | None = None
     monitor_port: int | None = None  # /healthz and /metrics of the watch agent (None: off)
     monitor_host: str = "127.0.0.1"
+    # Files that hold secrets, never backed up (see own_paths): the sync.yaml in use, the
+    # credentials.secrets_file, and the files named by SYNCAGENT_ENVIRONMENT_FILE (the
+    # systemd unit's EnvironmentFile) and CREDENTIALS_DIRECTORY (systemd's LoadCredential).
+    secret_files: tuple[Path, ...] = ()
     unhealthy_after: float = 300.0  # /healthz: 503 once 123pan is unreachable this long
     # What loading decided that the user should hear about (a root given as a symbolic link
     # is backed up as the folder it points to); the commands log these at start.
@@ -113,10 +121,12 @@ class SyncConfig:
     def own_paths(self) -> tuple[Path, ...]:
         """syncagent's own files, never backed up even when a root holds them (backing up a
         home folder holds the default state dir): the state dir (token, ledger, activity),
-        the SQLite ledger and its journals, the log file, and the data dir that holds the
-        embedded emulator's store. Uploading them would send the access token to the cloud
-        and, as they change on every pass, upload them again on every pass."""
+        the SQLite ledger and its journals, the log file, the data dir that holds the
+        embedded emulator's store, and the files that hold the credentials. Uploading them
+        would send the client secret or the access token to the cloud and, as the state
+        changes on every pass, upload it again on every pass."""
         paths = [self.state_dir, Path(platformdirs.user_data_dir("syncagent"))]
+        paths += self.secret_files
         if self.ledger_url.startswith("sqlite:///"):
             ledger = Path(self.ledger_url.removeprefix("sqlite:///").split("?", 1)[0])
             paths += [ledger.with_name(ledger.name + s) for s in ("", "-wal", "-shm", "-journal")]
@@ -461,7 +471,9 @@ def validate(
     client_id = cred.get("client_id", "", _str, "a non-empty string")
     secret = cred.get("client_secret", "", _str, "a non-empty string")
     secrets_file = cred.get("secrets_file", None, _str, "a path")
+    secret_files = [Path(env[k]) for k in _SECRET_ENV if env.get(k)]
     if secrets_file:
+        secret_files.append(Path(secrets_file).expanduser())
         loaded = _secrets_file(Path(secrets_file).expanduser(), problems)
         client_id = client_id or loaded.get("client_id", "")
         secret = secret or loaded.get("client_secret", "")
@@ -597,6 +609,7 @@ def validate(
         log_file=Path(log_file).expanduser() if log_file else None,
         monitor_port=monitor_port,
         monitor_host=monitor_host,
+        secret_files=tuple(Path(os.path.abspath(p)) for p in secret_files),
         unhealthy_after=mon.get("unhealthy_after", 300.0, positive, "a duration (e.g. 5m)"),
         notices=tuple(notices),
     )
@@ -647,4 +660,9 @@ def load_config(
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError([f"{path}: not valid YAML{where}: {problem}"]) from None
-    return validate(raw, env, cli_paths, roots_required=roots_required)
+    config = validate(raw, env, cli_paths, roots_required=roots_required)
+    if path is not None:  # the file in use holds or names the credentials: never backed up
+        config = dataclasses.replace(
+            config, secret_files=(Path(os.path.abspath(path)), *config.secret_files)
+        )
+    return config

@@ -13,7 +13,9 @@ import click
 
 from syncagent.cli.common import (
     config_option,
+    exit_status,
     fail,
+    guard_state,
     load,
     mb,
     setup_logging,
@@ -95,6 +97,8 @@ def sync_command(
     else:
         setup_logging(config, verbosity)
     rules = _ignore_rules(config)
+    if not dry_run:  # a dry run changes nothing, not even modes
+        guard_state(config)
     lock = StateLock(config.state_dir)
     if not dry_run:  # a running agent uploads changes itself: never both at once
         try:
@@ -181,6 +185,7 @@ def sync_command(
         sys.exit(128 + stopped[0])
     if report.fatal:
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)
+        sys.exit(exit_status(report.fatal_error))
     if report.error:
         click.echo(f"syncagent: the pass failed: {report.error}", err=True)
     for problem in report.not_read:
@@ -210,6 +215,7 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
     config = load(config_path, paths)
     setup_logging(config, verbosity)
     _ignore_rules(config)  # a bad .syncignore at start exits 2; later, only its root's pass fails
+    guard_state(config)
     lock = StateLock(config.state_dir)
     try:
         lock.acquire()
@@ -232,6 +238,10 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
                 logging.getLogger("syncagent").info(
                     "health and metrics at %s/healthz and %s/metrics", monitor.url, monitor.url
                 )
+            say = logging.getLogger("syncagent").info
+            for root in config.roots:  # the first screen says where everything goes
+                say("backing up %s to %s on 123pan (%s mode)", root.local, root.remote, root.mode)
+            say("running until stopped: press Ctrl-C or send SIGTERM (systemctl stop, podman stop)")
             try:
                 agent.run()
             finally:
@@ -243,5 +253,5 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
         lock.release()
     if agent.fatal:
         click.echo(f"syncagent: stopped: {agent.fatal}", err=True)
-        sys.exit(1)
+        sys.exit(exit_status(agent.fatal_error))
     click.echo("syncagent stopped", err=True)

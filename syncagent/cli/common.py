@@ -1,7 +1,9 @@
 """What every command shares: exit statuses, signals, config discovery, logging, formatting.
 
-Maps the error tree to exit statuses in one place: a usage or configuration error exits 2, any
-other :class:`~syncagent.errors.SyncAgentError` exits 1 with its message, never a traceback.
+Maps the error tree to exit statuses in one place: a usage or configuration error exits 2,
+credentials that 123pan refused exit 3 (neither is worth a restart: the systemd unit lists both
+in ``RestartPreventExitStatus``), any other :class:`~syncagent.errors.SyncAgentError` exits 1
+with its message, never a traceback.
 """
 
 from __future__ import annotations
@@ -20,15 +22,28 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from syncagent.errors import ConfigError, SyncAgentError
+from syncagent.errors import AuthError, ConfigError, SyncAgentError
 
 if TYPE_CHECKING:
     from syncagent.config import SyncConfig
 
+EXIT_FAILED = 1
+EXIT_CONFIG = 2  # also click's usage errors
+EXIT_CREDENTIALS = 3  # 123pan refused the client ID or secret
+
+
+def exit_status(err: BaseException | None) -> int:
+    """The exit status for a command that failed with ``err``."""
+    if isinstance(err, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(err, AuthError):
+        return EXIT_CREDENTIALS
+    return EXIT_FAILED
+
 
 def fail(err: SyncAgentError) -> NoReturn:
     click.echo(f"syncagent: {err.message}", err=True)
-    sys.exit(2 if isinstance(err, ConfigError) else 1)
+    sys.exit(exit_status(err))
 
 
 @contextlib.contextmanager
@@ -52,8 +67,9 @@ def stopped_by_signals(stop: Callable[[], None]) -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
-def wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
+def stop_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, armed now: call it before saying "press Ctrl-C",
+    or a signal sent as soon as that is read ends the process with a traceback."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -61,6 +77,12 @@ def wait_for_signal() -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
+def wait_for_signal(stop: threading.Event | None = None) -> None:
+    """Block until SIGINT or SIGTERM (``stop`` from :func:`stop_signals`, armed earlier)."""
+    stop = stop or stop_signals()
     while not stop.wait(0.5):
         pass
 
@@ -137,6 +159,15 @@ def load(
         return config
     except ConfigError as err:
         fail(err)
+
+
+def guard_state(config: SyncConfig) -> None:
+    """Before a backup (after logging is set up: both log): the state made private, and the
+    own files inside the roots, which are never backed up, named once."""
+    from syncagent.private import announce_own_files, tighten_state
+
+    tighten_state(config)
+    announce_own_files(config)
 
 
 LOG_ROTATE_BYTES = 10 << 20  # a log file is rotated at 10 MiB ...

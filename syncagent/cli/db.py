@@ -28,6 +28,7 @@ def db_upgrade_command(config_path: Path | None, verbosity: int) -> None:
       syncagent db upgrade --config sync.yaml
     """
     from syncagent.app import open_ledger
+    from syncagent.ledger import masked_url
 
     config = load(config_path, roots_required=False)
     setup_logging(config, verbosity)
@@ -35,12 +36,13 @@ def db_upgrade_command(config_path: Path | None, verbosity: int) -> None:
         open_ledger(config).close()
     except SyncAgentError as err:
         fail(err)
-    click.echo(f"ledger is up to date: {config.ledger_url}")
+    click.echo(f"ledger is up to date: {masked_url(config.ledger_url)}")
 
 
 @db_group.command("rebuild")
 @config_option
-def db_rebuild_command(config_path: Path | None) -> None:
+@verbosity_options
+def db_rebuild_command(config_path: Path | None, verbosity: int) -> None:
     """Make a new ledger from what 123pan holds (for a corrupt or lost ledger).
 
     The old ledger file is kept aside (ledger.sqlite3.corrupt-<time>). Each local file that
@@ -55,8 +57,8 @@ def db_rebuild_command(config_path: Path | None) -> None:
     from syncagent.rebuild import clear_rows, rebuild_ledger, set_aside
     from syncagent.statelock import StateLock
 
-    config = load(config_path, (str(Path.cwd()),) if config_path is None else ())
-    setup_logging(config, False)
+    config = load(config_path)  # the roots to rebuild are needed
+    setup_logging(config, verbosity)
     lock = StateLock(config.state_dir)
     try:
         lock.acquire()  # never under a running agent

@@ -44,6 +44,8 @@ class Pan123Client:
     :param state_dir: where the token is kept (``token.json``, 0600); None = memory only.
     :param qps: ``free``/``vip``/``off`` limits, and per-endpoint ``qps_overrides``.
     :param upload_state: resumable-upload store (the ledger in the agent).
+    :param use_environment: honour HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE (False for
+        the embedded emulator, which no proxy should see).
     :param sleep: injectable: retries, pacing and polling all wait through it (by default
         a wait that :meth:`cancel` cuts short).
     """
@@ -65,6 +67,7 @@ class Pan123Client:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         token_store: TokenStore | None = None,
+        use_environment: bool = True,
     ) -> None:
         self.client_id = client_id  # not a secret: which developer client this is
         self._cancelled = threading.Event()
@@ -86,6 +89,7 @@ class Pan123Client:
             sleep=sleep,
             rng=rng,
             cancelled=self._cancelled,
+            use_environment=use_environment,
         )
         store = token_store or (FileTokenStore(state_dir) if state_dir else MemoryTokenStore())
         self.tokens = TokenManager(

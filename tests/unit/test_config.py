@@ -305,3 +305,28 @@ def test_invalid_ignore_patterns_in_the_config_are_named(root: Path) -> None:
     problems = _problems(raw)
     assert [p.split(":")[0] for p in problems] == ["roots[0].ignore[1]", "roots[0].ignore[3]"]
     assert "invalid pattern '!'" in problems[0]
+
+
+def test_files_holding_credentials_are_own_paths(root: Path, tmp_path: Path) -> None:
+    """Never backed up: the config in use, the secrets file, the service's environment file
+    and systemd's credentials folder; the ledger URL (it may hold a password) is in no repr."""
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("client_id: id\nclient_secret: s3cret-xyz\n")
+    path = tmp_path / "sync.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "roots": [{"local": str(root), "remote": "/r"}],
+                "credentials": {"secrets_file": str(secrets)},
+                "ledger": {"url": "postgresql://u:db-pass-1@localhost/l"},
+            }
+        )
+    )
+    env = {
+        "SYNCAGENT_ENVIRONMENT_FILE": "/etc/syncagent/credentials",
+        "CREDENTIALS_DIRECTORY": "/run/c",
+    }
+    config = load_config(path, env)
+    own = set(config.own_paths)
+    assert {path, secrets, Path("/etc/syncagent/credentials"), Path("/run/c")} <= own
+    assert "s3cret-xyz" not in repr(config) and "db-pass-1" not in repr(config)
