@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from syncagent.catalog import CATALOG_DIR
 from syncagent.model import LocalEntry, Upload
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ __all__ = ["Adopted", "Adoption", "adopt", "match", "remote_tree"]
 
 def remote_tree(client: Pan123Client, folder_id: int) -> dict[str, RemoteFile]:
     """Every file below ``folder_id`` (all pages, recycle bin left out) by its path relative
-    to the folder, breadth first; one list call per 100 items of each folder."""
+    to the folder, breadth first; one list call per 100 items of each folder. The root's
+    cloud catalog (``.syncagent`` at the top) is not a user folder and is left out."""
     found: dict[str, RemoteFile] = {}
     queue: list[tuple[str, int]] = [("", folder_id)]
     while queue:
@@ -38,7 +40,8 @@ def remote_tree(client: Pan123Client, folder_id: int) -> dict[str, RemoteFile]:
         for item in client.list_folder(fid):
             rel = f"{prefix}/{item.name}" if prefix else item.name
             if item.is_folder:
-                queue.append((rel, item.file_id))
+                if not (prefix == "" and item.name == CATALOG_DIR):
+                    queue.append((rel, item.file_id))
             else:
                 found[rel] = item
     return found
