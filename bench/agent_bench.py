@@ -32,7 +32,7 @@ from sync_bench import make_tree, seed_ledger
 BIN = Path(sys.executable).parent / "syncagent"
 
 
-def write_config(path: Path, root: Path, state: Path) -> None:
+def write_config(path: Path, root: Path, state: Path, remote_check: bool = True) -> None:
     path.write_text(
         json.dumps(
             {
@@ -41,6 +41,8 @@ def write_config(path: Path, root: Path, state: Path) -> None:
                 "stability": {"quiet": "1s"},
                 "limits": {"qps": "off"},
                 "logging": {"level": "warning"},
+                # a seeded ledger's fileIDs are made up: a remote check would send it all
+                "remote_check": {"interval": "15m" if remote_check else 0},
             }
         )
     )
@@ -135,8 +137,8 @@ def main() -> None:
             print(f"creating {args.idle_files} files…", flush=True)
             make_tree(big, args.idle_files, max(1, args.idle_files // 100), 16)
             cfg2 = work / "big.yaml"
-            write_config(cfg2, big, work / "state-big")
-            seed_ledger(cfg2)
+            write_config(cfg2, big, work / "state-big", remote_check=False)
+            seed_ledger(cfg2, env)
             agent = subprocess.Popen(
                 [str(BIN), "run", "--config", str(cfg2)], env=env, stderr=subprocess.DEVNULL
             )

@@ -42,7 +42,7 @@ def main() -> None:
             make_tree(tree, args.files, max(1, args.files // 100), 16)
             cfg = work / "tree.yaml"
             write_config(cfg, tree, work / "state", workers=4)
-            seed_ledger(cfg)
+            seed_ledger(cfg, env)
             command = [str(BIN), "sync", "--config", str(cfg)]
             timed(command, env)  # warm the caches
             results: dict[str, list[float]] = {"this checkout": [], "baseline": []}

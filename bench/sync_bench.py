@@ -66,21 +66,26 @@ def write_config(path: Path, root: Path, state: Path, workers: int) -> None:
     )
 
 
-def seed_ledger(config_path: Path) -> int:
-    """Record every file of the root as uploaded, with its current stat facts."""
+def seed_ledger(config_path: Path, env: dict[str, str]) -> int:
+    """Record every file of the root as uploaded, with its current stat facts, for the
+    account in ``env`` (rows bound to no account would be re-checked against the remote)."""
     from sqlalchemy import insert
 
+    from syncagent.binding import Account
     from syncagent.config import load_config
     from syncagent.ignore import IgnoreRules
-    from syncagent.ledger import Ledger, repo
+    from syncagent.ledger import Ledger, repo, trust
     from syncagent.ledger.models import FileRow
     from syncagent.scanner import scan
 
-    config = load_config(config_path, {})
+    config = load_config(config_path, env)
     root = config.roots[0]
     ledger = Ledger(config.ledger_url)
     ledger.migrate()
     root_id, _ = repo.ensure_root(ledger, str(root.local), root.remote, root.mode)
+    assert config.credentials is not None
+    account = Account(config.api_base, config.credentials.client_id)
+    trust.bind_root(ledger, root_id, account, None, root.remote, reason=None)
     repo.set_root_remote(ledger, root_id, 1)
     found = scan(root.local, IgnoreRules.for_root(root.local))
     rows = [
@@ -253,7 +258,7 @@ def main() -> None:
             make_tree(big, args.files, args.folders, 16)
             cfg = work / "tree.yaml"
             write_config(cfg, big, work / "state-tree", workers=4)
-            seeded = seed_ledger(cfg)
+            seeded = seed_ledger(cfg, env)
             find_cmd = ["find", str(big), "-type", "f", "-printf", r"%s %T@ %p\n"]
             timed(find_cmd)  # warm the dentry and inode caches for both
             sync_cmd = [str(BIN), "sync", "--config", str(cfg)]

@@ -4,8 +4,10 @@ Owns the agent's threads and its lifecycle: one lock per state dir (a second age
 which process holds it), a watcher per root, and a loop that runs a pass for a root once its
 changes have been quiet for the stability window (a burst such as an unzip or a ``cp -r``
 becomes one pass), plus a full rescan every ``rescan_interval`` (with jitter) for whatever
-events missed. ``stop()`` (SIGTERM/SIGINT) lets in-flight uploads finish, starts no new one,
-and returns; an interrupted chunked upload resumes from the ledger next time.
+events missed, and every ``remote_check.interval`` a pass that also checks the cloud (a
+trashed root folder, a sample of done files) so remote deletions are noticed. ``stop()``
+(SIGTERM/SIGINT) lets in-flight uploads finish, starts no new one, and returns; an
+interrupted chunked upload resumes from the ledger next time.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Agent:
         self.running = False
         self._next_rescan = 0.0  # when the next full pass is due
         self._failed_passes = 0  # in a row, failed as a whole
+        self._next_check = float("inf")  # when the next remote check is due
         self._failing_since: float | None = None  # wall time the current outage began
         self._last_error: str | None = None
         self.fatal: str | None = None  # why it stopped by itself (credentials, quota)
@@ -78,9 +81,11 @@ class Agent:
         if current is not None:
             current.stop()
 
-    def _pass(self, roots: list[Path] | None, retry_failed: bool) -> None:
+    def _pass(
+        self, roots: list[Path] | None, retry_failed: bool, check_remote: bool = False
+    ) -> None:
         """One pass; a pass that failed as a whole (123pan unreachable) brings the next
-        full pass forward, with backoff."""
+        full pass forward, with backoff. ``check_remote``: the periodic remote check too."""
         config = self.config
         if roots is not None:
             config = dataclasses.replace(
@@ -93,7 +98,7 @@ class Agent:
             self._current = None
             return
         try:
-            report = engine.run_once(retry_failed=retry_failed)
+            report = engine.run_once(retry_failed=retry_failed, check_remote=check_remote)
         finally:
             self._current = None
         self.counters["passes"] += 1
@@ -158,7 +163,9 @@ class Agent:
             w.start()
             log.info("watching %s (%s)", w.root.local, w.mode)
         self._next_rescan = self._rescan_time()
-        self._pass(None, retry_failed=True)
+        check_every = self.config.remote_check_interval
+        self._next_check = self._clock() + check_every if check_every else float("inf")
+        self._pass(None, retry_failed=True, check_remote=bool(check_every))
         try:
             while not self._stop.is_set():
                 self._dirty.wake.wait(timeout=0.2)
@@ -171,9 +178,13 @@ class Agent:
                 ready = self._dirty.take(quiet, max(MIN_SETTLE_WAIT, 3 * quiet))
                 if ready:
                     self._pass(ready, retry_failed=False)
-                if self._clock() >= self._next_rescan:
-                    self._next_rescan = self._rescan_time()
-                    self._pass(None, retry_failed=False)
+                check = self._clock() >= self._next_check
+                if check:
+                    self._next_check = self._clock() + check_every
+                if check or self._clock() >= self._next_rescan:
+                    if self._clock() >= self._next_rescan:
+                        self._next_rescan = self._rescan_time()
+                    self._pass(None, retry_failed=False, check_remote=check)
         finally:
             for w in self._watchers:
                 w.stop()

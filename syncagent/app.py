@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from syncagent.binding import EMBEDDED, Account
 from syncagent.config import SyncConfig
 from syncagent.errors import LedgerError, SyncAgentError
 from syncagent.ledger import SCHEMA_HEAD, Ledger
@@ -32,7 +33,8 @@ __all__ = ["App", "open_app", "open_client", "token_expiry"]
 
 
 class App:
-    """What a command works with; the client is made on first use."""
+    """What a command works with; the client is made on first use. ``account`` is where
+    this run backs up, which the ledger's rows are bound to."""
 
     def __init__(
         self,
@@ -40,8 +42,10 @@ class App:
         ledger: Ledger,
         make_client: Callable[[], Pan123Client],
         emulator: Emulator | None,
+        account: Account | None = None,
     ) -> None:
         self.config = config
+        self.account = account
         self.ledger = ledger
         self.emulator = emulator
         self._make_client = make_client
@@ -198,7 +202,12 @@ def open_app(
     try:
         if dry_run:
             ledger = open_ledger(config, read_only=True)
-            app = App(config, ledger, _no_client, None)
+            # the account is known without a request, except the embedded emulator's
+            # (its client ID is made by the emulator, which a dry run does not start)
+            account = None
+            if config.credentials is not None:
+                account = Account(config.api_base, config.credentials.client_id)
+            app = App(config, ledger, _no_client, None, account)
             try:
                 yield app
             finally:
@@ -230,7 +239,8 @@ def open_app(
                 use_environment=emulator is None,
             )
 
-        app = App(config, ledger, make_client, emulator)
+        account = Account(EMBEDDED if emulator is not None else api_base, client_id)
+        app = App(config, ledger, make_client, emulator, account)
         try:
             yield app
         finally:

@@ -101,6 +101,8 @@ class SyncConfig:
     stability_seconds: float = 3.0
     min_age: float = 0.0
     rescan_interval: float = 3600.0
+    remote_check_interval: float = 900.0  # run: check the cloud this often (0: never)
+    remote_check_files: int = 1000  # done files checked per root and check (rotating)
     ledger_url: str = field(default="", repr=False)  # may hold a database password
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: Path | None = None
@@ -183,6 +185,15 @@ def _duration(value: Any) -> float | None:
     if isinstance(value, str) and (m := _DURATION.match(value)):
         return float(m.group(1)) * _SECONDS[(m.group(2) or "").lower()]
     return None
+
+
+def _off_or_duration(value: Any) -> float | None:
+    """A duration of at least a second, or 0/``off`` (YAML 1.1 reads a bare off as false)
+    for never."""
+    if value is False or value == "off":
+        return 0.0
+    d = _duration(value)
+    return d if d is not None and (d == 0 or d >= MIN_RESCAN_INTERVAL) else None
 
 
 def _is_loopback(host: str) -> bool:
@@ -423,6 +434,7 @@ _TOP = (
     "limits",
     "stability",
     "rescan_interval",
+    "remote_check",
     "state_dir",
     "ledger",
     "logging",
@@ -535,6 +547,7 @@ def validate(
             problems.add("logging.file", f"{log_file} is a folder, not a file")
         elif not log_path.parent.is_dir():
             problems.add("logging.file", f"the folder {log_path.parent} does not exist")
+    check = _Reader(top.raw.get("remote_check"), "remote_check", ("interval", "files"), problems)
     mon = _Reader(
         top.raw.get("monitoring"), "monitoring", ("port", "host", "unhealthy_after"), problems
     )
@@ -582,6 +595,14 @@ def validate(
             lambda v: d if (d := _duration(v)) is not None and d >= MIN_RESCAN_INTERVAL else None,
             f"a duration of at least {MIN_RESCAN_INTERVAL:.0f}s (e.g. 1h)",
         ),
+        remote_check_interval=check.get(
+            "interval",
+            900.0,
+            # a bare `off` (YAML 1.1: false) turns the check off, like 0
+            _off_or_duration,
+            f"a duration of at least {MIN_RESCAN_INTERVAL:.0f}s (e.g. 15m), or 0/off for never",
+        ),
+        remote_check_files=check.get("files", 1000, _int(1), "a whole number >= 1"),
         state_dir=state_dir,
         ledger_url=ledger.get("url", f"sqlite:///{state_dir / 'ledger.sqlite3'}", _str, "a URL"),
         log_level=logs.choice("level", "info", ("debug", "info", "warning", "error")),

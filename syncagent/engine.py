@@ -5,9 +5,12 @@ pass of the watch agent. Every state change is committed to the ledger before it
 A worker re-checks a file before trusting it: a file that changed since the scan, or while it
 was hashed or sent, is re-queued (a few times) and never recorded as done. It reads the file
 through one descriptor (:mod:`syncagent.localfile`): no link is followed, a FIFO never blocks.
-Uploads are verified in batches of 100 (one ``infos`` call: stored size and etag against the
-local file) and only then recorded done. A failing file gets a next-attempt time with backoff
-while the rest proceed; a fatal error (credentials, quota) stops the pass.
+An upload 123pan accepted is recorded ``uploaded`` at once (fileID, MD5); uploads are verified
+in batches of 100 (one ``infos`` call: stored size and etag against the local file) and only
+then recorded done. What the ledger's rows are worth against the cloud (account binding, a
+trashed remote folder, adoption of files already there) is decided by
+:mod:`syncagent.reconcile`. A failing file gets a next-attempt time with backoff while the
+rest proceed; a fatal error (credentials, quota) stops the pass.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from syncagent.binding import Account
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
     ConfigError,
@@ -44,6 +48,7 @@ from syncagent.localfile import LocalFile, open_below
 from syncagent.model import FolderMove, LocalEntry, Move, Skip, Upload
 from syncagent.moves import RemoteMover, find_dir
 from syncagent.planner import EMPTY_FILE, MAX_FILE_SIZE, Plan, plan, too_large
+from syncagent.reconcile import Reconciler
 from syncagent.remote_names import NameRefused, remote_path
 from syncagent.renames import find_moves
 from syncagent.replaced import replacements
@@ -71,6 +76,7 @@ class PassReport:
     unchanged: int = 0
     waiting: int = 0
     hashed: int = 0
+    adopted: int = 0  # already on 123pan with the same size and MD5: recorded, not sent
     vanished: int = 0
     moved: int = 0
     trashed: int = 0  # mirror mode
@@ -84,6 +90,7 @@ class PassReport:
     unreachable: str | None = None  # an upload could not reach 123pan at all (why)
     not_read: list[str] = field(default_factory=list)  # roots left out: why (gone, bad rules)
     plans: list[tuple[RootConfig, Plan]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # the ledger was re-checked, and why
 
     @property
     def ok(self) -> bool:
@@ -166,6 +173,8 @@ class SyncEngine:
     """Runs passes for a configuration.
 
     :param client: the 123pan client (real account or emulator).
+    :param account: where it backs up, which the ledger's rows are bound to (None: read
+        from the client).
     :param sleep: injectable wait (stability window); by default a wait that :meth:`stop`
         cuts short.
     """
@@ -177,9 +186,11 @@ class SyncEngine:
         client: Pan123Client | Callable[[], Pan123Client],
         *,
         progress: Progress | None = None,
+        account: Account | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
+        self.account = account
         self.ledger = ledger
         self._client = client
         self.progress: Progress = progress or _NoProgress()
@@ -214,6 +225,7 @@ class SyncEngine:
         dry_run: bool = False,
         retry_failed: bool = True,
         scans: Mapping[Path, ScanJob] | None = None,
+        check_remote: bool = False,
     ) -> PassReport:
         """Scan, plan and (unless ``dry_run``) upload every root once.
 
@@ -221,12 +233,14 @@ class SyncEngine:
             explicit ``sync``); the watch agent passes False so failures back off.
         :param scans: scans already started, by root path (``sync`` starts them before
             the ledger's libraries load, so the walk overlaps the import).
+        :param check_remote: also check each root's remote folder and a sample of its done
+            files (``remote_check.files``) against 123pan (the agent's periodic check).
         """
         report = PassReport()
         pass_id = 0 if dry_run else repo.start_pass(self.ledger)
         result = None
         try:
-            self._run(report, pass_id, dry_run, retry_failed, scans or {})
+            self._run(report, pass_id, dry_run, retry_failed, scans or {}, check_remote)
         except Interrupted as exc:
             log.info("pass stopped by a shutdown (%s); it resumes on the next start", exc)
             result = "interrupted"
@@ -256,7 +270,17 @@ class SyncEngine:
         dry_run: bool,
         retry_failed: bool,
         scans: Mapping[Path, ScanJob],
+        check_remote: bool = False,
     ) -> None:
+        checks = Reconciler(
+            self.ledger,
+            lambda: self.client,
+            self.account,
+            dry_run=dry_run,
+            workers=self.config.workers,
+            stopped=self._stop.is_set,
+        )
+        report.notices = checks.notices  # the same list: filled as the roots are checked
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
         not_read = {} if dry_run else repo.root_problems(self.ledger)
@@ -267,6 +291,14 @@ class SyncEngine:
             else:
                 root_id, known_remote = repo.ensure_root(
                     self.ledger, str(root.local), root.remote, root.mode
+                )
+            rechecked = False
+            if root_id:  # the ledger against the cloud (a dry run only reads and says)
+                known_remote, rechecked = checks.before_scan(
+                    root,
+                    root_id,
+                    known_remote,
+                    sample=self.config.remote_check_files if check_remote else 0,
                 )
             rows = repo.count_files(self.ledger, root_id)
             job = self._scan(root, rows, dry_run, scans)
@@ -279,7 +311,7 @@ class SyncEngine:
                 continue
             try:
                 found = job.result()
-                if found.matched == rows:  # every file and skip as recorded, nothing gone
+                if found.matched == rows and not rechecked:  # all as recorded, nothing gone
                     report.unchanged += rows
                     report.plans.append((root, Plan(unchanged=rows)))
                     touched.append((root, root_id, False))
@@ -287,7 +319,14 @@ class SyncEngine:
                 found.files  # noqa: B018 - fetch everything from the helpers now
             finally:
                 job.close()
+            if known_remote is not None and not dry_run and found.entries:
+                known_remote = checks.root_alive(root, root_id, known_remote)
             facts = repo.load_facts(self.ledger, root_id)
+            if dry_run and rechecked:  # what the pass would do once the rows are re-checked
+                facts = {
+                    rel: f._replace(state="pending") if f.state == "done" else f
+                    for rel, f in facts.items()
+                }
             planned = plan(
                 found.entries,
                 found.skips,
@@ -323,9 +362,12 @@ class SyncEngine:
                 report.skipped.append((str(root.local / skip.rel_path), skip.reason))
             handled: set[str] = set()
             if planned.uploads or folder_moves or moves or replacing:
-                remote_id = (
-                    known_remote if known_remote is not None else self._remote_root(root, root_id)
-                )
+                remote_id = known_remote
+                if remote_id is None:  # resolved afresh: adopt what 123pan already holds
+                    remote_id, adoption = checks.resolve(root, root_id, planned.uploads, pass_id)
+                    planned.uploads = adoption.rest
+                    report.adopted += len(adoption.adopted)
+                    report.hashed += adoption.hashed
                 mover = RemoteMover(
                     self.client, self.ledger, root_id, remote_id, pass_id, root.local
                 )
@@ -475,12 +517,6 @@ class SyncEngine:
         with self._lock:
             report.refused.append(msg)
 
-    def _remote_root(self, root: RootConfig, root_id: int) -> int:
-        """Resolve (create if needed) the root's remote folder and remember its ID."""
-        remote_id = self.client.ensure_dir(0, root.remote.strip("/"))
-        repo.set_root_remote(self.ledger, root_id, remote_id)
-        return remote_id
-
     def _execute(
         self,
         root: RootConfig,
@@ -560,7 +596,15 @@ class SyncEngine:
                 self._stop.set()
 
     def _to_verify(self, sent: _Sent, report: PassReport, pass_id: int) -> None:
-        """Queue an upload for verification; verify a full batch now."""
+        """Record an upload 123pan accepted (state ``uploaded``: a crash from here on
+        costs a verification, not a second upload), queue it, verify a full batch now."""
+        repo.record_uploaded(
+            self.ledger,
+            repo.Done(
+                sent.root_id, sent.entry, sent.result.md5, sent.result.file_id, sent.remote_rel
+            ),
+            pass_id,
+        )
         with self._lock:
             self._sent.append(sent)
             if len(self._sent) < VERIFY_BATCH:

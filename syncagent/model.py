@@ -27,6 +27,7 @@ class FileState(StrEnum):
 
     PENDING = "pending"  # seen, not uploaded yet (new or changed)
     DONE = "done"  # uploaded and verified
+    UPLOADED = "uploaded"  # accepted by 123pan (fileID, MD5 recorded), not yet verified
     FAILED = "failed"  # last attempt failed; retried after next_attempt_at
     SKIPPED = "skipped"  # will not be uploaded; the reason says why
     GONE = "gone"  # deleted locally; its copy stays on 123pan (archive and move modes)

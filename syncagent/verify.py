@@ -3,16 +3,23 @@
 For each root, the remote tree below its folder is listed (recycle bin left out) and every file
 the ledger calls done is looked up by its remote path: missing, or a different size or etag, is
 a problem. ``repair`` marks those files pending, so the next pass uploads them again.
+
+A root whose ledger was made for another account or remote folder (:mod:`syncagent.binding`)
+is not compared file by file: its fileIDs mean nothing here, and the problem is said once, in
+plain words, with what to do. A remote folder that is gone is reported the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from syncagent.catalog import CATALOG_DIR
+from syncagent.adopt import remote_tree
+from syncagent.binding import Account, binding_change
 from syncagent.config import SyncConfig
-from syncagent.ledger import Ledger, repo
-from syncagent.pan123 import Pan123Client, RemoteFile
+from syncagent.errors import RemoteNotFoundError
+from syncagent.ledger import Ledger, repo, trust
+from syncagent.pan123 import Pan123Client
+from syncagent.remote_check import folder_gone
 
 __all__ = ["Mismatch", "verify"]
 
@@ -24,26 +31,19 @@ class Mismatch:
     problem: str
 
 
-def _walk(client: Pan123Client, folder_id: int) -> dict[str, RemoteFile]:
-    """Every file below ``folder_id`` by relative path (iterative, breadth first)."""
-    found: dict[str, RemoteFile] = {}
-    queue: list[tuple[str, int]] = [("", folder_id)]
-    while queue:
-        prefix, fid = queue.pop(0)
-        for item in client.list_folder(fid):
-            rel = f"{prefix}/{item.name}" if prefix else item.name
-            if item.is_folder:
-                if not (prefix == "" and item.name == CATALOG_DIR):  # not a user folder
-                    queue.append((rel, item.file_id))
-            else:
-                found[rel] = item
-    return found
-
-
 def verify(
-    config: SyncConfig, ledger: Ledger, client: Pan123Client, *, repair: bool = False
+    config: SyncConfig,
+    ledger: Ledger,
+    client: Pan123Client,
+    *,
+    repair: bool = False,
+    account: Account | None = None,
 ) -> tuple[int, list[Mismatch]]:
-    """(files checked, problems found); with ``repair`` the problem files become pending."""
+    """(files checked, problems found); with ``repair`` the problem files become pending.
+
+    :param account: where this run backs up (None: the client's API base and client ID).
+    """
+    account = account or Account(client.transport.api_base, client.client_id)
     checked = 0
     problems: list[Mismatch] = []
     for root in config.roots:
@@ -51,9 +51,36 @@ def verify(
         done = repo.done_files(ledger, root_id)
         if not done:
             continue
-        if remote_id is None:
-            remote_id = client.ensure_dir(0, root.remote.strip("/"))
-        remote = _walk(client, remote_id)
+        bound = trust.root_binding(ledger, root_id)[0]
+        why = binding_change(bound, account, root.remote)
+        if why is not None and bound.api_base is not None:  # unbound: an older ledger
+            problems.append(
+                Mismatch(
+                    str(root.local),
+                    "",
+                    f"not checked: {why}; `syncagent sync` checks its files against "
+                    "this account (files already there are adopted, the rest uploaded)",
+                )
+            )
+            continue
+        gone = None if remote_id is None else folder_gone(client, remote_id)
+        if remote_id is None or gone is not None:
+            problems.append(
+                Mismatch(
+                    str(root.local),
+                    "",
+                    f"its 123pan folder {root.remote} is {gone or 'not known yet'}: "
+                    f"{len(done)} files are not there; `syncagent sync` sends them again",
+                )
+            )
+            if repair:
+                trust.reset_remote(ledger, root_id, f"its 123pan folder {root.remote} is gone")
+            continue
+        try:
+            remote = remote_tree(client, remote_id)
+        except RemoteNotFoundError:  # trashed or deleted while it was listed
+            problems.append(Mismatch(str(root.local), "", f"{root.remote} vanished on 123pan"))
+            continue
         bad: list[str] = []
         for rel_path, remote_name, size, md5 in done:
             checked += 1

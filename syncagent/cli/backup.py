@@ -56,10 +56,20 @@ def _ignore_rules(config: SyncConfig) -> dict[Path, IgnoreRules]:
 @click.command("sync")
 @config_option
 @click.option("--dry-run", is_flag=True, help="Print what would be uploaded; change nothing.")
+@click.option(
+    "--check-remote",
+    is_flag=True,
+    help="Also check each root's 123pan folder and a sample of its files (remote_check.files); "
+    "what was trashed or deleted there is sent again.",
+)
 @verbosity_options
 @click.argument("paths", nargs=-1, type=click.Path(file_okay=False, exists=True))
 def sync_command(
-    config_path: Path | None, dry_run: bool, verbosity: int, paths: tuple[str, ...]
+    config_path: Path | None,
+    dry_run: bool,
+    check_remote: bool,
+    verbosity: int,
+    paths: tuple[str, ...],
 ) -> None:
     """Back up once, then exit: 0 all uploaded and verified, 1 some failed, 2 bad config.
 
@@ -70,6 +80,7 @@ def sync_command(
     Example:
       syncagent sync ~/Documents
       syncagent sync --config /etc/syncagent/sync.yaml --dry-run
+      syncagent sync --check-remote     # also notice what was deleted on 123pan
     """
     from syncagent.scanner import ScanJob, default_helpers, sqlite_file
     from syncagent.statelock import StateLock
@@ -114,9 +125,11 @@ def sync_command(
             open_app(config, lambda m: click.echo(m, err=True), dry_run=dry_run) as app,
             live as progress,
         ):
-            engine = SyncEngine(config, app.ledger, app.client_factory(), progress=progress)
+            engine = SyncEngine(
+                config, app.ledger, app.client_factory(), progress=progress, account=app.account
+            )
             with stopped_by_signals(engine.stop) as stopped:
-                report = engine.run_once(dry_run=dry_run, scans=scans)
+                report = engine.run_once(dry_run=dry_run, scans=scans, check_remote=check_remote)
     except SyncAgentError as err:
         fail(err)
     finally:
@@ -142,6 +155,11 @@ def sync_command(
         click.echo(f"skipped {shown(path)}: {reason}", err=True)
     for path, reason in report.failed:
         click.echo(f"FAILED {shown(path)}: {reason}", err=True)
+    if report.adopted:
+        click.echo(
+            f"{report.adopted} files were already on 123pan with the same size and MD5: "
+            "adopted, nothing sent"
+        )
     if report.vanished:
         click.echo(f"{report.vanished} files were deleted before they could be uploaded", err=True)
     for message in report.refused:
@@ -206,7 +224,7 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
                 config,
                 app.ledger,
                 lambda cfg, progress: SyncEngine(
-                    cfg, app.ledger, app.client_factory(), progress=progress
+                    cfg, app.ledger, app.client_factory(), progress=progress, account=app.account
                 ),
             )
             signal.signal(signal.SIGTERM, lambda *_: agent.stop())

@@ -37,3 +37,44 @@ def db_upgrade_command(config_path: Path | None, verbosity: int) -> None:
     except SyncAgentError as err:
         fail(err)
     click.echo(f"ledger is up to date: {masked_url(config.ledger_url)}")
+
+
+@db_group.command("rebuild")
+@config_option
+@verbosity_options
+def db_rebuild_command(config_path: Path | None, verbosity: int) -> None:
+    """Make a new ledger from what 123pan holds (for a corrupt or lost ledger).
+
+    The old ledger file is kept aside (ledger.sqlite3.corrupt-<time>). Each local file that
+    123pan holds at its path with the same size and MD5 is recorded as backed up; nothing is
+    uploaded: the next sync sends the rest.
+
+    \b
+    Example:
+      syncagent db rebuild --config sync.yaml && syncagent sync --config sync.yaml
+    """
+    from syncagent.app import open_app
+    from syncagent.rebuild import clear_rows, rebuild_ledger, set_aside
+    from syncagent.statelock import StateLock
+
+    config = load(config_path)  # the roots to rebuild are needed
+    setup_logging(config, verbosity)
+    lock = StateLock(config.state_dir)
+    try:
+        lock.acquire()  # never under a running agent
+        kept = set_aside(config.ledger_url)
+        with open_app(config, lambda m: click.echo(m, err=True)) as app:
+            if kept is None:
+                clear_rows(app.ledger)
+            rebuilt = rebuild_ledger(config, app.ledger, app.client_factory(), app.account)
+    except SyncAgentError as err:
+        fail(err)
+    finally:
+        lock.release()
+    if kept is not None:
+        click.echo(f"the old ledger is kept as {kept}")
+    for r in rebuilt:
+        click.echo(
+            f"{r.root.local} -> {r.root.remote}: {r.adopted} files adopted (same size and MD5 "
+            f"on 123pan), {r.to_upload} to upload by the next sync; hashed {r.hashed} files"
+        )

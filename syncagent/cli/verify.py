@@ -34,11 +34,15 @@ def verify_command(
     setup_logging(config, verbosity)
     try:
         with open_app(config, lambda m: click.echo(m, err=True)) as app:
-            checked, problems = verify(config, app.ledger, app.client, repair=repair)
+            checked, problems = verify(
+                config, app.ledger, app.client, repair=repair, account=app.account
+            )
     except SyncAgentError as err:
         fail(err)
     for m in problems:
-        click.echo(f"{m.root}/{m.rel_path}: {m.problem}")
+        click.echo(
+            f"{m.root}/{m.rel_path}: {m.problem}" if m.rel_path else f"{m.root}: {m.problem}"
+        )
     note = " (re-queued for the next sync)" if repair and problems else ""
     click.echo(f"checked {checked} files: {len(problems)} missing or different{note}")
     sys.exit(1 if problems else 0)

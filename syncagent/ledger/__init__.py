@@ -51,7 +51,7 @@ __all__ = ["LOCK_WAIT", "SCHEMA_HEAD", "Ledger", "masked_url", "migrations_dir"]
 
 log = logging.getLogger("syncagent")
 
-SCHEMA_HEAD = "0001"  # the newest revision in migrations/versions (a test keeps them equal)
+SCHEMA_HEAD = "0002"  # the newest revision in migrations/versions (a test keeps them equal)
 LOCK_WAIT = 300.0  # seconds a write waits, in all, for another program's lock on the ledger
 BUSY_TIMEOUT = 10.0  # seconds SQLite itself waits for a lock before answering "locked"
 

@@ -1,6 +1,8 @@
 """The ledger's tables (SQLAlchemy 2.x declarative models); Alembic migrations mirror them.
 
-- ``roots``: each watched folder and the remote folder it maps to.
+- ``roots``: each watched folder, the remote folder it maps to, and the 123pan account its
+  rows are bound to (API base, client ID, uid): rows made for another account or another
+  remote folder prove nothing about this one.
 - ``files``: one row per local file: what was seen (size, mtime_ns, ctime_ns, dev, inode), its
   MD5 (valid while those match), where it is remotely, its state, and per-file retry bookkeeping.
 - ``remote_dirs``: remote folder IDs by relative path (the persisted directory cache).
@@ -59,6 +61,9 @@ class Root(Base):
     remote_id: Mapped[int | None] = mapped_column(BigInteger)
     mode: Mapped[str] = mapped_column(String(16), default="archive")
     created_at: Mapped[float] = mapped_column(Float)
+    api_base: Mapped[str | None] = mapped_column(Text)  # the account the rows are bound to
+    client_id: Mapped[str | None] = mapped_column(Text)
+    account_uid: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class FileRow(Base):

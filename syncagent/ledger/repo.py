@@ -40,21 +40,26 @@ __all__ = [
     "record_done",
     "record_failure",
     "record_skip",
+    "record_uploaded",
     "root_status",
     "start_pass",
 ]
 
 
 def ensure_root(ledger: Ledger, local: str, remote: str, mode: str) -> tuple[int, int | None]:
-    """The root's id and its remote folder id (None until resolved)."""
+    """The root's id and its remote folder id (None until resolved).
+
+    A changed ``remote`` is not recorded here: the root's rows were made for the old folder,
+    and :func:`syncagent.ledger.trust.bind_root` re-binds them (the engine does, first).
+    """
     with ledger.session() as s:
         row = s.scalars(select(Root).where(Root.local_path == local)).first()
         if row is None:
             row = Root(local_path=local, remote_path=remote, mode=mode, created_at=time.time())
             s.add(row)
             s.flush()
-        elif row.remote_path != remote or row.mode != mode:
-            row.remote_path, row.mode, row.remote_id = remote, mode, None
+        elif row.mode != mode:
+            row.mode = mode
         return row.id, row.remote_id
 
 
@@ -184,6 +189,15 @@ def record_done(ledger: Ledger, done: list[Done], pass_id: int) -> None:
                 for d, r in zip(done, rows, strict=True)
             ],
         )
+
+
+def record_uploaded(ledger: Ledger, uploaded: Done, pass_id: int) -> None:
+    """Record a file the moment 123pan accepted it (state ``uploaded``: fileID and MD5 kept,
+    verification pending), so a crash before its batch is verified costs a verification on
+    the next run, not a second upload."""
+    values = _done_values(uploaded, time.time(), pass_id)
+    values.update(state=FileState.UPLOADED.value, verified_at=None)
+    _upsert(ledger, uploaded.root_id, uploaded.entry.rel_path, values)
 
 
 def _done_values(d: Done, now: float, pass_id: int) -> dict[str, Any]:

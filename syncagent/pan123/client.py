@@ -73,6 +73,7 @@ class Pan123Client:
         wall_clock: Callable[[], float] = time.time,
         use_environment: bool = True,
     ) -> None:
+        self.client_id = client_id  # not a secret: which developer client this is
         self._cancelled = threading.Event()
         if sleep is None:  # a wait that cancel() cuts short
             sleep = self._cancellable_wait

@@ -182,6 +182,19 @@ def test_monitoring_is_loopback_only(root: Path) -> None:
     assert (cfg.monitor_port, cfg.monitor_host) == (9877, "127.0.0.1")
 
 
+def test_remote_check_defaults_off_and_every_bad_key_at_once(root: Path) -> None:
+    config = validate(good(root), {})
+    assert (config.remote_check_interval, config.remote_check_files) == (900.0, 1000)
+    assert validate(good(root, remote_check={"interval": False}), {}).remote_check_interval == 0
+    assert validate(good(root, remote_check={"interval": "2m"}), {}).remote_check_interval == 120
+    problems = _problems(good(root, remote_check={"interval": "often", "files": 0, "sample": 3}))
+    assert [p.split(":")[0] for p in problems] == [
+        "remote_check.sample",
+        "remote_check.interval",
+        "remote_check.files",
+    ]
+
+
 # -- roots that share files, links, and keys that were silently ignored (issues 9 and 11) ----
 
 
