@@ -25,8 +25,8 @@ from typing import Any
 
 from syncagent.emulator import Emulator, EmulatorSettings
 
-from .invariants import Evidence, RunRecord, check, lost_while_present
-from .observe import disk_model, local_files, read_remote, stored_bytes
+from .invariants import Evidence, RunRecord, canary_marker, check, lost_while_present
+from .observe import Tap, disk_model, local_files, read_remote, stored_bytes
 from .plan import (
     CANARY,
     CANARY_BIG,
@@ -169,6 +169,8 @@ class Runner:
             CANARY: (self.outside / "canary.txt", _canary(plan.seed, 3000, b"small")),
             CANARY_BIG: (self.outside / "canary.bin", _canary(plan.seed, 150_000, b"big")),
         }
+        self.tap = Tap([canary_marker(data) for _, data in self.canaries.values()])
+        self.tap.install(emu)
 
     # -- the emulator -------------------------------------------------------------------------
 
@@ -451,6 +453,7 @@ class Runner:
             stored=stored_bytes(self.data_dir),
             declared_md5s=remote.declared_md5s,
             canaries=[data for _, data in self.canaries.values()],
+            received_canary=self.tap.hits,
             status=status,
             verify=(
                 verify_run.returncode if verify_run.returncode is not None else -1,

@@ -19,6 +19,7 @@ __all__ = [
     "LocalFile",
     "RemoteFile",
     "RunRecord",
+    "canary_marker",
     "check",
     "lost_while_present",
     "remote_path",
@@ -35,6 +36,12 @@ _DUPLICATE = re.compile(r"\(\d+\)(\.[^.]*)?$")
 
 def remote_path(rel: str) -> str:
     return rel.translate(_FULL_WIDTH)
+
+
+def canary_marker(canary: bytes) -> bytes:
+    """What identifies a canary's bytes in any piece of it: its first 64 bytes (the canaries
+    repeat a shorter unit, so any long enough piece of one holds them)."""
+    return canary[:64]
 
 
 def _md5(data: bytes) -> str:
@@ -79,6 +86,7 @@ class Evidence:
     stored: Mapping[str, bytes]  # every file of the emulator's data dir except its catalog
     declared_md5s: set[str]  # every MD5 the emulator's catalog mentions (files, uploads)
     canaries: list[bytes]  # contents of the files outside the root
+    received_canary: list[str]  # request bodies the emulator got holding canary bytes
     status: dict[str, Any]  # syncagent status --json
     verify: tuple[int, str]  # syncagent verify: exit status, output
     final: RunRecord  # the final clean pass
@@ -140,7 +148,7 @@ def check(ev: Evidence) -> list[str]:
 
     # 2. Nothing from outside the root reached the emulator.
     for canary in ev.canaries:
-        marker = canary[:64]
+        marker = canary_marker(canary)
         for name, data in sorted(ev.stored.items()):
             if marker in data:
                 bad.append(f"bytes from outside the root stored by the emulator: {name}")
@@ -149,6 +157,9 @@ def check(ev: Evidence) -> list[str]:
                 f"the MD5 of a file outside the root ({_md5(canary)[:8]}, {len(canary)} B) "
                 "was sent to the emulator"
             )
+
+    for what in sorted(set(ev.received_canary)):
+        bad.append(f"bytes from outside the root were sent to the emulator in {what}")
 
     # 3. No "name(n)" duplicates.
     expected = {remote_path(p) for p in (*ev.local, *ev.local_dirs)}

@@ -9,13 +9,17 @@ import contextlib
 import os
 import sqlite3
 import stat
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from syncagent.emulator import Emulator
 
 from .invariants import LocalFile, RemoteFile
 from .plan import Node, Tree
 
-__all__ = ["RemoteTree", "disk_model", "local_files", "read_remote", "stored_bytes"]
+__all__ = ["RemoteTree", "Tap", "disk_model", "local_files", "read_remote", "stored_bytes"]
 
 FOLDER = 1  # the catalog's type of a folder
 
@@ -110,6 +114,50 @@ def read_remote(data_dir: Path, remote_root: str) -> RemoteTree:
                 content = blob.read_bytes() if blob.is_file() else None
                 files[rel] = RemoteFile(int(size), str(md5), content)
     return RemoteTree(files, dirs, md5s)
+
+
+@dataclass
+class Tap:
+    """Watches every body the emulator receives (single-step files and slices) for markers,
+    so that bytes sent and then refused or discarded are seen too.
+
+    Installed on one running emulator's blob store (an instance attribute, nothing global):
+    each ``read`` the store makes is looked at, with the tail of the last piece kept so that a
+    marker split between two pieces is found.
+    """
+
+    markers: list[bytes]
+    hits: list[str] = field(default_factory=list)
+
+    def install(self, emu: Emulator) -> None:
+        blobs = emu.core.blobs
+        receive, write_slice = blobs.receive, blobs.write_slice
+
+        def tapped_receive(read: Callable[[int], bytes], limit: int) -> Any:
+            return receive(self._wrap(read, "a request body"), limit)
+
+        def tapped_slice(pre: str, offset: int, read: Callable[[int], bytes], limit: int) -> Any:
+            return write_slice(pre, offset, self._wrap(read, f"a slice of upload {pre}"), limit)
+
+        blobs.receive = tapped_receive  # type: ignore[method-assign]
+        blobs.write_slice = tapped_slice  # type: ignore[method-assign,assignment]
+
+    def _wrap(self, read: Callable[[int], bytes], what: str) -> Callable[[int], bytes]:
+        keep = max(len(m) for m in self.markers) - 1
+        tail = b""
+        seen = False
+
+        def tapped(n: int) -> bytes:
+            nonlocal tail, seen
+            piece = read(n)
+            window = tail + piece
+            if not seen and any(m in window for m in self.markers):
+                seen = True
+                self.hits.append(what)
+            tail = window[-keep:] if keep else b""
+            return piece
+
+        return tapped
 
 
 def stored_bytes(data_dir: Path) -> dict[str, bytes]:

@@ -423,6 +423,8 @@ class _Gen:
             self.emit(ops, Op("delete", path, note=note))
             self.emit(ops, Op("create", path, data=self.data(), note=note))
         elif kind == "file_to_link":
+            if during and rng.random() < 0.5:  # the biggest file is the likeliest in flight
+                path = max(files, key=lambda f: (len(t.nodes[f].data), f))
             inside = [f for f in files if f != path]
             targets = [CANARY, CANARY, CANARY_BIG, OUTSIDE, DANGLING]
             if inside:

@@ -17,8 +17,15 @@ from conftest import Api  # the tests' own plain-HTTP caller (tests/conftest.py)
 from syncagent.emulator import Emulator
 
 from .driver import REMOTE, run_plan
-from .invariants import Evidence, LocalFile, RunRecord, check, lost_while_present
-from .observe import local_files, read_remote, stored_bytes
+from .invariants import (
+    Evidence,
+    LocalFile,
+    RunRecord,
+    canary_marker,
+    check,
+    lost_while_present,
+)
+from .observe import Tap, local_files, read_remote, stored_bytes
 from .plan import generate
 
 # Between them these seeds do every kind of operation, both modes and SIGKILLs of both
@@ -99,6 +106,7 @@ def _evidence(tmp_path: Path, emulator: Emulator, root: Path) -> Evidence:
         stored=stored_bytes(emulator.settings.data_dir),
         declared_md5s=remote.declared_md5s,
         canaries=[CANARY],
+        received_canary=[],
         status={"roots": [{"counts": {"done": 2}, "problems": []}]},
         verify=(0, "checked 2 files: 0 missing or different"),
         final=ok,
@@ -113,6 +121,8 @@ def test_the_checker_passes_a_good_remote_and_flags_a_broken_one(
 ) -> None:
     """A real emulator filled by plain HTTP (the conftest ``api``), read back the way the
     driver reads it: first right, then with each kind of damage."""
+    tap = Tap([canary_marker(CANARY)])
+    tap.install(emulator)
     root = tmp_path / "root"
     (root / "sub:dir").mkdir(parents=True)
     good = {"a.txt": b"alpha\n", "sub:dir/b.bin": b"beta" * 100}
@@ -128,6 +138,20 @@ def test_the_checker_passes_a_good_remote_and_flags_a_broken_one(
     assert len(flagged) == 1 and flagged[0].startswith("wrong bytes in the cloud: a.txt"), flagged
     api.ok(api.single("/chaos/a.txt", b"alpha, edited\n", containDir=True, duplicate=2))
     assert check(_evidence(tmp_path, emulator, root)) == []
+
+    assert tap.hits == []
+    # Sent but refused (wrong MD5): stored nowhere, yet the bytes left the machine.
+    assert api.single("/elsewhere/c.txt", CANARY, etag="0" * 32, containDir=True)["code"] != 0
+    assert tap.hits == ["a request body"]
+    ev = _evidence(tmp_path, emulator, root)
+    assert check(ev) == []
+    ev.received_canary = tap.hits
+    assert check(ev) == ["bytes from outside the root were sent to the emulator in a request body"]
+    # A slice of a chunked upload.
+    emulator.configure(slice_size=256)
+    api.chunked("/elsewhere/d.bin", CANARY, containDir=True)
+    assert tap.hits[1].startswith("a slice of upload "), tap.hits
+    emulator.configure(slice_size=16 * 1024 * 1024)
 
     # A "keep both" duplicate, and the outside file's bytes stored by the emulator.
     api.ok(api.single("/chaos/a.txt", b"another copy\n", containDir=True, duplicate=1))
