@@ -202,6 +202,7 @@ class Runner:
                 emu.configure(complete_pending_polls=0)
         # Last, so it never hides a rule above: matching rules are taken in order.
         emu.add_latency("upload/v2/file/single/create", self.plan.base_latency)
+        emu.add_latency("upload/v2/file/slice", self.plan.base_latency)
 
     # -- local operations ---------------------------------------------------------------------
 

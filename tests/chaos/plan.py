@@ -242,7 +242,7 @@ class Plan:
     seed: int
     mode: str  # archive or mirror
     quiet: float  # stability.quiet, seconds
-    base_latency: float  # added to every single-step upload, so kills land mid-pass
+    base_latency: float  # added to every single-step upload and slice: kills land mid-pass
     setup: tuple[Op, ...]
     steps: tuple[Step, ...]
 
@@ -268,7 +268,7 @@ class Plan:
     def lines(self) -> list[str]:
         out = [
             f"seed {self.seed}: mode {self.mode}, quiet {self.quiet:g} s, "
-            f"single-step latency {self.base_latency:.2f} s",
+            f"upload latency {self.base_latency:.2f} s",
             "setup:",
         ]
         out += [f"  {op.describe()}" for op in self.setup]
@@ -433,6 +433,8 @@ class _Gen:
             self.emit(ops, Op("delete", path, note=note))
             self.emit(ops, Op("symlink", path, target=rng.choice(targets), note=note))
         elif kind == "file_to_fifo":
+            if during and rng.random() < 0.5:
+                path = max(files, key=lambda f: (len(t.nodes[f].data), f))
             note = "swap file->FIFO"
             self.emit(ops, Op("delete", path, note=note))
             self.emit(ops, Op("fifo", path, note=note))
