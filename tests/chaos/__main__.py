@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .driver import SeedResult, replay_command, run_plan
+from .driver import SeedResult, replay_command, run_seed
 from .plan import generate
 
 
@@ -43,11 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.plan_only:
             continue
         work = base / f"seed-{seed}"
-        try:
-            result = run_plan(plan, work, log=lambda m: print(m, flush=True))
-        except Exception as exc:  # a driver failure is reported like a violation, then fails
-            result = SeedResult(seed, plan.mode, workdir=work)
-            result.violations.append(f"driver error: {type(exc).__name__}: {exc}")
+        result = run_seed(seed, work, log=lambda m: print(m, flush=True))
         results.append(result)
         print(result.report(), flush=True)
         if not args.keep and not result.violations:

@@ -49,7 +49,7 @@ REMOTE = "/chaos"
 SLICE = 64 * 1024  # the emulator's sliceSize; files above 64 KiB are chunked uploads
 PASS_DEADLINE = 60.0  # a sync of a few dozen files that has not ended by then hangs
 STOP_DEADLINE = 15.0  # SIGTERM must end a process within this
-SETTLE_DEADLINE = 20.0  # the longest a `run` is left alone waiting for it to settle
+SETTLE_DEADLINE = 30.0  # an agent that has not gone idle by then is stuck
 POLL = 0.01
 
 # As root, file modes do not stop a process (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH): the CLI is
@@ -363,9 +363,14 @@ class Runner:
         if p.command == "sync" and p.stop == "wait":
             problem = self._wait_end(proc, PASS_DEADLINE)
         elif p.command == "sync":
-            self._until(
+            reached = self._until(
                 lambda: proc.poll() is not None or sent() >= (p.kill_after or 0), PASS_DEADLINE
             )
+            if not reached:
+                problem = (
+                    f"neither ended nor made {p.kill_after} upload calls within "
+                    f"{PASS_DEADLINE:g} s (stuck; SIGKILLed)"
+                )
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -381,6 +386,10 @@ class Runner:
             )
             if proc.poll() is not None:
                 problem = f"the agent exited by itself with status {proc.returncode}"
+            elif not ended:
+                problem = f"did not settle within {SETTLE_DEADLINE:g} s (stuck?)"
+            if proc.poll() is not None:
+                pass
             elif p.stop == "kill":
                 proc.kill()
                 proc.wait()
@@ -388,11 +397,15 @@ class Runner:
             else:
                 self.result.terms += 1
                 proc.send_signal(signal.SIGTERM)
-                problem = self._wait_end(proc, STOP_DEADLINE)
+                try:
+                    proc.wait(timeout=STOP_DEADLINE)
+                except subprocess.TimeoutExpired:
+                    late = f"SIGTERM did not stop it within {STOP_DEADLINE:g} s (SIGKILLed)"
+                    problem = "; ".join(filter(None, [problem, late]))
+                    proc.kill()
+                    proc.wait()
                 if not problem and proc.returncode != 0:
                     problem = f"SIGTERM: exit status {proc.returncode} (0 expected)"
-            if not ended and not problem:
-                self.log(f"  note: {what} did not settle within {SETTLE_DEADLINE:g} s")
         self.runs.append(self._finish(proc, what, base, problem))
 
     def snapshot(self, model: Tree, label: str) -> None:
@@ -518,4 +531,12 @@ def run_plan(plan: Plan, work: Path, log: Callable[[str], None] = lambda _: None
 def run_seed(
     seed: int, work: Path, profile: Profile | None = None, log: Callable[[str], None] = print
 ) -> SeedResult:
-    return run_plan(generate(seed, profile), work, log)
+    """Run one seed; a failure of the driver itself comes back as a violation, so that it is
+    reported with its replay command like any other."""
+    plan = generate(seed, profile)
+    try:
+        return run_plan(plan, work, log)
+    except Exception as exc:
+        result = SeedResult(seed, plan.mode, workdir=work)
+        result.violations.append(f"driver error: {type(exc).__name__}: {exc}")
+        return result

@@ -16,7 +16,7 @@ from conftest import Api  # the tests' own plain-HTTP caller (tests/conftest.py)
 
 from syncagent.emulator import Emulator
 
-from .driver import REMOTE, run_plan
+from .driver import REMOTE, run_seed
 from .invariants import (
     Evidence,
     LocalFile,
@@ -41,10 +41,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.mark.slow
 def test_seed_keeps_every_invariant(chaos_seed: int, tmp_path: Path) -> None:
-    result = run_plan(generate(chaos_seed), tmp_path / f"seed-{chaos_seed}")
+    result = run_seed(chaos_seed, tmp_path / f"seed-{chaos_seed}")
     print(result.line())
-    assert result.passes == len(generate(chaos_seed).steps)
     assert not result.violations, result.report()
+    assert result.passes == len(generate(chaos_seed).steps)
 
 
 # -- the plan -------------------------------------------------------------------------------
