@@ -329,13 +329,17 @@ class Runner:
             time.sleep(POLL)
         return False
 
-    def _settled(self, since: float) -> bool:
-        """The agent has gone idle after a pass that started after ``since`` (wall clock)."""
+    def _phase(self, phase: str, since: float) -> bool:
+        """The agent's activity file says ``phase``, written after ``since`` (wall clock)."""
         try:
             activity = json.loads((self.work / "state" / "activity.json").read_text())
         except (OSError, ValueError):
             return False
-        return bool(activity.get("phase") == "idle" and activity.get("updated_at", 0) > since)
+        return bool(activity.get("phase") == phase and activity.get("updated_at", 0) > since)
+
+    def _settled(self, since: float) -> bool:
+        """The agent has gone idle after a pass that started after ``since``."""
+        return self._phase("idle", since)
 
     def run_pass(self, p: Pass, model: Tree) -> None:
         self.result.passes += 1
@@ -349,9 +353,10 @@ class Runner:
         if p.during:
             self._until(
                 lambda: (
-                    sent() >= p.during_after
+                    (p.during_after is not None and sent() >= p.during_after)
                     or proc.poll() is not None
                     or (p.command == "run" and self._settled(t_ops))
+                    or (p.during_after is None and self._phase("uploading", t_ops))
                 ),
                 SETTLE_DEADLINE,
             )

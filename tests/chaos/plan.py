@@ -125,14 +125,15 @@ class Pass:
     """A CLI run: ``sync`` or ``run`` (the watch agent).
 
     ``during`` runs once the emulator has seen ``during_after`` upload calls since the start
-    (or the process ended). Then: ``stop="wait"`` lets a ``sync`` finish; ``kill`` / ``term``
+    (``None``, for ``run``: once the agent says it has planned a pass's uploads), or the
+    process ended. Then: ``stop="wait"`` lets a ``sync`` finish; ``kill`` / ``term``
     send SIGKILL / SIGTERM once ``kill_after`` upload calls were seen since the start (for
     ``run``, or ``kill_after`` None: once it settled)."""
 
     command: str
     stop: str
     kill_after: int | None = None
-    during_after: int = 0
+    during_after: int | None = 0
     during: tuple[Op, ...] = ()
 
     def describe(self) -> str:
@@ -143,7 +144,8 @@ class Pass:
             when = "once settled" if self.kill_after is None else f"after {self.kill_after} uploads"
             text += f", SIG{self.stop.upper()} {when}"
         if self.during:
-            text += f"; during it, after {self.during_after} uploads:"
+            when = "once planned" if self.during_after is None else f"after {self.during_after}"
+            text += f"; during it, {when} uploads:"
         return text
 
 
@@ -294,6 +296,7 @@ class _Gen:
         self.profile = profile
         self.tree = Tree()
         self.serial = 0
+        self.pending: set[str] = set()  # files changed since the last pass was generated
 
     # names and contents
 
@@ -323,6 +326,20 @@ class _Gen:
     def emit(self, ops: list[Op], op: Op) -> None:
         self.tree.apply(op)
         ops.append(op)
+        if op.kind in ("create", "edit", "append", "resave", "touch"):
+            self.pending.add(op.path)  # the next pass has it to upload
+
+    def racy_target(self, files: list[str], during: bool) -> str | None:
+        """For a swap during a pass: a file the pass has to upload (it is swapped between
+        the scan and the upload), else the biggest (the likeliest in flight), else None."""
+        if not during:
+            return None
+        pending = [f for f in sorted(self.pending) if f in files]
+        if pending and self.rng.random() < 0.6:
+            return self.rng.choice(pending)
+        if self.rng.random() < 0.5:
+            return max(files, key=lambda f: (len(self.tree.nodes[f].data), f))
+        return None
 
     # one local operation (maybe a composite of several Ops)
 
@@ -423,8 +440,7 @@ class _Gen:
             self.emit(ops, Op("delete", path, note=note))
             self.emit(ops, Op("create", path, data=self.data(), note=note))
         elif kind == "file_to_link":
-            if during and rng.random() < 0.5:  # the biggest file is the likeliest in flight
-                path = max(files, key=lambda f: (len(t.nodes[f].data), f))
+            path = self.racy_target(files, during) or path
             inside = [f for f in files if f != path]
             targets = [CANARY, CANARY, CANARY_BIG, OUTSIDE, DANGLING]
             if inside:
@@ -433,8 +449,7 @@ class _Gen:
             self.emit(ops, Op("delete", path, note=note))
             self.emit(ops, Op("symlink", path, target=rng.choice(targets), note=note))
         elif kind == "file_to_fifo":
-            if during and rng.random() < 0.5:
-                path = max(files, key=lambda f: (len(t.nodes[f].data), f))
+            path = self.racy_target(files, during) or path
             note = "swap file->FIFO"
             self.emit(ops, Op("delete", path, note=note))
             self.emit(ops, Op("fifo", path, note=note))
@@ -496,11 +511,14 @@ class _Gen:
         during: list[Op] = []
         for _ in range(rng.randint(lo, hi)):
             during += self.local(during=True)
-        after = rng.randint(0, 4)
+        self.pending.clear()
+        after: int | None = rng.randint(0, 4)
         if shape == "sync":
             return Pass("sync", "wait", None, after, tuple(during))
         if shape == "sync_kill":
             return Pass("sync", "kill", rng.randint(1, 12), after, tuple(during))
+        if rng.random() < 0.5:
+            after = None
         kill_after = rng.choice([None, rng.randint(1, 12)])
         stop = "kill" if shape == "run_kill" else "term"
         return Pass("run", stop, kill_after, after, tuple(during))
@@ -512,7 +530,9 @@ def generate(seed: int, profile: Profile | None = None) -> Plan:
     g = _Gen(seed, profile)
     rng = g.rng
     mode = "mirror" if rng.random() < profile.mirror_share else "archive"
-    quiet = rng.choice([0.0, 0.0, 0.3])
+    # A long quiet window holds files the pass has to upload between its scan and their
+    # upload: what is swapped meanwhile is the race the stat-then-open code must survive.
+    quiet = rng.choice([0.0, 0.0, 0.3, 3.0])
     base_latency = round(rng.uniform(0.02, 0.1), 2)
     setup: list[Op] = []
     for _ in range(profile.dirs):
