@@ -30,7 +30,7 @@ from .plan import generate
 
 # Between them these seeds do every kind of operation, both modes and SIGKILLs of both
 # commands (test_ci_seeds_cover_the_hostile_operations keeps it so).
-CI_SEEDS = (3, 4, 6, 7, 12)
+CI_SEEDS = (3, 4, 6, 15, 28)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
