@@ -63,6 +63,8 @@ class Agent:
         self.running = False
         self._next_rescan = 0.0  # when the next full pass is due
         self._failed_passes = 0  # in a row, failed as a whole
+        self._failing_since: float | None = None  # wall time the current outage began
+        self._last_error: str | None = None
         self.fatal: str | None = None  # why it stopped by itself (credentials, quota)
 
     def stop(self) -> None:
@@ -112,19 +114,34 @@ class Agent:
             log.error("stopping: %s", report.fatal)
             self.fatal = report.fatal
             self._stop.set()
-        if report.error:
+        outage = report.error or report.unreachable
+        if outage:
+            if self._failing_since is None:
+                self._failing_since = time.time()
+            self._last_error = outage
             self._failed_passes += 1
             delay = min(MAX_PASS_RETRY, retry_delay(self._failed_passes))
             log.warning("the pass failed; a full pass runs again in %.0f s", delay)
             self._next_rescan = min(self._next_rescan, self._clock() + delay)
-        else:
+        elif report.uploaded or report.moved or not report.waiting:
+            # 123pan answered, or nothing waits on it: the outage, if any, is over
             self._failed_passes = 0
+            self._failing_since = self._last_error = None
+        elif self._failing_since is not None:
+            # every file still backs off, so this pass asked 123pan nothing: look again soon
+            delay = min(MAX_PASS_RETRY, retry_delay(self._failed_passes))
+            self._next_rescan = min(self._next_rescan, self._clock() + delay)
 
     def snapshot(self) -> dict[str, object]:
         """Counters and health for /metrics and /healthz."""
         return {
             **self.counters,
             "healthy": self.running and not self._stop.is_set(),
+            "fatal": self.fatal,
+            "failing_since": self._failing_since,
+            "last_error": self._last_error,
+            "unhealthy_after": self.config.unhealthy_after,
+            "missing_roots": [str(w.root.local) for w in self._watchers if w.missing],
             "phase": self.activity.current_phase,
             "last_pass_at": self.last_pass_at,
         }

@@ -1,10 +1,10 @@
 """``sync.yaml``: load, expand ``${ENV}``, validate every key, and return a frozen SyncConfig.
 
 One pipeline: YAML text → ``${VAR}`` substitution → environment overrides
-(``PAN123_CLIENT_ID``, ``PAN123_CLIENT_SECRET``, ``PAN123_API_BASE``) → validation that collects
-every problem, each named by its key path (``roots[1].local``), into one
-:class:`~syncagent.errors.ConfigError`. Nothing downstream sees raw dicts. The client secret is
-never part of a repr or an error message.
+(``PAN123_CLIENT_ID``, ``PAN123_CLIENT_SECRET``, ``PAN123_API_BASE``,
+``SYNCAGENT_MONITOR_PORT``) → validation that collects every problem, each named by its key
+path (``roots[1].local``), into one :class:`~syncagent.errors.ConfigError`. Nothing downstream
+sees raw dicts. The client secret is never part of a repr or an error message.
 
 Reading the file and the environment happens in :func:`load_config`; :func:`validate` is pure.
 """
@@ -28,6 +28,7 @@ from syncagent.errors import ConfigError
 
 __all__ = ["Credentials", "RootConfig", "SyncConfig", "load_config", "validate"]
 
+MONITOR_PORT_ENV = "SYNCAGENT_MONITOR_PORT"
 DEFAULT_API_BASE = "https://open-api.123pan.com"
 _FORBIDDEN = set('"\\:*?|><')
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
@@ -100,6 +101,7 @@ class SyncConfig:
     log_file: Path | None = None
     monitor_port: int | None = None  # /healthz and /metrics of the watch agent (None: off)
     monitor_host: str = "127.0.0.1"
+    unhealthy_after: float = 300.0  # /healthz: 503 once 123pan is unreachable this long
 
     @property
     def own_paths(self) -> tuple[Path, ...]:
@@ -423,13 +425,24 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
     elif (bad := _not_utf8(state_dir)) is not None:
         problems.add("state_dir", bad)
     log_file = logs.get("file", None, _str, "a path")
-    mon = _Reader(top.raw.get("monitoring"), "monitoring", ("port", "host"), problems)
+    mon = _Reader(
+        top.raw.get("monitoring"), "monitoring", ("port", "host", "unhealthy_after"), problems
+    )
     monitor_port = mon.get(
         "port",
         None,
         lambda v: v if _int(1)(v) is not None and v <= 65535 else None,
         "a port number (1-65535)",
     )
+    if env.get(MONITOR_PORT_ENV):  # the container image sets it, so HEALTHCHECK has /healthz
+        port_text = env[MONITOR_PORT_ENV]
+        if port_text.isdigit() and 1 <= int(port_text) <= 65535:
+            monitor_port = int(port_text)
+        else:
+            problems.add(
+                f"monitoring.port (${MONITOR_PORT_ENV})",
+                f"must be a port number (1-65535), not {port_text!r}",
+            )
     monitor_host = mon.get("host", "127.0.0.1", _str, "an address")
     if not _is_loopback(monitor_host):
         problems.add("monitoring.host", "must be a loopback address (127.0.0.1, ::1, localhost)")
@@ -460,6 +473,7 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         log_file=Path(log_file).expanduser() if log_file else None,
         monitor_port=monitor_port,
         monitor_host=monitor_host,
+        unhealthy_after=mon.get("unhealthy_after", 300.0, positive, "a duration (e.g. 5m)"),
     )
     if problems.items:  # checked after every key was read, so all problems are listed
         raise ConfigError(problems.items)

@@ -29,6 +29,7 @@ from syncagent.errors import (
     Interrupted,
     LocalFileError,
     RemoteError,
+    TransportError,
     UnsupportedFileError,
 )
 from syncagent.ignore import IgnoreRules
@@ -68,6 +69,7 @@ class PassReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None
     error: str | None = None  # the pass itself failed (123pan unreachable): tried again later
+    unreachable: str | None = None  # an upload could not reach 123pan at all (why)
     plans: list[tuple[RootConfig, Plan]] = field(default_factory=list)
 
     @property
@@ -422,6 +424,8 @@ class SyncEngine:
             )
         except RemoteError as exc:
             self._fail(root_id, entry, md5, str(exc), exc.code, exc.trace_id, report, pass_id, path)
+            if isinstance(exc, TransportError):  # not this file's fault: 123pan is out of reach
+                report.unreachable = str(exc)
             if exc.fatal:
                 with self._lock:
                     report.fatal = report.fatal or exc.explained

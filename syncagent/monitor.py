@@ -1,21 +1,25 @@
 """Optional ``/healthz`` and Prometheus ``/metrics`` for the watch agent, on loopback only.
 
-``/healthz`` answers 200 while the agent's loop runs (a long first scan counts as healthy) and
-503 once it stopped on a fatal error; ``/metrics`` exposes pass and upload counters in the
-Prometheus text format. Served by the standard library on its own daemon thread.
+``/healthz`` answers 200 while the agent's loop runs and its work gets done (a long first scan
+counts as healthy), and 503 with the reason (:func:`health`, pure) when it stopped on a fatal
+error (refused credentials, no quota), when 123pan has been unreachable (passes failing as a
+whole) for longer than ``monitoring.unhealthy_after``, or when a root is missing. ``/metrics``
+exposes pass and upload counters in the Prometheus text format. Served by the standard
+library on its own daemon thread.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from syncagent.errors import ConfigError
 
-__all__ = ["MonitorServer"]
+__all__ = ["MonitorServer", "health", "render_metrics"]
 
 Snapshot = Callable[[], dict[str, Any]]
 
@@ -25,6 +29,26 @@ _COUNTERS = {
     "bytes_uploaded": "Bytes of files uploaded and verified.",
     "failed": "File uploads that failed (each attempt).",
 }
+
+
+def health(snap: dict[str, Any], now: float) -> tuple[bool, str]:
+    """Whether the agent is healthy, and why not. Pure.
+
+    Keys read: ``healthy`` (the loop runs), ``fatal``, ``failing_since`` (wall time of the
+    first pass that failed as a whole in the current outage, or None), ``unhealthy_after``
+    (seconds of outage tolerated) and ``missing_roots``.
+    """
+    if snap.get("fatal"):
+        return False, f"stopped: {snap['fatal']}"
+    if not snap.get("healthy"):
+        return False, "stopped"
+    missing = snap.get("missing_roots") or []
+    if missing:
+        return False, "root missing: " + ", ".join(map(str, missing))
+    since = snap.get("failing_since")
+    if since is not None and now - float(since) >= float(snap.get("unhealthy_after", 0)):
+        return False, f"123pan unreachable for {now - float(since):.0f} s: {snap.get('last_error')}"
+    return True, "ok"
 
 
 def render_metrics(snap: dict[str, Any]) -> str:
@@ -64,9 +88,13 @@ class MonitorServer:
             def do_GET(self) -> None:
                 snap = snapshot()
                 if self.path == "/healthz":
-                    ok = bool(snap.get("healthy"))
+                    ok, reason = health(snap, time.time())
                     body = json.dumps(
-                        {"status": "ok" if ok else "stopped", "phase": snap.get("phase")}
+                        {
+                            "status": "ok" if ok else "unhealthy",
+                            "reason": reason,
+                            "phase": snap.get("phase"),
+                        }
                     ).encode()
                     self._send(200 if ok else 503, body, "application/json")
                 elif self.path == "/metrics":

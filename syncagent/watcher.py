@@ -169,6 +169,11 @@ class RootWatcher:
         self.mode = "poll" if root.watch == "poll" else "inotify"
         self._folder = _identity(root.local)  # the folder being watched
 
+    @property
+    def missing(self) -> bool:
+        """The root's folder is not there (removed, moved away or not mounted)."""
+        return self._folder is None
+
     def check(self) -> None:
         """Notice the root itself going away, being moved, or being mounted over: inotify
         reports none of these for the folder it watches. The root is marked dirty (its

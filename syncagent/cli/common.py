@@ -66,14 +66,33 @@ def wait_for_signal() -> None:
 
 
 CONFIG_ENV = "SYNCAGENT_CONFIG"
+SYSTEM_CONFIG = Path("/etc/syncagent/sync.yaml")  # the systemd unit's and the image's
 
 config_option = click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help=f"sync.yaml to use [default: ${CONFIG_ENV}, else ./sync.yaml if present].",
+    help=(
+        f"sync.yaml to use [default: ${CONFIG_ENV}, else the first that exists of "
+        "./sync.yaml, $XDG_CONFIG_HOME/syncagent/sync.yaml, "
+        f"{SYSTEM_CONFIG}]."
+    ),
 )
+
+
+def discover_config(environ: dict[str, str] | None = None) -> Path | None:
+    """Where the configuration is when ``--config`` is not given, as people expect it:
+    ``$SYNCAGENT_CONFIG``, then ``./sync.yaml``, then ``$XDG_CONFIG_HOME/syncagent/sync.yaml``
+    (``~/.config/...``), then the system file. None when there is none."""
+    env = os.environ if environ is None else environ
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    xdg = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    for candidate in (Path("sync.yaml"), xdg / "syncagent" / "sync.yaml", SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def load(config_path: Path | None, paths: tuple[str, ...] = ()) -> SyncConfig:
@@ -81,11 +100,7 @@ def load(config_path: Path | None, paths: tuple[str, ...] = ()) -> SyncConfig:
     from syncagent.config import load_config
 
     if config_path is None:
-        env_path = os.environ.get(CONFIG_ENV)
-        if env_path:
-            config_path = Path(env_path)
-        elif Path("sync.yaml").is_file():
-            config_path = Path("sync.yaml")
+        config_path = discover_config()
     try:
         if config_path is None:
             if not paths:

@@ -11,17 +11,19 @@ without which every keep-alive answer waits ~40 ms for Nagle's algorithm.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import socket
 import struct
 import sys
+import threading
 import time
 import uuid
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from syncagent.emulator import admin, files
@@ -62,6 +64,27 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.core = core
         self.role = role
+        self._open: set[socket.socket] = set()  # connections being served (keep-alive too)
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Cut every open connection, as a service that goes down does: without this a
+        stopped emulator went on answering clients that kept a connection alive."""
+        with self._open_lock:
+            conns = list(self._open)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that went away mid-answer is no emulator bug: no traceback on stderr."""

@@ -101,6 +101,7 @@ class Emulator:
         for t in stoppers:
             t.join()
         for srv in self._servers:
+            srv.drop_connections()
             srv.server_close()
         for t in self._threads:
             t.join(timeout=5)

@@ -62,6 +62,11 @@ class Ledger:
             self.engine: Engine = create_engine(url)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
+        except ModuleNotFoundError as exc:  # e.g. postgresql+psycopg without psycopg
+            raise LedgerError(
+                f"the ledger URL needs the Python module {exc.name!r}, which is not installed; "
+                "for PostgreSQL: pip install 'syncagent[postgres]'"
+            ) from exc
         except (SQLAlchemyError, OSError) as exc:
             raise LedgerError(f"cannot open the ledger {url}: {exc}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

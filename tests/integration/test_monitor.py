@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from syncagent.monitor import MonitorServer, render_metrics
+from syncagent.monitor import MonitorServer, health, render_metrics
 
 
 def test_metrics_text_format() -> None:
@@ -39,3 +39,17 @@ def test_server_answers_health_and_metrics() -> None:
         assert requests.get(f"{server.url}/other", timeout=5).status_code == 404
     finally:
         server.stop()
+
+
+def test_health_says_why_it_is_not_ok() -> None:
+    base = {"healthy": True, "unhealthy_after": 60.0}
+    assert health(base, now=1000.0) == (True, "ok")
+    ok, why = health({**base, "failing_since": 990.0, "last_error": "refused"}, now=1000.0)
+    assert ok  # an outage shorter than unhealthy_after is tolerated
+    ok, why = health({**base, "failing_since": 900.0, "last_error": "refused"}, now=1000.0)
+    assert not ok and "unreachable for 100 s: refused" in why
+    ok, why = health({**base, "missing_roots": ["/srv/photos"]}, now=1000.0)
+    assert not ok and "/srv/photos" in why
+    ok, why = health({**base, "healthy": False, "fatal": "credentials refused"}, now=1000.0)
+    assert not ok and "credentials refused" in why
+    assert health({**base, "healthy": False}, now=1000.0) == (False, "stopped")

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 
 from syncagent.emulator import Emulator, EmulatorSettings
@@ -269,4 +270,21 @@ def test_stop_is_idempotent_and_restart_in_place(tmp_path: Path) -> None:
         c.login()
         assert c.mkdir("again") > 0
     finally:
+        emu.stop()
+
+
+def test_a_stopped_emulator_cuts_keep_alive_connections(tmp_path: Path) -> None:
+    """A service that goes down answers nobody, not even a client whose connection is open."""
+    emu = Emulator(EmulatorSettings(data_dir=tmp_path, rate_limits="off")).start()
+    session = requests.Session()
+    try:
+        url = f"{emu.api_url}/api/v1/access_token"
+        body = {"clientID": emu.client_id, "clientSecret": emu.client_secret}
+        first = session.post(url, json=body, headers={"Platform": "open_platform"}, timeout=5)
+        assert first.json()["code"] == 0  # the connection is now pooled and kept alive
+        emu.stop()
+        with pytest.raises(requests.ConnectionError):
+            session.post(url, json=body, headers={"Platform": "open_platform"}, timeout=5)
+    finally:
+        session.close()
         emu.stop()
