@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -17,6 +18,10 @@ from pathlib import Path
 
 from .driver import SeedResult, replay_command, run_seed
 from .plan import generate
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work dirs")
     parser.add_argument("--work", type=Path, help="where the work dirs go (default: a temp dir)")
     args = parser.parse_args(argv)
+    # Ctrl-C, or SIGTERM (a background job ignores SIGINT), ends the run with its figures.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
 
     seeds = (
         [args.seed] if args.seed is not None else list(range(args.first, args.first + args.seeds))
@@ -36,18 +44,21 @@ def main(argv: list[str] | None = None) -> int:
     base = args.work or Path(tempfile.mkdtemp(prefix="syncagent-chaos-"))
     results: list[SeedResult] = []
     t0 = time.monotonic()
-    for seed in seeds:
-        plan = generate(seed)
-        if args.print_ops or args.plan_only:
-            print("\n".join(plan.lines()), flush=True)
-        if args.plan_only:
-            continue
-        work = base / f"seed-{seed}"
-        result = run_seed(seed, work, log=lambda m: print(m, flush=True))
-        results.append(result)
-        print(result.report(), flush=True)
-        if not args.keep and not result.violations:
-            shutil.rmtree(work, ignore_errors=True)
+    try:
+        for seed in seeds:
+            plan = generate(seed)
+            if args.print_ops or args.plan_only:
+                print("\n".join(plan.lines()), flush=True)
+            if args.plan_only:
+                continue
+            work = base / f"seed-{seed}"
+            result = run_seed(seed, work, log=lambda m: print(m, flush=True))
+            results.append(result)
+            print(result.report(), flush=True)
+            if not args.keep and not result.violations:
+                shutil.rmtree(work, ignore_errors=True)
+    except KeyboardInterrupt:  # Ctrl-C: the figures of the seeds that finished
+        print(f"\ninterrupted during seed {seed}", flush=True)
     if not results:
         return 0
     bad = [r for r in results if r.violations]

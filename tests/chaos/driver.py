@@ -348,12 +348,22 @@ class Runner:
 
     def run_pass(self, p: Pass, model: Tree) -> None:
         self.result.passes += 1
+        proc, what, base = self._popen(p.command)
+        try:
+            self._drive(p, model, proc, what, base)
+        finally:  # interrupted (Ctrl-C on a long run): leave no agent behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def _drive(
+        self, p: Pass, model: Tree, proc: subprocess.Popen[bytes], what: str, base: Path
+    ) -> None:
         start = self.upload_calls()
 
         def sent() -> int:
             return self.upload_calls() - start
 
-        proc, what, base = self._popen(p.command)
         t_ops = time.time()
         if p.during:
             self._until(
