@@ -238,9 +238,8 @@ class Runner:
             with open(path, "r+b") as f:
                 f.write(op.data)
             os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-        elif op.kind == "touch":
-            st = path.stat()
-            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+        elif op.kind == "touch":  # mtime now, content unchanged
+            os.utime(path)
         elif op.kind == "rename":
             os.rename(path, self.root / op.dest)
         elif op.kind == "delete":
