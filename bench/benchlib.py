@@ -75,6 +75,11 @@ def access_token(
     return str(env["data"]["accessToken"])
 
 
+def admin_headers(info: Mapping[str, str]) -> dict[str, str]:
+    """The headers of a call to the admin endpoint of the emulator described in ``info``."""
+    return {"X-Emulator-Admin": info["admin token"], "Content-Type": "application/json"}
+
+
 def auth_headers(token: str) -> dict[str, str]:
     """The headers of an authenticated Open Platform request."""
     return {**PLATFORM, "Authorization": f"Bearer {token}"}

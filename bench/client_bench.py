@@ -43,7 +43,7 @@ from typing import Any
 
 import psutil
 import requests
-from benchlib import MIB, access_token, auth_headers, start_emulator
+from benchlib import MIB, access_token, admin_headers, auth_headers, start_emulator
 
 SMALL_SIZE = 4096
 SMALL_WORKERS = 8
@@ -199,6 +199,7 @@ def settle(data_dir: Path) -> None:
 class Emulator:
     def __init__(self, info: dict[str, str], data_dir: Path, state_dir: Path) -> None:
         self.api = info["API base URL"]
+        self.info = info
         self.client_id = info["client ID"]
         self.secret = info["client secret"]
         self.data_dir, self.state_dir = data_dir, state_dir
@@ -213,7 +214,9 @@ class Emulator:
             assert url.startswith("http://127.0.0.1:"), url
 
     def counts(self) -> dict[str, int]:
-        state = self.http.get(f"{self.api}/__emulator/state", timeout=30).json()["data"]
+        state = self.http.get(
+            f"{self.api}/__emulator/state", headers=admin_headers(self.info), timeout=30
+        ).json()["data"]
         return dict(state["activity"]["counts"])
 
     def child_env(self) -> dict[str, str]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psutil
 import requests
-from benchlib import MIB, access_token, auth_headers, start_emulator
+from benchlib import MIB, access_token, admin_headers, auth_headers, start_emulator
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -195,7 +195,12 @@ def main() -> None:
             chunked_s, complete_s = chunked_upload(api, headers, big, md5, args.workers)
             rss_after_chunked = peak_rss_mib(proc.pid)
 
-            http.post(f"{api}/__emulator/settings", json={"single_max": 1 << 40}, timeout=10)
+            http.post(
+                f"{api}/__emulator/settings",
+                json={"single_max": 1 << 40},
+                headers=admin_headers(info),
+                timeout=10,
+            )
             os.sync()
             curl_s = curl_single(upload, headers, big, md5)
             rss_after_curl = peak_rss_mib(proc.pid)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from benchlib import access_token, start_emulator
+from benchlib import access_token, admin_headers, start_emulator
 
 BIN = Path(sys.executable).parent / "syncagent"
 
@@ -132,8 +132,10 @@ def peak_rss_mib(cmd: list[str], env: dict[str, str]) -> float:
     return int(done.stdout) / 1024
 
 
-def upload_calls(api: str) -> int:
-    state = requests.get(f"{api}/__emulator/state", timeout=10).json()["data"]
+def upload_calls(info: dict[str, str]) -> int:
+    state = requests.get(
+        f"{info['API base URL']}/__emulator/state", headers=admin_headers(info), timeout=10
+    ).json()["data"]
     endpoints: dict[str, Any] = state["activity"]["endpoints"]
     names = ("upload/v2/file/single/create", "upload/v2/file/create", "upload/v2/file/slice")
     return sum(endpoints.get(n, {}).get("calls", 0) for n in names)
@@ -248,14 +250,14 @@ def main() -> None:
             find_cmd = ["find", str(big), "-type", "f", "-printf", r"%s %T@ %p\n"]
             timed(find_cmd)  # warm the dentry and inode caches for both
             finds = [timed(find_cmd)[0] for _ in range(args.runs)]
-            calls_before = upload_calls(api)
+            calls_before = upload_calls(info)
             syncs, outputs = [], []
             for _ in range(args.runs):
                 elapsed, out = timed([str(BIN), "sync", "--config", str(cfg)], env)
                 syncs.append(elapsed)
                 outputs.append(out)
             rss_mib = peak_rss_mib([str(BIN), "sync", "--config", str(cfg)], env)
-            calls = upload_calls(api) - calls_before
+            calls = upload_calls(info) - calls_before
             summary = [line for line in outputs[-1].splitlines() if "hashed" in line][-1]
             where = phases(cfg, env)
 

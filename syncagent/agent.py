@@ -21,6 +21,7 @@ from pathlib import Path
 from syncagent.activity import ActivityFile
 from syncagent.config import SyncConfig
 from syncagent.engine import Progress, SyncEngine, retry_delay
+from syncagent.errors import RemoteError
 from syncagent.ledger import Ledger
 from syncagent.statelock import StateLock
 from syncagent.watcher import Dirty, RootWatcher
@@ -66,6 +67,7 @@ class Agent:
         self._failing_since: float | None = None  # wall time the current outage began
         self._last_error: str | None = None
         self.fatal: str | None = None  # why it stopped by itself (credentials, quota)
+        self.fatal_error: RemoteError | None = None
 
     def stop(self) -> None:
         """Ask the agent to finish: no new upload starts; in-flight ones complete."""
@@ -113,6 +115,7 @@ class Agent:
         if report.fatal:
             log.error("stopping: %s", report.fatal)
             self.fatal = report.fatal
+            self.fatal_error = report.fatal_error
             self._stop.set()
         outage = report.error or report.unreachable
         if outage:

@@ -4,11 +4,16 @@ credentials) the embedded emulator, opened together and closed together.
 Without a 123pan account the agent runs against the emulator, started in this process on
 loopback with its data under the user's data directory, so a first run needs nothing but a
 folder. The token of a real account and of the emulator are kept apart in the state dir.
+
+A dry run (``open_app(..., dry_run=True)``) changes nothing: the ledger is opened read-only
+(a missing one is an empty in-memory ledger, one behind this version's schema is refused),
+no emulator starts and no client can be made, so no token is fetched and no file created.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncagent.config import SyncConfig
-from syncagent.ledger import Ledger
+from syncagent.errors import LedgerError, SyncAgentError
+from syncagent.ledger import SCHEMA_HEAD, Ledger
 
 if TYPE_CHECKING:  # loaded only when needed: a no-op pass should not pay for them
     from syncagent.emulator import Emulator
@@ -55,8 +61,43 @@ class App:
             self._client.close()
 
 
-def open_ledger(config: SyncConfig) -> Ledger:
-    ledger = Ledger(config.ledger_url)
+def open_ledger(config: SyncConfig, *, read_only: bool = False) -> Ledger:
+    """The ledger, migrated to this version's schema; ``read_only``: as it is, changing
+    nothing (a missing or empty ledger reads as an empty one, kept in memory).
+
+    :raises LedgerError: it cannot be opened or migrated; read-only, its schema is not
+        this version's.
+    """
+    if not read_only:
+        ledger = Ledger(config.ledger_url)
+        ledger.migrate()
+        return ledger
+    url = config.ledger_url
+    if url.startswith("sqlite:///") and not os.path.exists(
+        url.removeprefix("sqlite:///").split("?", 1)[0]
+    ):
+        return _empty_ledger()
+    ledger = Ledger(url, read_only=True)
+    try:
+        revision = ledger.current_revision()
+    except LedgerError:
+        ledger.close()
+        raise
+    if revision is None:
+        ledger.close()
+        return _empty_ledger()
+    if revision != SCHEMA_HEAD:
+        ledger.close()
+        raise LedgerError(
+            f"the ledger {url} has schema revision {revision}, this syncagent reads "
+            f"{SCHEMA_HEAD}; a dry run does not upgrade it: run `syncagent db upgrade` "
+            "(or a sync) first"
+        )
+    return ledger
+
+
+def _empty_ledger() -> Ledger:
+    ledger = Ledger("sqlite://")
     ledger.migrate()
     return ledger
 
@@ -78,11 +119,24 @@ def token_expiry(config: SyncConfig) -> float | None:
 
 
 @contextmanager
-def open_app(config: SyncConfig, say: Callable[[str], None]) -> Iterator[App]:
-    """Open everything a command needs; ``say`` reports the embedded emulator's use."""
+def open_app(
+    config: SyncConfig, say: Callable[[str], None], *, dry_run: bool = False
+) -> Iterator[App]:
+    """Open everything a command needs; ``say`` reports the embedded emulator's use.
+
+    ``dry_run``: the ledger read-only, no emulator, and no client (asking for one raises).
+    """
     emulator: Emulator | None = None
     ledger: Ledger | None = None
     try:
+        if dry_run:
+            ledger = open_ledger(config, read_only=True)
+            app = App(config, ledger, _no_client, None)
+            try:
+                yield app
+            finally:
+                app.close()
+            return
         if config.credentials is None:
             from syncagent.emulator import Emulator, EmulatorSettings
             from syncagent.emulator.core import data_dir_default
@@ -123,6 +177,8 @@ def open_app(config: SyncConfig, say: Callable[[str], None]) -> Iterator[App]:
                     contain_dir=config.contain_dir,
                 ),
                 upload_state=LedgerUploadState(ledger_),
+                # the embedded emulator is in this process on loopback: never via a proxy
+                use_environment=emulator is None,
             )
 
         app = App(config, ledger, make_client, emulator)
@@ -135,6 +191,10 @@ def open_app(config: SyncConfig, say: Callable[[str], None]) -> Iterator[App]:
             emulator.stop()
         if ledger is not None:
             ledger.close()
+
+
+def _no_client() -> Pan123Client:
+    raise SyncAgentError("a dry run makes no request to 123pan")
 
 
 def human_time(ts: float | None) -> str:

@@ -11,6 +11,7 @@ Reading the file and the environment happens in :func:`load_config`; :func:`vali
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import ipaddress
 import os
@@ -33,6 +34,9 @@ DEFAULT_API_BASE = "https://open-api.123pan.com"
 _FORBIDDEN = set('"\\:*?|><')
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.IGNORECASE)
+# Set by the systemd unit: the EnvironmentFile that holds PAN123_CLIENT_SECRET, and the
+# folder of LoadCredential= files; both are never backed up.
+_SECRET_ENV = ("SYNCAGENT_ENVIRONMENT_FILE", "CREDENTIALS_DIRECTORY")
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UNITS = {
     "": 1,
@@ -54,6 +58,7 @@ _UNITS = {
     "tib": 1 << 40,
     "ti": 1 << 40,
 }
+MIN_RESCAN_INTERVAL = 1.0  # seconds; 0 made the watch agent rescan every 0.2 s
 _SECONDS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 Mode = Literal["archive", "mirror", "move"]
@@ -96,21 +101,30 @@ class SyncConfig:
     stability_seconds: float = 3.0
     min_age: float = 0.0
     rescan_interval: float = 3600.0
-    ledger_url: str = ""
+    ledger_url: str = field(default="", repr=False)  # may hold a database password
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: Path | None = None
     monitor_port: int | None = None  # /healthz and /metrics of the watch agent (None: off)
     monitor_host: str = "127.0.0.1"
+    # Files that hold secrets, never backed up (see own_paths): the sync.yaml in use, the
+    # credentials.secrets_file, and the files named by SYNCAGENT_ENVIRONMENT_FILE (the
+    # systemd unit's EnvironmentFile) and CREDENTIALS_DIRECTORY (systemd's LoadCredential).
+    secret_files: tuple[Path, ...] = ()
     unhealthy_after: float = 300.0  # /healthz: 503 once 123pan is unreachable this long
+    # What loading decided that the user should hear about (a root given as a symbolic link
+    # is backed up as the folder it points to); the commands log these at start.
+    notices: tuple[str, ...] = ()
 
     @property
     def own_paths(self) -> tuple[Path, ...]:
         """syncagent's own files, never backed up even when a root holds them (backing up a
         home folder holds the default state dir): the state dir (token, ledger, activity),
-        the SQLite ledger and its journals, the log file, and the data dir that holds the
-        embedded emulator's store. Uploading them would send the access token to the cloud
-        and, as they change on every pass, upload them again on every pass."""
+        the SQLite ledger and its journals, the log file, the data dir that holds the
+        embedded emulator's store, and the files that hold the credentials. Uploading them
+        would send the client secret or the access token to the cloud and, as the state
+        changes on every pass, upload it again on every pass."""
         paths = [self.state_dir, Path(platformdirs.user_data_dir("syncagent"))]
+        paths += self.secret_files
         if self.ledger_url.startswith("sqlite:///"):
             ledger = Path(self.ledger_url.removeprefix("sqlite:///").split("?", 1)[0])
             paths += [ledger.with_name(ledger.name + s) for s in ("", "-wal", "-shm", "-journal")]
@@ -257,23 +271,44 @@ def _not_utf8(path: Path) -> str | None:
     return None
 
 
-def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootConfig, ...]:
+def _followed(key: str, given: Path, notices: list[str]) -> Path:
+    """``given``, or the folder it points to when it is a symbolic link (said in
+    ``notices``): the walk never follows a link, so a root that is one would be read as
+    nothing at all."""
+    if not given.is_symlink():
+        return given
+    real = Path(os.path.realpath(given))
+    notices.append(f"{key}: {given} is a symbolic link; backing up the folder it points to, {real}")
+    return real
+
+
+def _roots(
+    raw: Any,
+    problems: _Problems,
+    cli_paths: list[str],
+    notices: list[str],
+    required: bool = True,
+) -> tuple[RootConfig, ...]:
     if cli_paths:
         roots = []
         for i, p in enumerate(cli_paths):
+            _followed(f"folder {i + 1}", Path(p).expanduser().absolute(), notices)
             local = Path(p).expanduser().resolve()
             if (bad := _not_utf8(local)) is not None:
                 problems.add(f"folder {i + 1}", bad)
                 continue
             roots.append(RootConfig(local, "/syncagent/" + local.name))
+        _overlaps([(f"folder {i + 1}", r, True, True) for i, r in enumerate(roots)], problems)
         return tuple(roots)
     if raw is None:
-        problems.add("roots", "is missing: list at least one folder to back up")
+        if required:
+            problems.add("roots", "is missing: list at least one folder to back up")
         return ()
     if not isinstance(raw, list) or not raw:
         problems.add("roots", "must be a non-empty list of {local, remote} entries")
         return ()
     roots = []
+    checked: list[tuple[str, RootConfig, bool, bool]] = []  # key, root, local ok, remote ok
     for i, item in enumerate(raw):
         r = _Reader(
             item,
@@ -285,6 +320,7 @@ def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootCon
             continue
         local_raw = r.raw.get("local")
         local = Path()
+        local_ok = False
         if not isinstance(local_raw, str) or not local_raw.strip():
             problems.add(r.key("local"), "is required: the absolute path of a local folder")
         else:
@@ -295,6 +331,9 @@ def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootCon
                 problems.add(r.key("local"), f"{local_raw} is not an existing folder")
             elif (bad := _not_utf8(local)) is not None:
                 problems.add(r.key("local"), bad)
+            else:
+                local = _followed(r.key("local"), local, notices)
+                local_ok = True
         remote = r.get(
             "remote",
             None,
@@ -311,8 +350,14 @@ def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootCon
             ),
             "a list of patterns",
         )
+        if ignore:
+            from syncagent.ignore import pattern_problem
+
+            for n, pattern in enumerate(ignore):
+                if (why := pattern_problem(pattern)) is not None:
+                    problems.add(f"{r.key('ignore')}[{n}]", why)
         roots.append(
-            RootConfig(
+            root := RootConfig(
                 local=local,
                 remote=remote or "/",
                 mode=r.choice("mode", "archive", ("archive", "mirror", "move")),
@@ -327,11 +372,47 @@ def _roots(raw: Any, problems: _Problems, cli_paths: list[str]) -> tuple[RootCon
                 ),
             )
         )
-    locals_seen = [str(r.local) for r in roots]
-    for i, path in enumerate(locals_seen):
-        if path in locals_seen[:i]:
-            problems.add(f"roots[{i}].local", f"{path} is listed twice")
+        checked.append((f"roots[{i}]", root, local_ok, remote is not None))
+    _overlaps(checked, problems)
     return tuple(roots)
+
+
+def _overlaps(checked: list[tuple[str, RootConfig, bool, bool]], problems: _Problems) -> None:
+    """Roots must not share files: a folder inside another root's folder would be uploaded
+    twice, and two roots on one remote folder (or one inside the other) would overwrite each
+    other's files. Local folders are compared with links resolved. ``checked`` holds
+    (key, root, its local folder is valid, its remote folder is valid); invalid ones were
+    reported already and are not compared."""
+    locals_ = [(k, r.local, Path(os.path.realpath(r.local))) for k, r, ok, _ in checked if ok]
+    remotes = [(k, r.remote, PurePosixPath(r.remote)) for k, r, _, ok in checked if ok]
+    for j, (key_j, shown_j, path_j) in enumerate(locals_):
+        for key_i, shown_i, path_i in locals_[:j]:
+            if path_i == path_j:
+                problems.add(f"{key_j}.local", f"{shown_j} is listed twice (also {key_i}.local)")
+            elif path_j.is_relative_to(path_i) or path_i.is_relative_to(path_j):
+                inner, outer = (key_j, key_i) if path_j.is_relative_to(path_i) else (key_i, key_j)
+                problems.add(
+                    f"{key_j}.local",
+                    f"{shown_j} and {shown_i} ({key_i}.local) overlap: the folder of {inner} "
+                    f"is inside that of {outer}, so its files would be backed up twice; keep "
+                    "one of them (ignore patterns can leave a subfolder out)",
+                )
+    for j, (key_j, remote_j, rpath_j) in enumerate(remotes):
+        for key_i, remote_i, rpath_i in remotes[:j]:
+            if rpath_i == rpath_j:
+                problems.add(
+                    f"{key_j}.remote",
+                    f"{remote_j} is also the remote folder of {key_i}: the two roots would "
+                    "overwrite each other's files; give each root its own remote folder",
+                )
+            elif rpath_j.is_relative_to(rpath_i) or rpath_i.is_relative_to(rpath_j):
+                inner, outer = (key_j, key_i) if rpath_j.is_relative_to(rpath_i) else (key_i, key_j)
+                problems.add(
+                    f"{key_j}.remote",
+                    f"{remote_j} and {remote_i} ({key_i}.remote) overlap: the remote folder of "
+                    f"{inner} is inside that of {outer}, so the two roots would overwrite each "
+                    "other's files; give each root a remote folder outside the others",
+                )
 
 
 _TOP = (
@@ -349,15 +430,25 @@ _TOP = (
 )
 
 
-def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = None) -> SyncConfig:
+def validate(
+    raw: Any,
+    env: Mapping[str, str],
+    cli_paths: list[str] | None = None,
+    *,
+    roots_required: bool = True,
+) -> SyncConfig:
     """Check a parsed ``sync.yaml`` (None for no file) and apply the environment.
+
+    ``roots_required=False`` accepts no roots at all: commands that only read the state dir
+    (``status``, ``db upgrade``) work with no configuration.
 
     :raises ConfigError: listing every problem with its key path.
     """
     problems = _Problems()
     raw = _expand(raw, "", env, problems) if raw is not None else {}
     top = _Reader(raw, "", _TOP, problems)
-    roots = _roots(top.raw.get("roots"), problems, list(cli_paths or []))
+    notices: list[str] = []
+    roots = _roots(top.raw.get("roots"), problems, list(cli_paths or []), notices, roots_required)
 
     cred = _Reader(
         top.raw.get("credentials"),
@@ -368,7 +459,9 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
     client_id = cred.get("client_id", "", _str, "a non-empty string")
     secret = cred.get("client_secret", "", _str, "a non-empty string")
     secrets_file = cred.get("secrets_file", None, _str, "a path")
+    secret_files = [Path(env[k]) for k in _SECRET_ENV if env.get(k)]
     if secrets_file:
+        secret_files.append(Path(secrets_file).expanduser())
         loaded = _secrets_file(Path(secrets_file).expanduser(), problems)
         client_id = client_id or loaded.get("client_id", "")
         secret = secret or loaded.get("client_secret", "")
@@ -413,6 +506,15 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         ),
         "a mapping of endpoint to positive QPS",
     )
+    overrides = {str(k).lstrip("/"): v for k, v in overrides.items()}
+    if overrides:
+        from syncagent.pan123.endpoints import ENDPOINTS
+
+        for name in overrides:
+            if name not in ENDPOINTS:
+                near = difflib.get_close_matches(name, list(ENDPOINTS), n=1)
+                hint = f"did you mean {near[0]!r}?" if near else "see the README for the list"
+                problems.add(f"limits.overrides.{name}", f"unknown endpoint ({hint})")
     stab = _Reader(top.raw.get("stability"), "stability", ("quiet", "min_age"), problems)
     positive = lambda v: d if (d := _duration(v)) is not None and d >= 0 else None  # noqa: E731
     ledger = _Reader(top.raw.get("ledger"), "ledger", ("url",), problems)
@@ -425,6 +527,14 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
     elif (bad := _not_utf8(state_dir)) is not None:
         problems.add("state_dir", bad)
     log_file = logs.get("file", None, _str, "a path")
+    if log_file is not None:
+        log_path = Path(log_file).expanduser()
+        if not log_path.is_absolute():
+            problems.add("logging.file", f"must be an absolute path, not {log_file!r}")
+        elif log_path.is_dir():
+            problems.add("logging.file", f"{log_file} is a folder, not a file")
+        elif not log_path.parent.is_dir():
+            problems.add("logging.file", f"the folder {log_path.parent} does not exist")
     mon = _Reader(
         top.raw.get("monitoring"), "monitoring", ("port", "host", "unhealthy_after"), problems
     )
@@ -466,14 +576,21 @@ def validate(raw: Any, env: Mapping[str, str], cli_paths: list[str] | None = Non
         names=up.choice("names", "map", ("map", "skip")),
         stability_seconds=stab.get("quiet", 3.0, positive, "a duration (e.g. 3s)"),
         min_age=stab.get("min_age", 0.0, positive, "a duration"),
-        rescan_interval=top.get("rescan_interval", 3600.0, positive, "a duration (e.g. 1h)"),
+        rescan_interval=top.get(
+            "rescan_interval",
+            3600.0,
+            lambda v: d if (d := _duration(v)) is not None and d >= MIN_RESCAN_INTERVAL else None,
+            f"a duration of at least {MIN_RESCAN_INTERVAL:.0f}s (e.g. 1h)",
+        ),
         state_dir=state_dir,
         ledger_url=ledger.get("url", f"sqlite:///{state_dir / 'ledger.sqlite3'}", _str, "a URL"),
         log_level=logs.choice("level", "info", ("debug", "info", "warning", "error")),
         log_file=Path(log_file).expanduser() if log_file else None,
         monitor_port=monitor_port,
         monitor_host=monitor_host,
+        secret_files=tuple(Path(os.path.abspath(p)) for p in secret_files),
         unhealthy_after=mon.get("unhealthy_after", 300.0, positive, "a duration (e.g. 5m)"),
+        notices=tuple(notices),
     )
     if problems.items:  # checked after every key was read, so all problems are listed
         raise ConfigError(problems.items)
@@ -496,7 +613,11 @@ def _secrets_file(path: Path, problems: _Problems) -> dict[str, str]:
 
 
 def load_config(
-    path: Path | None, env: Mapping[str, str] | None = None, cli_paths: list[str] | None = None
+    path: Path | None,
+    env: Mapping[str, str] | None = None,
+    cli_paths: list[str] | None = None,
+    *,
+    roots_required: bool = True,
 ) -> SyncConfig:
     """Read ``path`` (None: no file, environment and ``cli_paths`` only) and validate it.
 
@@ -518,4 +639,9 @@ def load_config(
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError([f"{path}: not valid YAML{where}: {problem}"]) from None
-    return validate(raw, env, cli_paths)
+    config = validate(raw, env, cli_paths, roots_required=roots_required)
+    if path is not None:  # the file in use holds or names the credentials: never backed up
+        config = dataclasses.replace(
+            config, secret_files=(Path(os.path.abspath(path)), *config.secret_files)
+        )
+    return config

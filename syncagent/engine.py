@@ -3,18 +3,20 @@
 The composition of scanner → planner → workers → ledger for ``syncagent sync`` and for each
 pass of the watch agent. Every state change is committed to the ledger before it is counted.
 A worker re-checks a file before trusting it: a file that changed since the scan, or while it
-was hashed or sent, is re-queued (a few times) and never recorded as done. Uploads are
-verified in batches of 100 (one ``infos`` call: stored size and etag against the local file)
-and only then recorded done. A failing file gets a next-attempt time with backoff while the
-rest proceed; a fatal error (credentials, quota) stops the pass.
+was hashed or sent, is re-queued (a few times) and never recorded as done. It reads the file
+through one descriptor (:mod:`syncagent.localfile`): no link is followed, a FIFO never blocks.
+Uploads are verified in batches of 100 (one ``infos`` call: stored size and etag against the
+local file) and only then recorded done. A failing file gets a next-attempt time with backoff
+while the rest proceed; a fatal error (credentials, quota) stops the pass.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
-import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
+    ConfigError,
     FileChangedError,
     Interrupted,
     LocalFileError,
@@ -34,11 +37,13 @@ from syncagent.errors import (
 )
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
+from syncagent.localfile import LocalFile, open_below
 from syncagent.model import LocalEntry, Upload
 from syncagent.moves import RemoteMover
-from syncagent.planner import Plan, plan
+from syncagent.planner import EMPTY_FILE, MAX_FILE_SIZE, Plan, plan, too_large
 from syncagent.renames import find_moves
-from syncagent.scanner import ScanJob, default_helpers, sqlite_file
+from syncagent.scanner import ScanJob, default_helpers, root_problem, sqlite_file
+from syncagent.walk import not_regular
 
 if TYPE_CHECKING:  # the client (and requests) load only when a pass has something to send
     from syncagent.pan123 import Pan123Client, UploadResult
@@ -51,6 +56,7 @@ CHANGE_RETRIES = 3  # re-checks of a file that keeps changing, within one pass
 VERIFY_BATCH = 100  # uploads verified per infos call (its documented maximum)
 MAX_BACKOFF = 3600.0
 CHANGING_PROMPT_RETRIES = 5  # passes that retry a still-changing file at once, then back off
+FUTURE_SLACK = 2.0  # seconds a file time may run ahead of this clock before it is worth a word
 
 
 @dataclass
@@ -68,13 +74,15 @@ class PassReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     fatal: str | None = None
+    fatal_error: RemoteError | None = None  # what made it fatal (refused credentials...)
     error: str | None = None  # the pass itself failed (123pan unreachable): tried again later
     unreachable: str | None = None  # an upload could not reach 123pan at all (why)
+    not_read: list[str] = field(default_factory=list)  # roots left out: why (gone, bad rules)
     plans: list[tuple[RootConfig, Plan]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed and self.fatal is None and self.error is None
+        return not self.failed and self.fatal is None and self.error is None and not self.not_read
 
 
 class Progress(Protocol):
@@ -98,14 +106,6 @@ class _NoProgress:
         pass
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while piece := f.read(1 << 20):
-            digest.update(piece)
-    return digest.hexdigest()
-
-
 def retry_delay(attempts: int, *, changing: bool = False) -> float:
     """Seconds until a failed file is tried again: 30 s, doubling, at most an hour.
 
@@ -120,9 +120,9 @@ def retry_delay(attempts: int, *, changing: bool = False) -> float:
     return min(MAX_BACKOFF, 30.0 * 2.0 ** (attempts - 1))
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
     """What must not change while a file is read for it to count as holding still."""
-    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
 
 
 def _entry(rel_path: str, st: os.stat_result) -> LocalEntry:
@@ -145,7 +145,8 @@ class SyncEngine:
     """Runs passes for a configuration.
 
     :param client: the 123pan client (real account or emulator).
-    :param sleep: injectable wait (stability window).
+    :param sleep: injectable wait (stability window); by default a wait that :meth:`stop`
+        cuts short.
     """
 
     def __init__(
@@ -155,7 +156,7 @@ class SyncEngine:
         client: Pan123Client | Callable[[], Pan123Client],
         *,
         progress: Progress | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.config = config
         self.ledger = ledger
@@ -165,6 +166,7 @@ class SyncEngine:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sent: list[_Sent] = []  # uploaded, waiting for a batched verification
+        self._told_future: set[Path] = set()  # files whose future mtime was logged
 
     def stop(self) -> None:
         """Start no new upload; small ones in flight finish, chunked ones stop after their
@@ -210,6 +212,7 @@ class SyncEngine:
         except RemoteError as exc:  # from a call this thread makes: the remote root, moves
             if exc.fatal:
                 report.fatal = report.fatal or exc.explained
+                report.fatal_error = report.fatal_error or exc
             else:
                 report.error = str(exc)
                 log.warning("pass failed: %s; it is tried again later", exc)
@@ -235,18 +238,23 @@ class SyncEngine:
     ) -> None:
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
+        not_read = {} if dry_run else repo.root_problems(self.ledger)
         for root in self.config.roots:
-            root_id, known_remote = repo.ensure_root(
-                self.ledger, str(root.local), root.remote, root.mode
-            )
+            if dry_run:  # reads only: a root the ledger does not know has no rows (id 0)
+                root_id, known_remote = repo.find_root(self.ledger, str(root.local)) or (0, None)
+            else:
+                root_id, known_remote = repo.ensure_root(
+                    self.ledger, str(root.local), root.remote, root.mode
+                )
             rows = repo.count_files(self.ledger, root_id)
-            job = scans.get(root.local) or ScanJob(
-                root.local,
-                IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths),
-                helpers=default_helpers(),
-                ledger_file=sqlite_file(self.ledger.url),
-                rows=rows,
-            )
+            job = self._scan(root, rows, dry_run, scans)
+            problem = job if isinstance(job, str) else None
+            if not dry_run and problem != not_read.get(root_id):
+                repo.set_root_problem(self.ledger, root_id, problem)  # for status
+            if isinstance(job, str):  # not read: the pass is not a success; the others go on
+                log.warning("%s", job)
+                report.not_read.append(job)
+                continue
             try:
                 found = job.result()
                 if found.matched == rows:  # every file and skip as recorded, nothing gone
@@ -310,6 +318,38 @@ class SyncEngine:
         for root, root_id, gone, scanned in deletions:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report)
+
+    def _scan(
+        self,
+        root: RootConfig,
+        rows: int,
+        dry_run: bool,
+        scans: Mapping[Path, ScanJob],
+    ) -> ScanJob | str:
+        """The root's scan (started here unless ``sync`` started it), or why the root
+        cannot be backed up (a pass that leaves a root out is not a success): its
+        folder cannot be read (gone, unmounted, no permission), or its ``.syncignore`` is
+        bad (edited while the agent runs; ``sync`` and ``run`` refuse a bad one at start)."""
+        job = scans.get(root.local)
+        problem = root_problem(root.local)
+        if problem is None and job is None:
+            try:
+                rules = IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths)
+            except ConfigError as err:
+                problem = f"{root.local} was not backed up: " + "; ".join(err.problems)
+            else:
+                job = ScanJob(
+                    root.local,
+                    rules,
+                    helpers=default_helpers(),
+                    ledger_file=None if dry_run else sqlite_file(self.ledger.url),
+                    rows=rows,
+                )
+        if problem is None and job is not None:
+            return job
+        if job is not None:
+            job.close()
+        return problem or f"{root.local} was not scanned"
 
     def _delete_local(self, sent: _Sent, report: PassReport) -> None:
         """Move mode: remove the local file, unless it changed since it was uploaded."""
@@ -385,16 +425,26 @@ class SyncEngine:
         md5: str | None = None
         try:
             for attempt in range(1, CHANGE_RETRIES + 1):
-                entry, md5 = self._settle(path, action, report)
-                try:
-                    result = self.client.upload(
-                        path, remote_id, action.remote_rel, md5=md5, verify=False
-                    )
-                    break
-                except FileChangedError:  # changed while it was sent: settle and send again
-                    if attempt == CHANGE_RETRIES:
-                        raise
-                    log.info("%s changed while it was being uploaded; sending it again", path)
+                entry, md5, local = self._settle(root.local, action, report)
+                with local:
+                    if action.recorded_md5 is not None and md5 == action.recorded_md5:
+                        # only its ctime moved (a chmod, say): nothing to send
+                        repo.record_stat(self.ledger, root_id, entry, pass_id)
+                        with self._lock:
+                            report.unchanged += 1
+                        self.progress.file_done(rel, True)
+                        return
+                    if self._stop.is_set():  # no upload starts after a stop
+                        raise Interrupted("stopping")
+                    try:
+                        result = self.client.upload(
+                            path, remote_id, action.remote_rel, md5=md5, verify=False, fd=local.fd
+                        )
+                        break
+                    except FileChangedError:  # changed while it was sent: settle, send again
+                        if attempt == CHANGE_RETRIES:
+                            raise
+                        log.info("%s changed while it was being uploaded; sending it again", path)
             log.info("uploaded %s (%s, %d bytes, %s)", path, action.why, entry.size, result.method)
             self._to_verify(
                 _Sent(root_id, entry, action.remote_rel, result, path, root.mode == "move"),
@@ -409,6 +459,7 @@ class SyncEngine:
                 report.vanished += 1
             log.info("%s was deleted before it could be uploaded", path)
         except UnsupportedFileError as exc:
+            log.info("%s is not uploaded: %s", path, exc.message)
             repo.record_skip(self.ledger, root_id, rel, exc.message, entry, pass_id)
             with self._lock:
                 report.skipped.append((str(path), exc.message))
@@ -429,6 +480,7 @@ class SyncEngine:
             if exc.fatal:
                 with self._lock:
                     report.fatal = report.fatal or exc.explained
+                    report.fatal_error = report.fatal_error or exc
                 self._stop.set()
 
     def _to_verify(self, sent: _Sent, report: PassReport, pass_id: int) -> None:
@@ -463,6 +515,7 @@ class SyncEngine:
             if exc.fatal:
                 with self._lock:
                     report.fatal = report.fatal or exc.explained
+                    report.fatal_error = report.fatal_error or exc
                 self._stop.set()
             return
         verified: list[_Sent] = []
@@ -504,30 +557,111 @@ class SyncEngine:
             self.progress.advance(s.entry.size)
             self.progress.file_done(s.entry.rel_path, True)
 
-    def _settle(self, path: Path, action: Upload, report: PassReport) -> tuple[LocalEntry, str]:
-        """Stat, wait out the quiet window, hash if needed; the file must hold still.
+    def _settle(
+        self, root: Path, action: Upload, report: PassReport
+    ) -> tuple[LocalEntry, str, LocalFile]:
+        """Wait until the file holds still, open it once and hash it from that descriptor.
 
-        Quiet means no change to size, mtime, ctime or inode for the window: ctime also
-        moves on a rename over the file (an atomic save) and on truncate-and-rewrite.
+        Returns the file still open: the caller sends it from the same descriptor and closes
+        it. The file must be, on that descriptor, the regular file that was waited for (same
+        size, mtime, ctime, device and inode), on the device it was scanned on, and hold
+        still while it is hashed. Another inode on that device is the path's new content (an
+        atomic save): safe to read, since no folder on the way is a link. Its size is checked
+        before a byte is read: an empty file or one over 10 GB is refused unread.
         """
+        rel = action.entry.rel_path
+        path = root / rel
         for _ in range(CHANGE_RETRIES):
-            st = os.stat(path, follow_symlinks=False)
-            age = time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
-            wait = max(self.config.stability_seconds, self.config.min_age)
-            if age < wait:
-                self._sleep(wait - age)
-                continue
-            entry = _entry(action.entry.rel_path, st)
-            unchanged = (st.st_size, st.st_mtime_ns) == (action.entry.size, action.entry.mtime_ns)
-            md5 = action.md5 if unchanged and action.md5 else None
-            if md5 is None:
-                md5 = _md5(path)
-                with self._lock:
-                    report.hashed += 1
-                if _identity(os.stat(path, follow_symlinks=False)) != _identity(st):
+            quiet = self._wait_quiet(path)
+            local = open_below(root, rel)
+            try:
+                st = local.stat()
+                if _identity(st) != _identity(quiet):
+                    local.close()  # replaced or written since the wait: wait again
                     continue
-            return entry, md5
+                if st.st_dev != action.entry.dev:  # a mount appeared on its way
+                    raise FileChangedError(
+                        "the file is on another file system than when it was scanned; "
+                        "it will be tried again",
+                        str(path),
+                    )
+                if st.st_size == 0:
+                    raise UnsupportedFileError(EMPTY_FILE, str(path))
+                if st.st_size > MAX_FILE_SIZE:
+                    raise UnsupportedFileError(too_large(st.st_size), str(path))
+                entry = _entry(rel, st)
+                scanned = action.entry
+                same = _identity(st) == (
+                    scanned.size,
+                    scanned.mtime_ns,
+                    scanned.ctime_ns,
+                    scanned.dev,
+                    scanned.inode,
+                )
+                md5 = action.md5 if same and action.md5 else None
+                if md5 is None:
+                    md5 = local.md5(self._stop.is_set)
+                    with self._lock:
+                        report.hashed += 1
+                    if _identity(local.stat()) != _identity(st):
+                        local.close()
+                        continue
+                return entry, md5, local
+            except BaseException:
+                local.close()
+                raise
         raise FileChangedError("the file kept changing; it will be tried again", str(path))
+
+    def _wait_quiet(self, path: Path) -> os.stat_result:
+        """Stat the path (no link followed) until the file has held still for the quiet
+        window (and is ``min_age`` old); its last stat.
+
+        Quiet means no change to size, mtime, ctime or inode: ctime also moves on a rename
+        over the file (an atomic save) and on truncate-and-rewrite. The wait is bounded and
+        does not trust the file's times alone: a file whose times are ahead of this clock
+        (another machine's clock, a bad ``touch``) counts as settled once it has been seen
+        holding still for the window. Each wait ends early on a stop (``Interrupted``), and a
+        file that keeps changing gives up after a few waits.
+        """
+        window = max(self.config.stability_seconds, self.config.min_age)
+        last: tuple[int, int, int, int, int] | None = None
+        since = 0.0
+        for waits in range(CHANGE_RETRIES + 1):
+            st = os.stat(path, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                if stat.S_ISDIR(st.st_mode):
+                    raise FileNotFoundError(errno.ENOENT, "it is a folder now", str(path))
+                raise UnsupportedFileError(not_regular(st.st_mode), str(path))
+            now = time.monotonic()
+            if _identity(st) != last:
+                last, since = _identity(st), now
+            age = time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9
+            held = now - since
+            if age >= window or held >= window:
+                return st
+            if age < -FUTURE_SLACK and path not in self._told_future:
+                self._told_future.add(path)
+                log.warning(
+                    "%s has a modification time %.0f s in the future (a clock is wrong?); "
+                    "it counts as settled once it has held still for %.0f s",
+                    path,
+                    -age,
+                    window,
+                )
+            if waits < CHANGE_RETRIES:
+                pause = min(window - age, window - held)
+                log.info("%s: waiting %.1f s for it to hold still", path, pause)
+                self._pause(pause)
+        raise FileChangedError("the file kept changing; it will be tried again", str(path))
+
+    def _pause(self, seconds: float) -> None:
+        """Wait (for a file to settle); a stop cuts the wait short with ``Interrupted``."""
+        if self._sleep is None:
+            self._stop.wait(seconds)
+        else:
+            self._sleep(seconds)
+        if self._stop.is_set():
+            raise Interrupted("stopped while waiting for a file to settle")
 
     def _fail(
         self,

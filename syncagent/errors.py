@@ -17,6 +17,7 @@ at the boundary where they happen, so nothing above that boundary catches a fore
     ├── RemoteError                   anything from the 123pan side; ``retryable``/``fatal``
     │   │                             class flags; keeps code, message, endpoint, trace_id
     │   ├── TransportError      (r)   connection refused/reset/timeout
+    │   ├── CertificateError    (f)   the server's TLS certificate is not trusted
     │   ├── ServerError         (r)   HTTP 5xx or a body that is not the JSON envelope
     │   ├── RateLimitedError    (r)   code 429
     │   ├── VerifyingError      (r)   code 20103: still verifying, ask again later
@@ -200,6 +201,16 @@ class TransportError(RemoteError):
     """The connection failed (refused, reset, timed out) before an answer arrived."""
 
     retryable = True
+
+
+class CertificateError(RemoteError):
+    """The server's TLS certificate could not be verified: no retry makes it trusted."""
+
+    fatal = True
+    hint = (
+        "the 123pan server's TLS certificate is not trusted: if a proxy or a local emulator "
+        "uses its own CA, point REQUESTS_CA_BUNDLE at that CA's certificate file"
+    )
 
 
 class ServerError(RemoteError):

@@ -1,9 +1,15 @@
 """Which paths are never backed up: built-in junk and temp names, config patterns, and a
-per-root ``.syncignore`` file, all in gitignore syntax (pathspec). Pure after construction."""
+per-root ``.syncignore`` file, all in gitignore syntax (pathspec). Pure after construction.
+
+An ignore file is never ignored silently: one that cannot be read, is not UTF-8 or holds an
+invalid pattern raises :class:`~syncagent.errors.ConfigError` naming the file and the line
+(a root whose rules are unknown is not backed up at all, rather than with too few rules).
+Only the root's own ``.syncignore`` is read; the walk reports one in a subfolder as skipped,
+with that reason.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -12,11 +18,19 @@ from pathlib import Path
 import pathspec
 from pathspec.pattern import RegexPattern
 
-from syncagent.walk import FastMatcher, Matcher
+from syncagent.errors import ConfigError
+from syncagent.walk import IGNORE_FILE, FastMatcher, Matcher
 
-__all__ = ["BUILTIN", "IGNORE_FILE", "IgnoreRules", "anchored", "inside"]
+__all__ = [
+    "BUILTIN",
+    "IGNORE_FILE",
+    "IgnoreRules",
+    "anchored",
+    "inside",
+    "pattern_problem",
+    "read_ignore_file",
+]
 
-IGNORE_FILE = ".syncignore"
 # Files still being written by common programs, and system junk.
 BUILTIN = (
     "*.part",
@@ -41,6 +55,47 @@ BUILTIN = (
     "__pycache__/",
     IGNORE_FILE,
 )
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a valid gitignore pattern (None when it is)."""
+    try:
+        pathspec.GitIgnoreSpec.from_lines([pattern])
+    except (ValueError, re.error) as exc:  # pathspec's GitIgnorePatternError is a ValueError
+        return f"invalid pattern {pattern!r} ({exc})"
+    return None
+
+
+def read_ignore_file(root: Path) -> list[str]:
+    """The lines of ``root``'s ``.syncignore`` ([] when there is none).
+
+    :raises ConfigError: the file cannot be read, is not UTF-8, or holds an invalid pattern;
+        every bad line is listed, each as ``<file>: line <n>: <why>``.
+    """
+    path = root / IGNORE_FILE
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):  # no file (a missing root: said elsewhere)
+        return []
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
+    problems: list[str] = []
+    lines: list[str] = []
+    for number, raw in enumerate(data.splitlines(), 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            shown = raw.decode("utf-8", "backslashreplace")
+            problems.append(
+                f"{path}: line {number}: not UTF-8 (byte 0x{raw[exc.start]:02x} in {shown!r})"
+            )
+            continue
+        if (why := pattern_problem(line)) is not None:
+            problems.append(f"{path}: line {number}: {why}")
+        lines.append(line)
+    if problems:
+        raise ConfigError(problems)
+    return lines
 
 
 def _combine(patterns: Sequence[object], bare_names: bool) -> str | None:
@@ -125,11 +180,12 @@ class IgnoreRules:
         cls, root: Path, patterns: Iterable[str] = (), own: Iterable[Path] = ()
     ) -> IgnoreRules:
         """Built-ins + ``patterns`` + the root's ``.syncignore`` if there is one, and always
-        the paths in ``own`` (syncagent's own files) that lie inside the root."""
-        extra: list[str] = []
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            extra = (root / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
-        return cls([*patterns, *extra], always=anchored(root, own))
+        the paths in ``own`` (syncagent's own files) that lie inside the root.
+
+        :raises ConfigError: the ``.syncignore`` is unreadable or bad (see
+            :func:`read_ignore_file`).
+        """
+        return cls([*patterns, *read_ignore_file(root)], always=anchored(root, own))
 
     def file(self, rel_path: str) -> bool:
         return self.matcher.file(rel_path, rel_path.rsplit("/", 1)[-1])

@@ -67,16 +67,23 @@ class LedgerFacts(NamedTuple):
     reason: str | None = None
     remote_name: str | None = None  # the 123pan path it was uploaded to
     remote_id: int | None = None  # its 123pan fileID
+    ctime_ns: int = 0
 
 
 @dataclass(frozen=True)
 class Upload:
-    """Upload ``rel_path`` to ``remote_rel``; ``md5`` is known when the content is unchanged."""
+    """Upload ``rel_path`` to ``remote_rel``; ``md5`` is known when the content is unchanged.
+
+    ``recorded_md5`` is set (why ``"recheck"``) for a done file whose size and mtime are as
+    recorded but whose ctime is not (``cp -p``, ``tar x`` and ``touch -r`` keep the mtime):
+    it is hashed again and sent only if its MD5 differs from the recorded one.
+    """
 
     entry: LocalEntry
     remote_rel: str
-    why: str  # "new" or "changed" or "retry"
+    why: str  # "new" or "changed" or "retry" or "recheck"
     md5: str | None = None
+    recorded_md5: str | None = None
 
 
 @dataclass(frozen=True)

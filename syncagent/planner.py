@@ -1,10 +1,13 @@
 """Deciding what a pass does: local facts + ledger view + policy -> actions. Pure.
 
-A file whose (size, mtime_ns, dev, inode) match the ledger keeps its recorded MD5 and, when it
-is done, needs nothing; a file that failed waits until its next-attempt time; everything else
-is uploaded, with its names mapped for 123pan or skipped with the reason. Things the scanner
-could not read are recorded as skipped. Only changes are returned: a pass over an unchanged
-tree plans nothing.
+A file whose (size, mtime_ns, ctime_ns, dev, inode) match the ledger keeps its recorded MD5
+and, when it is done, needs nothing; a done file with only a new ctime (new content with the
+old mtime: ``cp -p``, ``tar x``, ``touch -r``; or only a chmod) is hashed again and sent only
+if its MD5 changed; a file that failed waits until its next-attempt time; everything else is
+uploaded, with its names mapped for 123pan or skipped with the reason. Empty files and files
+over 123pan's 10 GB limit are refused on their size, before anything reads them. Things the
+scanner could not read are recorded as skipped. Only changes are returned: a pass over an
+unchanged tree plans nothing.
 """
 
 from __future__ import annotations
@@ -16,9 +19,15 @@ from typing import Literal
 from syncagent.model import FileState, LedgerFacts, LocalEntry, LocalSkip, Move, Skip, Upload
 from syncagent.remote_names import NameRefused, remote_path
 
-__all__ = ["EMPTY_FILE", "Plan", "plan"]
+__all__ = ["EMPTY_FILE", "MAX_FILE_SIZE", "Plan", "plan", "too_large"]
 
 EMPTY_FILE = "0-byte file: 123pan cannot store empty files"
+MAX_FILE_SIZE = 10_000_000_000  # 123pan's "10 GB" (the client refuses above it too)
+
+
+def too_large(size: int) -> str:
+    """The reason a file of ``size`` bytes is refused."""
+    return f"file is over 123pan's 10 GB limit ({size} bytes)"
 
 
 @dataclass
@@ -37,6 +46,11 @@ def _same(entry: LocalEntry, facts: LedgerFacts) -> bool:
         facts.dev,
         facts.inode,
     )
+
+
+def _ctime_moved(entry: LocalEntry, facts: LedgerFacts) -> bool:
+    """The ctime differs from the recorded one (a row that never recorded it counts too)."""
+    return entry.ctime_ns != facts.ctime_ns
 
 
 def plan(
@@ -66,8 +80,11 @@ def plan(
     for entry in sorted(entries, key=lambda e: e.rel_path):
         facts = ledger.get(entry.rel_path)
         same = facts is not None and _same(entry, facts)
+        recheck = False
         if same and facts is not None:
-            if facts.state in (FileState.DONE, FileState.SKIPPED):
+            if facts.state == FileState.DONE and _ctime_moved(entry, facts) and facts.md5:
+                recheck = True  # new content may hide behind the old size and mtime
+            elif facts.state in (FileState.DONE, FileState.SKIPPED):
                 result.unchanged += 1
                 continue
             if facts.state == FileState.FAILED and facts.next_attempt_at > now:
@@ -76,6 +93,8 @@ def plan(
         reason = None
         if entry.size == 0:
             reason = EMPTY_FILE
+        elif entry.size > MAX_FILE_SIZE:
+            reason = too_large(entry.size)
         else:
             try:
                 remote = remote_path(entry.rel_path, names)
@@ -89,7 +108,11 @@ def plan(
         if reason is not None:
             result.skips.append(Skip(entry.rel_path, reason, entry))
             continue
+        if recheck and facts is not None:
+            result.uploads.append(Upload(entry, remote, "recheck", None, facts.md5))
+            continue
         why = "new" if facts is None else "retry" if same else "changed"
-        md5 = facts.md5 if same and facts is not None else None
+        # the recorded MD5 holds only while the ctime does too
+        md5 = facts.md5 if same and facts is not None and not _ctime_moved(entry, facts) else None
         result.uploads.append(Upload(entry, remote, why, md5))
     return result

@@ -38,7 +38,15 @@ from syncagent.walk import (
     write_frame,
 )
 
-__all__ = ["NOT_UTF8", "ScanJob", "ScanResult", "default_helpers", "scan", "sqlite_file"]
+__all__ = [
+    "NOT_UTF8",
+    "ScanJob",
+    "ScanResult",
+    "default_helpers",
+    "root_problem",
+    "scan",
+    "sqlite_file",
+]
 
 log = logging.getLogger("syncagent")
 
@@ -89,6 +97,18 @@ class ScanResult:
 def scan(root: Path, ignore: IgnoreRules) -> ScanResult:
     """Walk ``root`` in this process and classify everything below it."""
     return ScanJob(root, ignore, helpers=0).result()
+
+
+def root_problem(root: Path) -> str | None:
+    """Why the folder of a root cannot be walked (None: it can). The walk opens it the same
+    way and would report "nothing found": a pass must not call that a success."""
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        why = "it is a symbolic link" if os.path.islink(root) else exc.strerror or str(exc)
+        return f"{root} cannot be read ({why}): nothing of it was backed up"
+    os.close(fd)
+    return None
 
 
 def sqlite_file(ledger_url: str) -> str | None:
@@ -251,7 +271,7 @@ class ScanJob:
     def result(self) -> ScanResult:
         """Walk from the queue here until it is empty, then merge the helpers' verdicts."""
         worker = self._worker
-        while self._queue:
+        while True:  # the helpers are joined even when they took every chunk before this
             while True:
                 try:
                     chunk = self._queue.pop()
@@ -260,6 +280,8 @@ class ScanJob:
                 worker.do(*chunk)
             for helper in self._helpers:
                 helper.join()  # a helper that failed put its chunks back in the queue
+            if not self._queue:
+                break
         worker.close()
         verdicts = [h.verdict for h in self._helpers]
         matched: int | None = None

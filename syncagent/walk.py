@@ -4,8 +4,10 @@ Shared by the in-process scan and by scan helper processes (``python -m syncagen
 which is why it imports nothing heavier than ``re``: a helper must start in a few
 milliseconds. Never follows a symbolic link (so never leaves the root and never loops); a
 link, FIFO, socket or device is reported as skipped with its reason, and so is a name that
-is not UTF-8 (under a key with the bad bytes written as ``\\xff``); an unreadable folder is
-reported and the walk carries on; ignored folders are not entered.
+is not UTF-8 (under a key of its own, see :func:`escaped_key`) and a path longer than the
+system allows; an unreadable folder is reported and the walk carries on; ignored folders
+are not entered. A ``.syncignore`` below the root is reported too: only the root's own is
+read, and one that is not must not look as if it were.
 
 Helpers speak length-prefixed :mod:`marshal` frames over their stdin and stdout (see
 :func:`_helper`).
@@ -14,6 +16,7 @@ Helpers speak length-prefixed :mod:`marshal` frames over their stdin and stdout 
 from __future__ import annotations
 
 import contextlib
+import errno
 import marshal
 import os
 import re
@@ -25,13 +28,20 @@ from operator import itemgetter
 from typing import IO, Any
 
 __all__ = [
+    "IGNORE_FILE",
+    "LINK",
+    "NESTED_IGNORE_FILE",
     "NOT_UTF8",
+    "PATH_MAX",
+    "TOO_LONG",
     "ChunkWorker",
     "FastMatcher",
     "Folder",
     "Matcher",
     "RawFile",
     "RawSkip",
+    "escaped_key",
+    "not_regular",
     "read_frame",
     "subfolders",
     "walk",
@@ -43,6 +53,10 @@ RawSkip = tuple[str, str]  # rel_path, reason
 Folder = tuple[str, str]  # rel_path ("" for the root), absolute path
 
 NOT_UTF8 = "name is not valid UTF-8"
+IGNORE_FILE = ".syncignore"
+NESTED_IGNORE_FILE = (
+    "not read: only the .syncignore at the top of the root applies (put these patterns there)"
+)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _KINDS = {
@@ -51,6 +65,29 @@ _KINDS = {
     stat.S_IFCHR: "character device",
     stat.S_IFBLK: "block device",
 }
+
+
+LINK = "symbolic link (not followed)"
+NAME_MAX = 255  # bytes in one name (Linux)
+
+
+def _path_max() -> int:
+    try:
+        return os.pathconf("/", "PC_PATH_MAX")
+    except (OSError, ValueError):
+        return 4096
+
+
+PATH_MAX = _path_max()  # bytes in a path, with its terminating NUL
+TOO_LONG = f"path is longer than the system allows ({PATH_MAX} bytes): cannot be opened"
+
+
+def not_regular(mode: int) -> str:
+    """Why an entry of this (non-regular) mode is not backed up: the reason of its skip."""
+    if stat.S_ISLNK(mode):
+        return LINK
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+    return f"{kind}: only regular files are backed up"
 
 
 class Matcher:
@@ -82,9 +119,17 @@ class FastMatcher(Matcher):
         return self.file(rel_path + "/", name + "/")
 
 
-def _printable(rel: str) -> str:
-    """``bad\\xff.txt`` for a name holding the byte 0xff: storable and shown as-is."""
-    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+def escaped_key(rel: str) -> str:
+    """The ledger key of an entry whose name (the last component) is not UTF-8.
+
+    ``bad\\xff.txt/`` for a name holding the byte 0xff: the bytes that are not UTF-8 written
+    as ``\\xHH``, a backslash of the name doubled, and a trailing ``/``, which the key of a
+    real file or folder never has. So the key is storable and readable, two such names never
+    share one, and a file whose name really is ``bad\\xff.txt`` keeps its own key.
+    """
+    folder, _, name = rel.rpartition("/")
+    raw = name.encode("utf-8", "surrogateescape").replace(b"\\", b"\\\\")
+    return f"{folder}/" * bool(folder) + raw.decode("utf-8", "backslashreplace") + "/"
 
 
 def _utf8(name: str) -> bool:
@@ -123,8 +168,12 @@ def walk(
             # was swapped for a link since it was listed.
             fd = os.open(abs_dir, _DIR_FLAGS)
         except OSError as exc:
-            skips.append((rel_dir or ".", f"folder cannot be read: {exc.strerror}"))
+            reason = TOO_LONG if exc.errno == errno.ENAMETOOLONG else exc.strerror
+            skips.append((rel_dir or ".", f"folder cannot be read: {reason}"))
             continue
+        # Bytes left for a file's name before its path is too long to open: checked per name
+        # only in the (rare) folders this deep.
+        room = PATH_MAX - 2 - len(os.fsencode(abs_dir))
         try:
             with os.scandir(fd) as it:
                 for de in it:
@@ -132,12 +181,16 @@ def walk(
                     rel = prefix + name
                     if not _utf8(name):
                         # The ledger (and 123pan) need UTF-8: record it under a readable key.
-                        skips.append((_printable(rel), NOT_UTF8))
+                        skips.append((escaped_key(rel), NOT_UTF8))
                         continue
                     try:
                         if de.is_dir(follow_symlinks=False):
                             if descend and not ignore_folder(rel, name):
                                 folders.append((rel, f"{abs_dir}/{name}"))
+                            continue
+                        if name == IGNORE_FILE:  # the root's is the rules; others are not read
+                            if prefix:
+                                skips.append((rel, NESTED_IGNORE_FILE))
                             continue
                         if names_only(name) if names_only else ignore_file(rel, name):
                             continue
@@ -147,14 +200,14 @@ def walk(
                         continue
                     mode = st.st_mode
                     if stat.S_ISREG(mode):
+                        if room < NAME_MAX and len(os.fsencode(name)) > room:
+                            skips.append((rel, TOO_LONG))
+                            continue
                         files.append(
                             (rel, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
                         )
-                    elif stat.S_ISLNK(mode):
-                        skips.append((rel, "symbolic link (not followed)"))
                     else:
-                        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
-                        skips.append((rel, f"{kind}: only regular files are backed up"))
+                        skips.append((rel, not_regular(mode)))
         except OSError as exc:
             skips.append((rel_dir or ".", f"folder cannot be read: {exc.strerror}"))
         finally:
@@ -181,8 +234,10 @@ def subfolders(folder: Folder, ignore: Matcher) -> list[Folder] | None:
     return found
 
 
+# Columns in RawFile's order, so a row and a walked file compare as tuples.
 _DONE_ROWS = (
-    "SELECT rel_path, size, mtime_ns, dev, inode FROM files WHERE root_id = ? AND state = 'done'"
+    "SELECT rel_path, size, mtime_ns, ctime_ns, dev, inode FROM files "
+    "WHERE root_id = ? AND state = 'done'"
 )
 _SKIPPED_ROWS = (
     "SELECT rel_path, size, mtime_ns, dev, inode, reason FROM files "
@@ -195,8 +250,9 @@ class ChunkWorker:
     entries) and, given the SQLite ledger, compares each chunk with its ledger rows.
 
     The comparison answers one question: would a pass over these entries do nothing? It
-    does when every file has a row recorded done (or skipped) with the same (size,
-    mtime_ns, dev, inode) and every skip a row recorded skipped with the same reason, and
+    does when every file has a row recorded done with the same (size, mtime_ns, ctime_ns,
+    dev, inode), or recorded skipped with the same (size, mtime_ns, dev, inode) (a skip
+    does not depend on the content), and every skip a row recorded skipped with the same reason, and
     (checked by the caller, against the root's row count) no other row exists. Anything
     else, including any ledger error, makes the answer no, and the caller plans the pass
     the full way. The ledger is opened read-only.
@@ -244,19 +300,23 @@ class ChunkWorker:
             sql, args = "", ()
         elif descend:
             sql, args = " AND rel_path >= ? AND rel_path < ?", (f"{rel}/", f"{rel}0")
-        elif rel:  # this folder's own entries: no "/" after "rel/"
-            sql = " AND rel_path >= ? AND rel_path < ? AND instr(substr(rel_path, ?), '/') = 0"
+        elif rel:  # this folder's own entries: no "/" after "rel/" (but an escaped key's last)
+            sql = (
+                " AND rel_path >= ? AND rel_path < ?"
+                " AND instr(rtrim(substr(rel_path, ?), '/'), '/') = 0"
+            )
             args = (f"{rel}/", f"{rel}0", len(rel) + 2)
         else:
-            sql, args = " AND instr(rel_path, '/') = 0", ()
+            sql, args = " AND instr(rtrim(rel_path, '/'), '/') = 0", ()
         try:
             done = self._db.execute(_DONE_ROWS + sql, (self._root_id, *args)).fetchall()
             skipped: dict[str, tuple[str, int, int, int, int, str]] | None = None
             get = dict(zip(map(itemgetter(0), done), done, strict=True)).get
-            for name, size, mtime_ns, _ctime, dev, inode in files:
-                if get(name) != (name, size, mtime_ns, dev, inode):
+            for file in files:
+                if get(file[0]) != file:  # a file, and its row, is (rel, size, mtime, ctime, ...)
                     if skipped is None:  # rare: a 0-byte file, a name 123pan refuses
                         skipped = self._skipped(sql, args)
+                    name, size, mtime_ns, _ctime, dev, inode = file
                     row = skipped.get(name)
                     if row is None or row[1:5] != (size, mtime_ns, dev, inode):
                         return False

@@ -59,6 +59,7 @@ def main() -> None:
     Example:
       syncagent emulator            # a local 123pan to try things against
     """
+    os.umask(0o077)  # state, ledger, token, logs, the emulator's store: the user's alone
 
 
 for _command in (

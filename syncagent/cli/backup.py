@@ -2,66 +2,64 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
-import threading
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from syncagent.cli.common import (
     config_option,
+    exit_status,
     fail,
+    guard_state,
     load,
     mb,
     setup_logging,
     shown,
     stopped_by_signals,
+    verbosity_options,
 )
-from syncagent.errors import SyncAgentError
+from syncagent.errors import ConfigError, SyncAgentError
+
+if TYPE_CHECKING:
+    from syncagent.config import SyncConfig
+    from syncagent.ignore import IgnoreRules
 
 __all__ = ["run_command", "sync_command"]
 
 
-class _TerminalProgress:
-    """One line redrawn on a terminal: files, bytes, rate, ETA."""
+def _ignore_rules(config: SyncConfig) -> dict[Path, IgnoreRules]:
+    """Every root's ignore rules, or exit 2 listing every bad ``.syncignore`` line of every
+    root: a root whose rules cannot be read is never backed up with too few of them."""
+    from syncagent.ignore import IgnoreRules
+    from syncagent.scanner import root_problem
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._files = self._done = 0
-        self._total = self._sent = 0
-        self._t0 = time.monotonic()
-
-    def start(self, files: int, total_bytes: int) -> None:
-        self._files, self._total, self._t0 = files, total_bytes, time.monotonic()
-
-    def advance(self, nbytes: int) -> None:
-        with self._lock:
-            self._sent += nbytes
-
-    def file_done(self, rel_path: str, ok: bool) -> None:
-        with self._lock:
-            self._done += 1
-            elapsed = max(1e-6, time.monotonic() - self._t0)
-            rate = self._sent / elapsed
-            eta = (self._total - self._sent) / rate if rate > 0 else 0
-            click.echo(
-                f"\r{self._done}/{self._files} files  {mb(self._sent)}/{mb(self._total)}"
-                f"  {mb(rate)}/s  ETA {int(eta) // 60}:{int(eta) % 60:02d} ",
-                nl=False,
-                err=True,
-            )
+    rules: dict[Path, IgnoreRules] = {}
+    problems: list[str] = []
+    for r in config.roots:
+        if root_problem(r.local) is not None:  # nothing in it can be read: its pass says so
+            rules[r.local] = IgnoreRules(r.ignore)
+            continue
+        try:
+            rules[r.local] = IgnoreRules.for_root(r.local, r.ignore, own=config.own_paths)
+        except ConfigError as err:
+            problems += err.problems
+    if problems:
+        fail(ConfigError(problems))
+    return rules
 
 
 @click.command("sync")
 @config_option
 @click.option("--dry-run", is_flag=True, help="Print what would be uploaded; change nothing.")
-@click.option("-v", "--verbose", is_flag=True, help="Log every request and decision.")
+@verbosity_options
 @click.argument("paths", nargs=-1, type=click.Path(file_okay=False, exists=True))
 def sync_command(
-    config_path: Path | None, dry_run: bool, verbose: bool, paths: tuple[str, ...]
+    config_path: Path | None, dry_run: bool, verbosity: int, paths: tuple[str, ...]
 ) -> None:
     """Back up once, then exit: 0 all uploaded and verified, 1 some failed, 2 bad config.
 
@@ -73,12 +71,23 @@ def sync_command(
       syncagent sync ~/Documents
       syncagent sync --config /etc/syncagent/sync.yaml --dry-run
     """
-    from syncagent.ignore import IgnoreRules
     from syncagent.scanner import ScanJob, default_helpers, sqlite_file
     from syncagent.statelock import StateLock
 
     config = load(config_path, paths)
-    setup_logging(config, verbose)
+    tty = sys.stderr.isatty() and verbosity >= 0
+    live: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if tty:  # one live block, log lines printed above it (rich loads only here)
+        from syncagent.cli.progress import LiveProgress, console_handler, stderr_console
+
+        console = stderr_console()
+        setup_logging(config, verbosity, console_handler(console))
+        live = LiveProgress(console)
+    else:
+        setup_logging(config, verbosity)
+    rules = _ignore_rules(config)
+    if not dry_run:  # a dry run changes nothing, not even modes
+        guard_state(config)
     lock = StateLock(config.state_dir)
     if not dry_run:  # a running agent uploads changes itself: never both at once
         try:
@@ -86,28 +95,26 @@ def sync_command(
         except SyncAgentError as err:
             fail(err)
     # Start walking before the ledger's libraries (SQLAlchemy) load: on a large tree the
-    # helper processes walk while this one imports.
+    # helper processes walk while this one imports. A dry run walks without comparing with
+    # the ledger as it goes: reading an SQLite ledger that way leaves journal files behind.
     scans = {
         r.local: ScanJob(
             r.local,
-            IgnoreRules.for_root(r.local, r.ignore, own=config.own_paths),
+            rules[r.local],
             helpers=default_helpers(),
-            ledger_file=sqlite_file(config.ledger_url),
+            ledger_file=None if dry_run else sqlite_file(config.ledger_url),
         )
         for r in config.roots
     }
     from syncagent.app import open_app
     from syncagent.engine import SyncEngine
 
-    tty = sys.stderr.isatty()
     try:
-        with open_app(config, lambda m: click.echo(m, err=True)) as app:
-            engine = SyncEngine(
-                config,
-                app.ledger,
-                app.client_factory(),
-                progress=_TerminalProgress() if tty else None,
-            )
+        with (
+            open_app(config, lambda m: click.echo(m, err=True), dry_run=dry_run) as app,
+            live as progress,
+        ):
+            engine = SyncEngine(config, app.ledger, app.client_factory(), progress=progress)
             with stopped_by_signals(engine.stop) as stopped:
                 report = engine.run_once(dry_run=dry_run, scans=scans)
     except SyncAgentError as err:
@@ -116,8 +123,6 @@ def sync_command(
         for job in scans.values():
             job.close()
         lock.release()
-    if tty:
-        click.echo("", err=True)
     if dry_run:
         for root, planned in report.plans:
             click.echo(f"{root.local} -> {root.remote}")
@@ -128,6 +133,10 @@ def sync_command(
             for sk in planned.skips:
                 click.echo(f"  skip {sk.rel_path}: {sk.reason}")
             click.echo(f"  {planned.unchanged} unchanged")
+        for problem in report.not_read:  # no plan for a root that could not be read
+            click.echo(f"syncagent: {problem}", err=True)
+        if report.not_read:
+            sys.exit(1)
         return
     for path, reason in report.skipped:
         click.echo(f"skipped {shown(path)}: {reason}", err=True)
@@ -158,16 +167,19 @@ def sync_command(
         sys.exit(128 + stopped[0])
     if report.fatal:
         click.echo(f"syncagent: stopped: {report.fatal}", err=True)
+        sys.exit(exit_status(report.fatal_error))
     if report.error:
         click.echo(f"syncagent: the pass failed: {report.error}", err=True)
+    for problem in report.not_read:
+        click.echo(f"syncagent: {problem}", err=True)
     sys.exit(0 if report.ok else 1)
 
 
 @click.command("run")
 @config_option
-@click.option("-v", "--verbose", is_flag=True, help="Log every request and decision.")
+@verbosity_options
 @click.argument("paths", nargs=-1, type=click.Path(file_okay=False, exists=True))
-def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...]) -> None:
+def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]) -> None:
     """Back up, then keep watching and back up every change until stopped (SIGTERM/Ctrl-C).
 
     A startup pass, then a pass for a root each time its changes have been quiet for the
@@ -183,7 +195,9 @@ def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...])
     from syncagent.statelock import StateLock
 
     config = load(config_path, paths)
-    setup_logging(config, verbose)
+    setup_logging(config, verbosity)
+    _ignore_rules(config)  # a bad .syncignore at start exits 2; later, only its root's pass fails
+    guard_state(config)
     lock = StateLock(config.state_dir)
     try:
         lock.acquire()
@@ -217,5 +231,5 @@ def run_command(config_path: Path | None, verbose: bool, paths: tuple[str, ...])
         lock.release()
     if agent.fatal:
         click.echo(f"syncagent: stopped: {agent.fatal}", err=True)
-        sys.exit(1)
+        sys.exit(exit_status(agent.fatal_error))
     click.echo("syncagent stopped", err=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from syncagent.cli.common import config_option, fail, load
+from syncagent.cli.common import config_option, fail, load, setup_logging, verbosity_options
 from syncagent.errors import SyncAgentError
 
 __all__ = ["db_group"]
@@ -19,7 +19,8 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @config_option
-def db_upgrade_command(config_path: Path | None) -> None:
+@verbosity_options
+def db_upgrade_command(config_path: Path | None, verbosity: int) -> None:
     """Bring the ledger's schema up to date (also done on every start).
 
     \b
@@ -27,10 +28,12 @@ def db_upgrade_command(config_path: Path | None) -> None:
       syncagent db upgrade --config sync.yaml
     """
     from syncagent.app import open_ledger
+    from syncagent.ledger import masked_url
 
-    config = load(config_path, (str(Path.cwd()),) if config_path is None else ())
+    config = load(config_path, roots_required=False)
+    setup_logging(config, verbosity)
     try:
         open_ledger(config).close()
     except SyncAgentError as err:
         fail(err)
-    click.echo(f"ledger is up to date: {config.ledger_url}")
+    click.echo(f"ledger is up to date: {masked_url(config.ledger_url)}")

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from syncagent.cli.common import fail, wait_for_signal
-from syncagent.errors import SyncAgentError
+from syncagent.errors import ConfigError, SyncAgentError
 
 __all__ = ["emulator_command"]
 
 DEFAULT_EMULATOR_PORT = 8123
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @click.command("emulator")
@@ -20,7 +31,12 @@ DEFAULT_EMULATOR_PORT = 8123
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on (keep it on loopback).",
+    help="Address to listen on: loopback only, unless --allow-remote.",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a --host other than loopback (anyone who can reach it sees the files).",
 )
 @click.option(
     "--port",
@@ -60,8 +76,14 @@ DEFAULT_EMULATOR_PORT = 8123
     show_default=True,
     help="How many upload_complete calls answer 20103 before completing.",
 )
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve HTTPS with a certificate of the emulator's own CA (made in the data dir).",
+)
 def emulator_command(
     host: str,
+    allow_remote: bool,
     port: int,
     upload_port: int,
     data_dir: Path | None,
@@ -69,18 +91,40 @@ def emulator_command(
     client_secret: str | None,
     rate_limits: str,
     complete_polls: int,
+    tls: bool,
 ) -> None:
     """Run a local emulator of the 123pan Open Platform API until stopped.
 
     It prints the API base URL and the client ID and secret to use. Files and metadata are
-    kept in the data dir, so they survive a restart.
+    kept in the data dir, so they survive a restart. With --tls it serves HTTPS and prints
+    the CA certificate to trust.
 
     \b
     Example:
       syncagent emulator --port 8123 --data-dir /tmp/pan
+      syncagent emulator --tls       # then REQUESTS_CA_BUNDLE=<the printed CA>
     """
     from syncagent.emulator import Emulator, EmulatorSettings
+    from syncagent.emulator.admin import TOKEN_HEADER
     from syncagent.emulator.core import data_dir_default
+
+    os.umask(0o077)  # its store holds the client secret and copies of the user's files
+    if not _is_loopback(host):
+        if not allow_remote:
+            fail(
+                ConfigError(
+                    [
+                        f"--host: {host} is not a loopback address: the emulator has no real "
+                        "security and its store holds copies of your files; use 127.0.0.1, "
+                        "or add --allow-remote if you really mean it"
+                    ]
+                )
+            )
+        click.echo(
+            f"syncagent emulator: WARNING: listening on {host}, not loopback: anyone who can "
+            "reach it can read what is uploaded to it",
+            err=True,
+        )
 
     settings = EmulatorSettings(
         data_dir=data_dir or data_dir_default(),
@@ -91,6 +135,7 @@ def emulator_command(
         client_secret=client_secret,
         rate_limits=rate_limits,  # type: ignore[arg-type]
         complete_pending_polls=complete_polls,
+        tls=tls,
     )
     try:
         emu = Emulator(settings).start()
@@ -105,10 +150,14 @@ def emulator_command(
         click.echo(f"  client secret:  {emu.client_secret}")
         click.echo(f"  data dir:       {settings.data_dir}")
         click.echo(f"  rate limits:    {rate_limits}")
+        if emu.ca_path is not None:
+            click.echo(f"  TLS CA:         {emu.ca_path}  (trust it: REQUESTS_CA_BUNDLE=<this>)")
         click.echo(f"  admin:          {api}/__emulator/state")
+        click.echo(f"  admin token:    {emu.admin_token}  (header {TOKEN_HEADER}; new each run)")
         click.echo("Try it:")
         click.echo(
-            f"  curl -s -X POST {api}/api/v1/access_token -H 'Platform: open_platform' "
+            f"  curl -s{f' --cacert {emu.ca_path}' if emu.ca_path else ''} -X POST "
+            f"{api}/api/v1/access_token -H 'Platform: open_platform' "
             f"-H 'Content-Type: application/json' "
             f'-d \'{{"clientID":"{emu.client_id}","clientSecret":"{emu.client_secret}"}}\''
         )

@@ -9,17 +9,20 @@ from typing import Any
 
 import click
 
-from syncagent.cli.common import config_option, fail, load, mb, shown
-from syncagent.errors import SyncAgentError
+from syncagent.cli.common import config_option, fail, load, mb, shown, verbosity_options
+from syncagent.errors import ConfigError, SyncAgentError
 
 __all__ = ["status_command"]
 
 
 @click.command("status")
 @config_option
+@verbosity_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.argument("paths", nargs=-1, type=click.Path(file_okay=False))
-def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ...]) -> None:
+def status_command(
+    config_path: Path | None, as_json: bool, verbosity: int, paths: tuple[str, ...]
+) -> None:
     """Show where every file stands, from the ledger (no request to the cloud).
 
     \b
@@ -30,7 +33,9 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
     from syncagent.app import human_time, open_ledger, token_expiry
     from syncagent.ledger import repo
 
-    config = load(config_path, paths)
+    # Every root the ledger knows (the agent's own record of what it backs up), so a bare
+    # `status` works after `run PATH` or `sync PATH` with no sync.yaml; PATHs filter.
+    config = load(config_path, roots_required=False)
     try:
         ledger = open_ledger(config)
         try:
@@ -40,6 +45,12 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
             ledger.close()
     except SyncAgentError as err:
         fail(err)
+    if paths:
+        wanted = {str(Path(p).expanduser().resolve()) for p in paths}
+        unknown = wanted - {r.local_path for r in roots}
+        if unknown:
+            fail(ConfigError([f"{p}: not a root this ledger knows" for p in sorted(unknown)]))
+        roots = [r for r in roots if r.local_path in wanted]
     expiry = token_expiry(config)
     agent = read_activity(config.state_dir)
     if as_json:
@@ -76,6 +87,8 @@ def status_command(config_path: Path | None, as_json: bool, paths: tuple[str, ..
     for r in roots:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "no files yet"
         click.echo(f"{r.local_path} -> {r.remote_path}: {counts}; {mb(r.bytes_pending)} pending")
+        if r.not_read:
+            click.echo(f"  NOT BACKED UP by the last pass: {r.not_read}")
         for state, rel, reason in r.problems:
             click.echo(f"  {state}: {shown(rel)}: {reason}")
     if last is not None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from syncagent.cli.common import config_option, fail, load, setup_logging
+from syncagent.cli.common import config_option, fail, load, setup_logging, verbosity_options
 from syncagent.errors import SyncAgentError
 
 __all__ = ["verify_command"]
@@ -15,9 +15,12 @@ __all__ = ["verify_command"]
 
 @click.command("verify")
 @config_option
+@verbosity_options
 @click.option("--repair", is_flag=True, help="Re-queue missing or mismatched files.")
 @click.argument("paths", nargs=-1, type=click.Path(file_okay=False))
-def verify_command(config_path: Path | None, repair: bool, paths: tuple[str, ...]) -> None:
+def verify_command(
+    config_path: Path | None, repair: bool, verbosity: int, paths: tuple[str, ...]
+) -> None:
     """Compare the ledger with the files on 123pan; exit 1 if any is missing or differs.
 
     \b
@@ -28,7 +31,7 @@ def verify_command(config_path: Path | None, repair: bool, paths: tuple[str, ...
     from syncagent.verify import verify
 
     config = load(config_path, paths)
-    setup_logging(config, False)
+    setup_logging(config, verbosity)
     try:
         with open_app(config, lambda m: click.echo(m, err=True)) as app:
             checked, problems = verify(config, app.ledger, app.client, repair=repair)

@@ -14,17 +14,29 @@ the rate-limit preset or the number of 20103 answers, and read what clients did.
 ``POST settings``            ``{rate_limits, complete_pending_polls, slice_size, ...}``
 ``POST activity/reset``      zero the counters
 ===========================  ==================================================================
+
+The door is locked (:func:`check_request`): every call carries the emulator's per-run admin
+token in ``X-Emulator-Admin`` (printed by ``syncagent emulator``, ``Emulator.admin_token`` in
+Python); a browser's cross-origin request (an ``Origin`` that is not the API host's own, or a
+``Host`` that is not the address it listens on, as after DNS rebinding) and a POST whose
+``Content-Type`` is not ``application/json`` (what a web page can send without asking) are
+refused before anything is read or changed.
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
+from urllib.parse import urlsplit
 
 from syncagent.emulator.core import Core
 from syncagent.emulator.faults import Fault, RandomProfile
 from syncagent.errors import EmulatorRejection
 
-__all__ = ["RUNTIME_SETTINGS", "handle", "public_settings"]
+__all__ = ["RUNTIME_SETTINGS", "TOKEN_HEADER", "check_request", "handle", "public_settings"]
+
+TOKEN_HEADER = "X-Emulator-Admin"
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 # Settings that may change while the emulator runs, with the type each must have.
 RUNTIME_SETTINGS: dict[str, type | tuple[type, ...]] = {
@@ -78,6 +90,40 @@ def check_settings(changes: dict[str, Any]) -> dict[str, Any]:
     if problems:
         raise _bad("; ".join(problems))
     return changes
+
+
+def _host_name(value: str) -> str:
+    """The host part of a ``Host`` header value (``[::1]:80`` -> ``::1``)."""
+    return (urlsplit(f"//{value}").hostname or "").lower()
+
+
+def check_request(core: Core, method: str, headers: Any) -> None:
+    """Refuse an admin request that lacks the token, comes from another origin or host, or
+    is a POST that is not JSON. Raises :class:`EmulatorRejection`; changes nothing.
+
+    :param headers: the request's headers (anything with a case-insensitive ``get``).
+    """
+    origin = headers.get("Origin")
+    if origin is not None and origin.rstrip("/").lower() != core.api_base.lower():
+        raise EmulatorRejection(403, "cross-origin admin requests are refused", http_status=403)
+    listening = _host_name(urlsplit(core.api_base).netloc)
+    host = _host_name(headers.get("Host") or "")
+    if (
+        host
+        and host != listening
+        and not (listening in _LOOPBACK_NAMES and host in _LOOPBACK_NAMES)
+    ):
+        raise EmulatorRejection(403, f"admin requests must be sent to {listening}", http_status=403)
+    given = (headers.get(TOKEN_HEADER) or "").encode()
+    if not hmac.compare_digest(given, core.admin_token.encode()):
+        raise EmulatorRejection(
+            401, f"the admin endpoint needs the {TOKEN_HEADER} header", http_status=401
+        )
+    content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if method != "GET" and content_type != "application/json":
+        raise EmulatorRejection(
+            415, "admin requests must be Content-Type: application/json", http_status=415
+        )
 
 
 def _fault(body: dict[str, Any]) -> tuple[str, Fault, int | None]:

@@ -11,9 +11,12 @@ No HTTP here: endpoints get parsed parameters and return the envelope's ``data``
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 import re
 import secrets
 import sqlite3
+import stat
 import threading
 import time
 from collections import Counter, defaultdict
@@ -27,7 +30,11 @@ from syncagent.emulator.ratelimit import PRESETS, RateLimiter
 from syncagent.emulator.settings import EmulatorSettings
 from syncagent.errors import EmulatorRejection
 
-__all__ = ["Core"]
+__all__ = ["CATALOG_FILE", "Core"]
+
+log = logging.getLogger("syncagent.emulator")
+
+CATALOG_FILE = "emulator.sqlite3"
 
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _MD5_ANY_CASE = re.compile(r"[0-9a-fA-F]{32}")
@@ -41,6 +48,26 @@ def _category(name: str) -> int:
     return 1 if ext in _AUDIO else 2 if ext in _VIDEO else 3 if ext in _IMAGE else 0
 
 
+def _private(data_dir: Path) -> None:
+    """Create the data dir 0700, or make an existing one private (logged): its catalog holds
+    the client secret and the signing key, its blobs are copies of the user's files. The
+    catalog file is made 0600 too (SQLite gives its journals the same mode)."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    catalog = data_dir / CATALOG_FILE
+    if not catalog.exists():
+        os.close(os.open(catalog, os.O_CREAT | os.O_WRONLY, 0o600))
+    for path in (data_dir, catalog, *data_dir.glob(CATALOG_FILE + "-*")):
+        st = path.lstat()
+        if st.st_mode & 0o077 and st.st_uid == os.geteuid() and not stat.S_ISLNK(st.st_mode):
+            path.chmod(stat.S_IMODE(st.st_mode) & 0o700)
+            log.warning(
+                "made %s private (mode %04o -> %04o)",
+                path,
+                stat.S_IMODE(st.st_mode),
+                stat.S_IMODE(st.st_mode) & 0o700,
+            )
+
+
 class Core:
     """Everything the endpoints share.
 
@@ -48,14 +75,16 @@ class Core:
     """
 
     def __init__(self, settings: EmulatorSettings) -> None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.catalog = Catalog(settings.data_dir / "emulator.sqlite3")
+        _private(settings.data_dir)
+        self.catalog = Catalog(settings.data_dir / CATALOG_FILE)
         self.blobs = BlobStore(settings.data_dir)
         self.settings = self._with_credentials(settings)
         self.faults = FaultPlan()
         self.limiter = RateLimiter(PRESETS[settings.rate_limits])
         self.upload_base = ""  # set by the server once the upload listener is bound
         self.api_base = ""
+        # The admin endpoint's key: new on every start, never stored (see admin.check_request).
+        self.admin_token = secrets.token_urlsafe(24)
         self._signing_key = self._persistent("signing_key", lambda: secrets.token_hex(32)).encode()
         self._counts: Counter[str] = Counter()
         self._slices: defaultdict[str, list[int]] = defaultdict(list)

@@ -12,10 +12,12 @@ without which every keep-alive answer waits ~40 ms for Nagle's algorithm.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import itertools
 import json
 import logging
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -88,8 +90,10 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         """A client that went away mid-answer is no emulator bug: no traceback on stderr."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            log.debug("client %s went away", client_address)
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError | ssl.SSLError):
+            # also a TLS client that refused the certificate: its side says why
+            log.debug("client %s went away: %s", client_address, error)
             return
         super().handle_error(request, client_address)  # type: ignore[arg-type]
 
@@ -141,6 +145,11 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 60  # a client that stops sending mid-request does not hold a thread forever
     server_version = "syncagent-emulator/1"
     sys_version = ""
+
+    def setup(self) -> None:
+        super().setup()
+        if isinstance(self.connection, ssl.SSLSocket):
+            self.connection.do_handshake()  # here, not in the accepting thread
 
     def parse_request(self) -> bool:
         """The request line and headers, without the stdlib's costly e-mail parser."""
@@ -275,6 +284,7 @@ class Handler(BaseHTTPRequestHandler):
     def _route(self, core: Core, path: str, query: str, body: _Body) -> None:
         role = self.server.role
         if path.startswith(ADMIN_PREFIX) and role == "api":
+            admin.check_request(core, self.command, self.headers)  # before anything is read
             data = admin.handle(core, self.command, path[len(ADMIN_PREFIX) :], self._json(body))
             self._envelope(0, "ok", data)
             return
@@ -370,9 +380,9 @@ class Handler(BaseHTTPRequestHandler):
             file_id, expires = int(parts[2]), int(params.get("expires", "0"))
         except (IndexError, ValueError):
             raise EmulatorRejection(404, "Not Found", http_status=404) from None
-        if (
-            params.get("sign") != files.download_sign(core.download_key, file_id, expires)
-            or expires < time.time()
+        expected = files.download_sign(core.download_key, file_id, expires)
+        if not hmac.compare_digest(params.get("sign", "").encode(), expected.encode()) or (
+            expires < time.time()
         ):
             raise EmulatorRejection(403, "下载链接无效或已过期", http_status=403)
         entry = core.catalog.get(file_id)

@@ -20,6 +20,7 @@ from syncagent.emulator.core import Core
 from syncagent.emulator.faults import Fault, Kind, RandomProfile
 from syncagent.emulator.handler import EmulatorHTTPServer
 from syncagent.emulator.settings import EmulatorSettings
+from syncagent.emulator.tls import TlsFiles, make_tls_files, server_context
 from syncagent.errors import EmulatorError
 
 __all__ = ["Emulator"]
@@ -36,6 +37,7 @@ class Emulator:
         self._core: Core | None = None
         self._servers: list[EmulatorHTTPServer] = []
         self._threads: list[threading.Thread] = []
+        self._tls: TlsFiles | None = None
 
     @classmethod
     @contextmanager
@@ -77,8 +79,22 @@ class Emulator:
         except OSError as exc:
             core.close()
             raise EmulatorError(f"cannot listen on {s.host}: {exc.strerror}") from exc
-        core.api_base = _url(api)
-        core.upload_base = _url(upload)
+        if s.tls:
+            try:
+                self._tls = make_tls_files(s.data_dir, s.host)
+                context = server_context(self._tls)
+            except (OSError, ValueError) as exc:
+                for srv in (api, upload):
+                    srv.server_close()
+                core.close()
+                raise EmulatorError(f"cannot set up TLS in {s.data_dir}: {exc}") from exc
+            for srv in (api, upload):
+                # the handshake happens in the connection's own thread (Handler.setup)
+                srv.socket = context.wrap_socket(
+                    srv.socket, server_side=True, do_handshake_on_connect=False
+                )
+        core.api_base = _url(api, s.tls)
+        core.upload_base = _url(upload, s.tls)
         self._core = core
         self._servers = [api, upload]
         for srv in self._servers:
@@ -132,6 +148,23 @@ class Emulator:
     @property
     def client_secret(self) -> str:
         return self.core.settings.client_secret or ""
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA certificate a client must trust (``--tls``; None over plain HTTP)."""
+        return self._tls.ca if self._tls is not None else None
+
+    @property
+    def admin_token(self) -> str:
+        """The key of the ``/__emulator/`` admin endpoint for this run (header
+        ``X-Emulator-Admin``); a new one on every start."""
+        return self.core.admin_token
+
+    def admin_headers(self) -> dict[str, str]:
+        """The headers an admin request needs."""
+        from syncagent.emulator.admin import TOKEN_HEADER
+
+        return {TOKEN_HEADER: self.admin_token, "Content-Type": "application/json"}
 
     # -- fault injection and knobs --------------------------------------------------------
 
@@ -198,6 +231,6 @@ class Emulator:
         self.core.reset_activity()
 
 
-def _url(server: EmulatorHTTPServer) -> str:
+def _url(server: EmulatorHTTPServer, tls: bool) -> str:
     host, port = server.server_address[:2]
-    return f"http://{host!s}:{port}"
+    return f"{'https' if tls else 'http'}://{host!s}:{port}"

@@ -78,6 +78,7 @@ class EmulatorSettings:
     :param error_codes: codes for the undocumented failures.
     :param space_permanent: ``spacePermanent`` reported by user/info (bytes).
     :param max_body_field: largest plain form field accepted (bytes).
+    :param tls: serve HTTPS with a certificate of the emulator's own CA (``<data_dir>/tls/``).
     """
 
     data_dir: Path
@@ -85,7 +86,7 @@ class EmulatorSettings:
     api_port: int = 0
     upload_port: int = 0
     client_id: str | None = None
-    client_secret: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
     rate_limits: Literal["free", "vip", "off"] = "free"
     strict_hosts: bool = True
     require_platform: bool = True
@@ -106,3 +107,4 @@ class EmulatorSettings:
     max_body_field: int = 64 * 1024
     uid: int = 1_800_000_001
     nickname: str = "emulator"
+    tls: bool = False

@@ -18,6 +18,7 @@ from sqlalchemy import TextClause, delete, func, select, text, update
 
 from syncagent.ledger import Ledger
 from syncagent.ledger.models import (
+    KV,
     FileRow,
     PassRow,
     Root,
@@ -56,6 +57,14 @@ def ensure_root(ledger: Ledger, local: str, remote: str, mode: str) -> tuple[int
         return row.id, row.remote_id
 
 
+def find_root(ledger: Ledger, local: str) -> tuple[int, int | None] | None:
+    """The root's id and remote folder id, if the ledger knows the root (reads only: a dry
+    run uses this where a pass uses :func:`ensure_root`)."""
+    with ledger.session() as s:
+        row = s.execute(select(Root.id, Root.remote_id).where(Root.local_path == local)).first()
+    return None if row is None else (int(row[0]), row[1])
+
+
 def set_root_remote(ledger: Ledger, root_id: int, remote_id: int) -> None:
     with ledger.session() as s:
         s.execute(update(Root).where(Root.id == root_id).values(remote_id=remote_id))
@@ -70,7 +79,7 @@ def load_facts(ledger: Ledger, root_id: int) -> dict[str, LedgerFacts]:
     rows = _raw_rows(
         ledger,
         "rel_path, size, mtime_ns, dev, inode, md5, state, next_attempt_at, reason, "
-        "remote_name, remote_id",
+        "remote_name, remote_id, ctime_ns",
         "",
         root_id,
     )
@@ -246,6 +255,25 @@ def record_failure(
     return attempts, delay
 
 
+def record_stat(ledger: Ledger, root_id: int, entry: LocalEntry, pass_id: int) -> None:
+    """A done file was hashed again and holds the recorded content: keep its new stat facts
+    (so it is not hashed again), nothing else changes."""
+    with ledger.write() as conn:
+        conn.execute(
+            text(
+                "UPDATE files SET size = :size, mtime_ns = :mtime_ns, ctime_ns = :ctime_ns, "
+                "dev = :dev, inode = :inode, seen_pass = :seen_pass "
+                "WHERE root_id = :root_id AND rel_path = :rel_path"
+            ),
+            {
+                **_stat_values(entry),
+                "seen_pass": pass_id,
+                "root_id": root_id,
+                "rel_path": entry.rel_path,
+            },
+        )
+
+
 def forget(ledger: Ledger, root_id: int, rel_path: str) -> None:
     with ledger.session() as s:
         s.execute(
@@ -300,11 +328,33 @@ class RootStatus:
     counts: dict[str, int]
     bytes_pending: int
     problems: list[tuple[str, str, str]]  # (state, rel_path, reason)
+    not_read: str | None = None  # why the last pass could not read the root at all
+
+
+_NOT_READ = "root_not_read:"  # kv key prefix, + the root's id
+
+
+def root_problems(ledger: Ledger) -> dict[int, str]:
+    """Root id -> why the last pass could not read that root (see :func:`set_root_problem`)."""
+    with ledger.session() as s:
+        rows = s.execute(select(KV.key, KV.value).where(KV.key.startswith(_NOT_READ))).all()
+    return {int(key.removeprefix(_NOT_READ)): str(value) for key, value in rows}
+
+
+def set_root_problem(ledger: Ledger, root_id: int, problem: str | None) -> None:
+    """Remember why a pass could not read a root (its folder, its ``.syncignore``), shown
+    by ``status``; None: it was read again."""
+    with ledger.session() as s:
+        s.execute(delete(KV).where(KV.key == f"{_NOT_READ}{root_id}"))
+        if problem is not None:
+            s.add(KV(key=f"{_NOT_READ}{root_id}", value=problem))
 
 
 def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
-    """Per root: counts by state, bytes not yet uploaded, failed and skipped files."""
+    """Per root: counts by state, bytes not yet uploaded, failed and skipped files, and why
+    the last pass could not read it, if it could not."""
     out = []
+    not_read = root_problems(ledger)
     with ledger.session() as s:
         for root in s.scalars(select(Root).order_by(Root.id)):
             counts = dict(
@@ -336,6 +386,7 @@ def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
                     {str(k): int(v) for k, v in counts.items()},
                     int(pending or 0),
                     [(str(a), str(b), str(c or "")) for a, b, c in problems],
+                    not_read.get(root.id),
                 )
             )
     return out

@@ -44,6 +44,8 @@ class Pan123Client:
     :param state_dir: where the token is kept (``token.json``, 0600); None = memory only.
     :param qps: ``free``/``vip``/``off`` limits, and per-endpoint ``qps_overrides``.
     :param upload_state: resumable-upload store (the ledger in the agent).
+    :param use_environment: honour HTTPS_PROXY, NO_PROXY and REQUESTS_CA_BUNDLE (False for
+        the embedded emulator, which no proxy should see).
     :param sleep: injectable: retries, pacing and polling all wait through it (by default
         a wait that :meth:`cancel` cuts short).
     """
@@ -65,6 +67,7 @@ class Pan123Client:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         token_store: TokenStore | None = None,
+        use_environment: bool = True,
     ) -> None:
         self._cancelled = threading.Event()
         if sleep is None:  # a wait that cancel() cuts short
@@ -85,6 +88,7 @@ class Pan123Client:
             sleep=sleep,
             rng=rng,
             cancelled=self._cancelled,
+            use_environment=use_environment,
         )
         store = token_store or (FileTokenStore(state_dir) if state_dir else MemoryTokenStore())
         self.tokens = TokenManager(
@@ -127,10 +131,18 @@ class Pan123Client:
         md5: str | None = None,
         on_progress: Progress | None = None,
         verify: bool | None = None,
+        fd: int | None = None,
     ) -> UploadResult:
-        """Upload a file to ``<parent_id>/<rel_path>``; see :meth:`Uploader.upload`."""
+        """Upload a file to ``<parent_id>/<rel_path>``; see :meth:`Uploader.upload` (``fd``:
+        an open descriptor of the checked file, read instead of opening the path)."""
         return self.uploader.upload(
-            local_path, parent_id, rel_path, md5=md5, on_progress=on_progress, verify=verify
+            local_path,
+            parent_id,
+            rel_path,
+            md5=md5,
+            on_progress=on_progress,
+            verify=verify,
+            fd=fd,
         )
 
     def _cancellable_wait(self, seconds: float) -> None:

@@ -9,13 +9,22 @@ QPS. Request bodies are built by factories, so a retried upload streams its file
 the start; nothing here holds a file in memory.
 
 Never logs headers or bodies: the token and secrets stay out of logs.
+
+Proxies and certificate authorities come from the environment as in requests itself
+(``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``/
+``CURL_CA_BUNDLE``; HTTPS through a proxy is tunnelled with CONNECT, so the proxy never sees
+the token), but nothing else of it (``trust_env`` stays off: no ``.netrc`` credentials). A
+transport made with ``use_environment=False`` ignores them: the embedded emulator, on
+loopback in the same process, is never reached through a proxy.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +37,7 @@ from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
 from syncagent.errors import (
+    CertificateError,
     Interrupted,
     RateLimitedError,
     RemoteError,
@@ -68,11 +78,23 @@ class FormFile:
     open: Callable[[], IO[bytes]]
 
 
+_CERT_REASON = re.compile(r"certificate verify failed:?\s*([^(')]*)")
+_TLS_REASON = re.compile(r"\[SSL[^\]]*\]\s*([^(')]+)")
+
+
 @contextmanager
 def _translated(endpoint: str) -> Iterator[None]:
     """Turn requests' exceptions into the error tree (the one place that does)."""
     try:
         yield
+    except requests.exceptions.SSLError as exc:
+        if found := _CERT_REASON.search(str(exc)):
+            raise CertificateError(
+                f"certificate verify failed: {found.group(1).strip()}", endpoint=endpoint
+            ) from exc
+        found = _TLS_REASON.search(str(exc))
+        reason = found.group(1).strip() if found else "the handshake failed"
+        raise TransportError(f"TLS failed: {reason}", endpoint=endpoint) from exc
     except requests.Timeout as exc:
         raise TransportError(f"timed out: {type(exc).__name__}", endpoint=endpoint) from exc
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
@@ -104,8 +126,11 @@ class HttpTransport:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         cancelled: threading.Event | None = None,
+        use_environment: bool = True,
     ) -> None:
         self.api_base = api_base.rstrip("/")
+        self._use_environment = use_environment
+        self._proxies: dict[str, dict[str, str]] = {}  # scheme://host:port -> proxies
         self._cancelled = cancelled or threading.Event()
         self._pacer = pacer
         self._retry = retry or RetryPolicy()
@@ -113,7 +138,12 @@ class HttpTransport:
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._session = requests.Session()
-        self._session.trust_env = False  # a proxy from the environment must not see tokens
+        # Not requests' trust_env (it also sends .netrc credentials): the proxies and the CA
+        # bundle of the environment are applied by hand, see the module docstring.
+        self._session.trust_env = False
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if use_environment and bundle:
+            self._session.verify = bundle
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         adapter.poolmanager.connection_pool_kw["blocksize"] = 64 << 10  # urllib3 sends 16 KiB
         self._session.mount("http://", adapter)
@@ -122,6 +152,17 @@ class HttpTransport:
 
     def __repr__(self) -> str:
         return f"<HttpTransport {self.api_base}>"
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """The environment's proxy for ``url`` (NO_PROXY honoured), cached per host."""
+        if not self._use_environment:
+            return {}
+        scheme, rest = url.split("://", 1)
+        key = f"{scheme}://{rest.split('/', 1)[0]}"
+        found = self._proxies.get(key)
+        if found is None:
+            found = self._proxies[key] = dict(requests.utils.get_environ_proxies(key))
+        return found
 
     def close(self) -> None:
         """Close every pooled connection now.
@@ -210,6 +251,7 @@ class HttpTransport:
                         url,
                         data=encoder,
                         timeout=self._timeout,
+                        proxies=self._proxies_for(url),
                         headers={**headers, "Content-Type": encoder.content_type},
                     )
             else:
@@ -220,6 +262,7 @@ class HttpTransport:
                     json=body,
                     headers=dict(headers),
                     timeout=self._timeout,
+                    proxies=self._proxies_for(url),
                 )
             status, raw = response.status_code, response.content
         return _decode(name, status, raw)

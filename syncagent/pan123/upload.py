@@ -11,22 +11,29 @@
 - Every call says ``duplicate`` explicitly, so a retried upload never creates ``name(1)``.
 - Afterwards the remote size and etag are checked against the local file, and the local file
   must not have changed while it was read.
+- The file is read through one descriptor, with ``pread``: the hash, the single-step body and
+  every slice range. A caller that opened and checked the file itself passes that descriptor
+  (``fd``); otherwise the path is opened here with ``O_NOFOLLOW | O_NONBLOCK`` and must be a
+  regular file (a link is never followed, a FIFO never blocks).
 
 Memory: one read buffer of at most 256 KiB per stream; never a whole file or slice in memory.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
 import posixpath
+import stat
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Literal, Protocol
 
 from syncagent.errors import (
@@ -61,17 +68,40 @@ SINGLE_MAX = 1_000_000_000  # "1 GB": the decimal reading is the stricter one
 CHUNKED_MAX = 10_000_000_000  # "10 GB"
 READ_PIECE = 1 << 18  # 256 KiB: 1 MiB pieces cost ~2 MiB RSS per slice worker
 SLICE_ATTEMPTS = 3
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 Progress = Callable[[int, int], None]
 
 
+def _open_regular(path: Path) -> int:
+    """A descriptor of the regular file at ``path``: no link followed, no blocking open.
+
+    :raises UnsupportedFileError: a link, FIFO, socket, device or folder.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO):
+            raise UnsupportedFileError(
+                "not a regular file (a link or a socket)", str(path)
+            ) from exc
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsupportedFileError("not a regular file: only regular files are sent", str(path))
+    return fd
+
+
 def file_md5(path: Path) -> str:
-    """Lower-case hex MD5 of a file, read in 256 KiB pieces."""
-    with open(path, "rb") as f:
-        return _md5_of(f)
+    """Lower-case hex MD5 of a regular file, read in 256 KiB pieces."""
+    fd = _open_regular(path)
+    try:
+        return _md5_of(_Range(fd, 0, os.fstat(fd).st_size))
+    finally:
+        os.close(fd)
 
 
-def _md5_of(stream: IO[bytes] | _Range) -> str:
+def _md5_of(stream: _Range) -> str:
     digest = hashlib.md5()
     while piece := stream.read(READ_PIECE):
         digest.update(piece)
@@ -167,13 +197,17 @@ class UploadResult:
 
 
 class _Range:
-    """A read-only window ``[offset, offset + length)`` of a file, counting what is read."""
+    """A read-only window ``[offset, offset + length)`` of an open file, counting what is read.
+
+    Reads with ``pread``: ranges of one descriptor are read by several threads at once, and
+    none of them moves the descriptor's offset. Closing a range leaves the descriptor open.
+    """
 
     def __init__(
-        self, path: Path, offset: int, length: int, on_read: Callable[[int], None] | None = None
+        self, fd: int, offset: int, length: int, on_read: Callable[[int], None] | None = None
     ) -> None:
-        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()/__exit__
-        self._f.seek(offset)
+        self._fd = fd
+        self._offset = offset
         self._left = length
         self._on_read = on_read
 
@@ -183,25 +217,38 @@ class _Range:
 
     def read(self, n: int = -1) -> bytes:
         want = self._left if n is None or n < 0 else min(n, self._left)
-        data = self._f.read(want) if want else b""
+        data = os.pread(self._fd, want, self._offset) if want else b""
+        self._offset += len(data)
         self._left -= len(data)
         if self._on_read is not None and data:
             self._on_read(len(data))
         return data
 
     def close(self) -> None:
-        self._f.close()
+        self._left = 0
 
     def __enter__(self) -> _Range:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
-def _range_md5(path: Path, offset: int, length: int) -> str:
-    with _Range(path, offset, length) as r:
-        return _md5_of(r)
+def _range_md5(fd: int, offset: int, length: int) -> str:
+    return _md5_of(_Range(fd, offset, length))
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The file being sent: its descriptor (read from) and its path (named in messages)."""
+
+    path: Path
+    fd: int
 
 
 class _Counter:
@@ -269,6 +316,7 @@ class Uploader:
         md5: str | None = None,
         on_progress: Progress | None = None,
         verify: bool | None = None,
+        fd: int | None = None,
     ) -> UploadResult:
         """Upload ``local_path`` to ``<parent_id>/<rel_path>`` (folders created as needed).
 
@@ -276,11 +324,32 @@ class Uploader:
         :param md5: the file's MD5 when the caller already knows it (never re-hashed then).
         :param verify: check the stored size/etag now (default: ``settings.verify``); a
             caller that verifies many uploads at once with ``infos`` passes False.
-        :raises UnsupportedFileError: 0 bytes or over 10 GB.
+        :param fd: a descriptor of the regular file, already opened and checked by the
+            caller: everything is read from it (``local_path`` then only names it in
+            messages). It stays open. Without it, ``local_path`` is opened here.
+        :raises UnsupportedFileError: 0 bytes, over 10 GB, or not a regular file.
         :raises FileChangedError: the file changed while it was read.
         :raises IntegrityError: the stored file does not match.
         """
-        before = os.stat(local_path)
+        if fd is not None:
+            return self._upload(local_path, fd, parent_id, rel_path, md5, on_progress, verify)
+        own = _open_regular(local_path)
+        try:
+            return self._upload(local_path, own, parent_id, rel_path, md5, on_progress, verify)
+        finally:
+            os.close(own)
+
+    def _upload(
+        self,
+        local_path: Path,
+        fd: int,
+        parent_id: int,
+        rel_path: str,
+        md5: str | None,
+        on_progress: Progress | None,
+        verify: bool | None,
+    ) -> UploadResult:
+        before = os.fstat(fd)
         size = before.st_size
         if size == 0:
             raise UnsupportedFileError("123pan cannot store empty (0-byte) files", str(local_path))
@@ -288,9 +357,10 @@ class Uploader:
             raise UnsupportedFileError(
                 f"file is over 123pan's 10 GB limit ({size} bytes)", str(local_path)
             )
-        etag = (md5 or file_md5(local_path)).lower()
+        etag = (md5 or _md5_of(_Range(fd, 0, size))).lower()
+        source = _Source(local_path, fd)
         try:
-            result = self._send(local_path, parent_id, rel_path, etag, size, on_progress)
+            result = self._send(source, parent_id, rel_path, etag, size, on_progress)
         except RemoteNotFoundError:
             folder = posixpath.dirname(rel_path.strip("/"))
             if self.settings.contain_dir or not folder:
@@ -298,8 +368,8 @@ class Uploader:
             # mkdir mode: a cached folder ID is gone (deleted elsewhere); resolve it again, once
             log.info("a folder of %s is gone on 123pan; creating it again", rel_path)
             self._dirs.flush(parent_id, folder.split("/", 1)[0])
-            result = self._send(local_path, parent_id, rel_path, etag, size, on_progress)
-        after = os.stat(local_path)
+            result = self._send(source, parent_id, rel_path, etag, size, on_progress)
+        after = os.fstat(fd)
         if (after.st_size, after.st_mtime_ns) != (size, before.st_mtime_ns):
             raise FileChangedError("the file changed while it was being uploaded", str(local_path))
         if self.settings.verify if verify is None else verify:
@@ -308,7 +378,7 @@ class Uploader:
 
     def _send(
         self,
-        local_path: Path,
+        source: _Source,
         parent_id: int,
         rel_path: str,
         etag: str,
@@ -319,9 +389,9 @@ class Uploader:
         parent, filename, contain = self._target(parent_id, rel_path)
         progress = _Counter(size, on_progress)
         if size <= self.settings.single_threshold:
-            return self._single(local_path, parent, filename, contain, etag, size, progress)
+            return self._single(source, parent, filename, contain, etag, size, progress)
         key = f"{parent}:{filename}:{etag}:{size}"
-        return self._chunked(local_path, parent, filename, contain, etag, size, key, progress)
+        return self._chunked(source, parent, filename, contain, etag, size, key, progress)
 
     def _target(self, parent_id: int, rel_path: str) -> tuple[int, str, bool]:
         """(parentFileID, filename, containDir) for a relative path."""
@@ -349,7 +419,7 @@ class Uploader:
 
     def _single(
         self,
-        path: Path,
+        source: _Source,
         parent: int,
         filename: str,
         contain: bool,
@@ -358,7 +428,7 @@ class Uploader:
         progress: _Counter,
     ) -> UploadResult:
         def opener() -> IO[bytes]:
-            return _Range(path, 0, size, progress.add)  # type: ignore[return-value]
+            return _Range(source.fd, 0, size, progress.add)  # type: ignore[return-value]
 
         name = posixpath.basename(filename)
         file_id = self._api.single_create(
@@ -370,7 +440,7 @@ class Uploader:
 
     def _chunked(
         self,
-        path: Path,
+        source: _Source,
         parent: int,
         filename: str,
         contain: bool,
@@ -384,9 +454,9 @@ class Uploader:
             session = None
         if session is not None:
             try:
-                return self._finish(path, session, key, progress)
+                return self._finish(source, session, key, progress)
             except ApiError as err:  # e.g. the session expired on 123pan's side
-                log.info("cannot resume the upload of %s (%s); starting it again", path, err)
+                log.info("cannot resume the upload of %s (%s); starting it again", source.path, err)
                 self._state.clear(key)
                 progress.done = 0
         body: dict[str, object] = {
@@ -405,16 +475,18 @@ class Uploader:
             created.preupload_id, created.slice_size, created.servers[0], etag, size
         )
         self._state.save(key, session)
-        return self._finish(path, session, key, progress)
+        return self._finish(source, session, key, progress)
 
     def _finish(
-        self, path: Path, session: UploadSession, key: str, progress: _Counter
+        self, source: _Source, session: UploadSession, key: str, progress: _Counter
     ) -> UploadResult:
         """Send the missing slices and complete; the session is forgotten when done."""
         if session.done:
-            log.info("resuming upload of %s: %d slice(s) already sent", path, len(session.done))
+            log.info(
+                "resuming upload of %s: %d slice(s) already sent", source.path, len(session.done)
+            )
         try:
-            sent = self._send_slices(path, session, key, progress)
+            sent = self._send_slices(source, session, key, progress)
             file_id = self._complete(session.preupload_id)
         except IntegrityError:
             self._state.clear(key)  # verification failed: start over next time
@@ -422,7 +494,9 @@ class Uploader:
         self._state.clear(key)
         return UploadResult(file_id, session.md5, session.size, "chunked", sent)
 
-    def _send_slices(self, path: Path, session: UploadSession, key: str, progress: _Counter) -> int:
+    def _send_slices(
+        self, source: _Source, session: UploadSession, key: str, progress: _Counter
+    ) -> int:
         count = max(1, -(-session.size // session.slice_size))
         missing = [n for n in range(1, count + 1) if n not in session.done]
         for n in session.done:
@@ -434,10 +508,10 @@ class Uploader:
             for attempt in range(SLICE_ATTEMPTS):
                 # hashed again per attempt: a slice refused because the file changed under
                 # it is sent as it is now, and the whole-file check then tells
-                slice_md5 = _range_md5(path, offset, length)
+                slice_md5 = _range_md5(source.fd, offset, length)
 
                 def opener() -> IO[bytes]:
-                    return _Range(path, offset, length, progress.add)  # type: ignore[return-value]
+                    return _Range(source.fd, offset, length, progress.add)  # type: ignore[return-value]
 
                 try:
                     self._api.upload_slice(

@@ -133,3 +133,29 @@ def test_help_lists_the_emulator_with_an_example() -> None:
         [str(BIN), "emulator", "--help"], capture_output=True, text=True, timeout=30
     )
     assert "Example" in sub.stdout and "--data-dir" in sub.stdout
+
+
+def test_a_host_other_than_loopback_needs_allow_remote(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(BIN), "emulator", "--host", "0.0.0.0", "--port", "0", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "0.0.0.0 is not a loopback address" in done.stderr
+    assert "--allow-remote" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "emulator.sqlite3").exists()  # refused before anything was made
+    cmd = [str(BIN), "emulator", "--host", "0.0.0.0", "--allow-remote", "--port", "0"]
+    with running(*cmd, "--data-dir", str(tmp_path)) as (proc, _):
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stderr is not None and "WARNING: listening on 0.0.0.0" in proc.stderr.read()
+
+
+def test_the_admin_token_is_printed_and_opens_the_admin_endpoint(tmp_path: Path) -> None:
+    with running(str(BIN), "emulator", "--port", "0", "--data-dir", str(tmp_path)) as (_, info):
+        state = f"{info['API base URL']}/__emulator/state"
+        assert requests.get(state, timeout=10).status_code == 401
+        ok = requests.get(state, headers={"X-Emulator-Admin": info["admin token"]}, timeout=10)
+        assert ok.status_code == 200 and ok.json()["code"] == 0

@@ -83,6 +83,31 @@ CASES: list[tuple[str, str, str]] = [
         "credentials: client_id and client_secret must be given together",
     ),
     (
+        "root inside another root",
+        GOOD_ROOT + "  - local: {root}/inner\n    remote: /other\n" + STATE,
+        "roots[1].local: {root}/inner and {root} (roots[0].local) overlap",
+    ),
+    (
+        "two roots on one remote folder",
+        GOOD_ROOT + "  - local: {tmp}\n    remote: /backup/docs\n" + STATE,
+        "roots[1].remote: /backup/docs is also the remote folder of roots[0]",
+    ),
+    (
+        "remote folder inside another root's",
+        GOOD_ROOT + "  - local: {tmp}/other\n    remote: /backup/docs/old\n" + STATE,
+        "roots[1].remote: /backup/docs/old and /backup/docs (roots[0].remote) overlap",
+    ),
+    (
+        "unknown QPS override endpoint",
+        GOOD_ROOT + STATE + "limits: {{overrides: {{api/v2/file/lst: 3}}}}\n",
+        "limits.overrides.api/v2/file/lst: unknown endpoint (did you mean 'api/v2/file/list'?)",
+    ),
+    (
+        "rescan interval zero",
+        GOOD_ROOT + STATE + "rescan_interval: 0\n",
+        "rescan_interval: must be a duration of at least 1s",
+    ),
+    (
         "unset environment variable",
         "roots:\n  - local: ${{SYNCAGENT_TEST_UNSET}}\n    remote: /b\n" + STATE,
         "roots[0].local: environment variable SYNCAGENT_TEST_UNSET is not set",
@@ -104,6 +129,7 @@ STATUS_CASES = (
 def _write(tmp_path: Path, text: str) -> tuple[Path, dict[str, str]]:
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
+    (root / "inner").mkdir(exist_ok=True)  # for the overlapping-roots cases
     config = tmp_path / "sync.yaml"
     config.write_text(text.format(root=root, tmp=tmp_path), encoding="utf-8")
     return config, {"root": str(root), "tmp": str(tmp_path)}

@@ -8,6 +8,8 @@ and a helper that cannot start or dies must cost speed, never entries.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.model import LocalEntry
-from syncagent.scanner import ScanJob, ScanResult, scan, sqlite_file
+from syncagent.scanner import NOT_UTF8, ScanJob, ScanResult, scan, sqlite_file
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -85,7 +87,7 @@ def test_helpers_find_exactly_what_one_process_finds(tree: Path, helpers: int) -
         assert "symbolic link" in skipped["a0/b1/link-out"]
         assert "symbolic link" in skipped["a1/loop"]
         assert "FIFO" in skipped["a2/b3/pipe"]
-        assert skipped["a2/bad\\xff.txt"] == "name is not valid UTF-8"
+        assert skipped["a2/bad\\xff.txt/"] == "name is not valid UTF-8"
         assert not any("node_modules" in f[0] or f[0].endswith(".tmp") for f in shared.files)
     finally:
         job.close()
@@ -209,4 +211,74 @@ def test_a_root_with_few_ledger_rows_is_walked_without_helpers(tree: Path, tmp_p
     big = ScanJob(tree, IgnoreRules(RULES), helpers=2, ledger_file=sqlite_file(url), min_rows=600)
     assert len(big._helpers) == 2
     big.close()
+    ledger.close()
+
+
+def test_a_scan_waits_for_helpers_that_took_every_chunk(tmp_path: Path) -> None:
+    """When the helpers hold every chunk before ``result()`` is called (a small tree, or a
+    main thread busy importing), their answers must still be waited for: they were dropped,
+    and the files of those chunks looked deleted (mirror mode trashes deleted files)."""
+    root = tmp_path / "root"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    wanted = ["sub/a.txt", "sub/deeper/b.txt", "top.txt"]
+    for rel in wanted:
+        (root / rel).write_text(rel)
+    slow = tmp_path / "slow-python"  # a helper that takes a while to start
+    slow.write_text(f'#!/bin/sh\nsleep 1\nexec "{sys.executable}" "$@"\n')
+    slow.chmod(0o755)
+    job = ScanJob(root, IgnoreRules(), helpers=2, min_rows=0, python=str(slow))
+    try:
+        assert len(job._helpers) == 2
+        deadline = time.monotonic() + 30
+        while job._queue:  # the feeder threads take two chunks each: all three are taken
+            assert time.monotonic() < deadline, "the helpers never took their chunks"
+            time.sleep(0.01)
+        result = job.result()
+        assert sorted(f[0] for f in result.files) == wanted
+    finally:
+        job.close()
+
+
+@pytest.mark.parametrize("helpers", [0, 2])
+def test_a_real_name_that_looks_escaped_and_a_name_not_in_utf8_keep_their_own_rows(
+    tree: Path, tmp_path: Path, helpers: int
+) -> None:
+    """``esc\\xff.txt`` (a backslash, really) and ``esc<0xff>.txt`` (not UTF-8) are two
+    entries with two keys, at the root and below it, and the ledger comparison holds."""
+    for folder in (tree, tree / "a2"):
+        (folder / "esc\\xff.txt").write_text("a real name with a backslash")
+        with open(os.path.join(os.fsencode(folder), b"esc\xff.txt"), "wb") as f:
+            f.write(b"not utf-8")
+        with open(os.path.join(os.fsencode(folder), b"esc\\xff\xff.txt"), "wb") as f:
+            f.write(b"both")
+        with open(os.path.join(os.fsencode(folder), b"esc\xff\\xff.txt"), "wb") as f:
+            f.write(b"both, the other way round")
+    result = scan(tree, IgnoreRules(RULES))
+    files = {f[0] for f in result.files}
+    assert {"esc\\xff.txt", "a2/esc\\xff.txt"} <= files
+    skipped = dict(result.raw_skips)
+    for prefix in ("", "a2/"):
+        for key in ("esc\\xff.txt/", "esc\\\\xff\\xff.txt/", "esc\\xff\\\\xff.txt/"):
+            assert skipped[prefix + key] == NOT_UTF8, (prefix + key, sorted(skipped))
+    assert len(files & set(skipped)) == 0
+
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    ledger = Ledger(url)
+    ledger.migrate()
+    root_id = _record(ledger, tree, result)
+    rows = repo.count_files(ledger, root_id)
+    assert rows == len(result.files) + len(result.raw_skips)  # no two entries share a row
+
+    def matched() -> int | None:
+        job = ScanJob(
+            tree, IgnoreRules(RULES), helpers=helpers, ledger_file=sqlite_file(url), min_rows=0
+        )
+        try:
+            return job.result().matched
+        finally:
+            job.close()
+
+    assert matched() == rows  # escaped keys sit in their folder's chunk
+    (tree / "a0" / "b0" / "c0" / "f1.txt").chmod(0o600)  # only the ctime moves
+    assert matched() is None
     ledger.close()

@@ -180,3 +180,140 @@ def test_monitoring_is_loopback_only(root: Path) -> None:
     assert keys == {"monitoring.port", "monitoring.host"}
     cfg = validate(good(root, monitoring={"port": 9877}), {})
     assert (cfg.monitor_port, cfg.monitor_host) == (9877, "127.0.0.1")
+
+
+# -- roots that share files, links, and keys that were silently ignored (issues 9 and 11) ----
+
+
+def _roots(*pairs: tuple[Path | str, str]) -> dict[str, Any]:
+    return {"roots": [{"local": str(local), "remote": remote} for local, remote in pairs]}
+
+
+def test_nested_local_roots_are_refused_either_way(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    inner_second = _problems(_roots((tmp_path / "a", "/x"), (tmp_path / "a" / "b", "/y")))
+    assert len(inner_second) == 1 and inner_second[0].startswith("roots[1].local: "), inner_second
+    assert "overlap" in inner_second[0] and "backed up twice" in inner_second[0]
+    inner_first = _problems(_roots((tmp_path / "a" / "b", "/y"), (tmp_path / "a", "/x")))
+    assert len(inner_first) == 1 and "the folder of roots[0] is inside" in inner_first[0]
+
+
+def test_a_root_nested_through_a_link_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "shortcut").symlink_to(tmp_path / "a" / "b")
+    problems = _problems(_roots((tmp_path / "a", "/x"), (tmp_path / "shortcut", "/y")))
+    assert [p.split(":")[0] for p in problems] == ["roots[1].local"], problems
+
+
+def test_two_roots_on_one_remote_folder_or_nested_remotes_are_refused(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    problems = _problems(
+        _roots(
+            (tmp_path / "a", "/backup/docs"),
+            (tmp_path / "b", "/backup/docs/"),  # the same folder, spelt differently
+            (tmp_path / "c", "/backup/docs/old"),
+        )
+    )
+    assert [p.split(":")[0] for p in problems] == [
+        "roots[1].remote",
+        "roots[2].remote",
+        "roots[2].remote",
+    ], problems
+    assert "overwrite each other's files" in problems[0]
+
+
+def test_neighbours_with_a_common_prefix_do_not_overlap(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs2").mkdir()
+    cfg = validate(_roots((tmp_path / "docs", "/b/docs"), (tmp_path / "docs2", "/b/docs2")), {})
+    assert len(cfg.roots) == 2
+
+
+def test_folders_given_on_the_command_line_must_not_overlap(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "other" / "a").mkdir(parents=True)
+    with pytest.raises(ConfigError) as info:
+        validate(None, {}, cli_paths=[str(tmp_path / "a"), str(tmp_path / "a" / "b")])
+    assert [p.split(":")[0] for p in info.value.problems] == ["folder 2.local"]
+    with pytest.raises(ConfigError) as info:  # both would go to /syncagent/a
+        validate(None, {}, cli_paths=[str(tmp_path / "a"), str(tmp_path / "other" / "a")])
+    assert [p.split(":")[0] for p in info.value.problems] == ["folder 2.remote"]
+
+
+def test_a_root_that_is_a_link_is_backed_up_as_its_folder_and_said_so(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    cfg = validate(_roots((tmp_path / "link", "/b")), {})
+    assert cfg.roots[0].local == tmp_path / "real"
+    assert cfg.notices == (
+        f"roots[0].local: {tmp_path / 'link'} is a symbolic link; backing up the folder it "
+        f"points to, {tmp_path / 'real'}",
+    )
+    assert validate(_roots((tmp_path / "real", "/b")), {}).notices == ()
+    given = validate(None, {}, cli_paths=[str(tmp_path / "link")])  # `syncagent sync link`
+    assert given.roots[0].local == tmp_path / "real"
+    assert given.notices[0].startswith(f"folder 1: {tmp_path / 'link'} is a symbolic link")
+
+
+def test_qps_override_keys_must_be_endpoints(root: Path) -> None:
+    problems = _problems(good(root, limits={"overrides": {"api/v2/file/lst": 3, "upload": 1}}))
+    assert problems[0] == (
+        "limits.overrides.api/v2/file/lst: unknown endpoint (did you mean 'api/v2/file/list'?)"
+    )
+    assert problems[1].startswith("limits.overrides.upload: unknown endpoint")
+    cfg = validate(good(root, limits={"overrides": {"/api/v2/file/list": 3}}), {})
+    assert dict(cfg.qps_overrides) == {"api/v2/file/list": 3.0}  # a leading / is fine
+
+
+@pytest.mark.parametrize("interval", [0, "0s", 0.2, "500ms"])
+def test_rescan_interval_under_a_second_is_refused(root: Path, interval: Any) -> None:
+    problems = _problems(good(root, rescan_interval=interval))
+    assert problems == [
+        f"rescan_interval: must be a duration of at least 1s (e.g. 1h), not {interval!r}"
+    ]
+
+
+def test_the_log_file_folder_must_exist(root: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "agent.log"
+    assert _problems(good(root, logging={"file": str(missing)})) == [
+        f"logging.file: the folder {missing.parent} does not exist"
+    ]
+    assert _problems(good(root, logging={"file": "agent.log"}))[0].startswith(
+        "logging.file: must be an absolute path"
+    )
+    cfg = validate(good(root, logging={"file": str(tmp_path / "agent.log")}), {})
+    assert cfg.log_file == tmp_path / "agent.log"
+
+
+def test_invalid_ignore_patterns_in_the_config_are_named(root: Path) -> None:
+    raw = good(root)
+    raw["roots"][0]["ignore"] = ["*.iso", "!", "cache/", "a\\"]
+    problems = _problems(raw)
+    assert [p.split(":")[0] for p in problems] == ["roots[0].ignore[1]", "roots[0].ignore[3]"]
+    assert "invalid pattern '!'" in problems[0]
+
+
+def test_files_holding_credentials_are_own_paths(root: Path, tmp_path: Path) -> None:
+    """Never backed up: the config in use, the secrets file, the service's environment file
+    and systemd's credentials folder; the ledger URL (it may hold a password) is in no repr."""
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("client_id: id\nclient_secret: s3cret-xyz\n")
+    path = tmp_path / "sync.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "roots": [{"local": str(root), "remote": "/r"}],
+                "credentials": {"secrets_file": str(secrets)},
+                "ledger": {"url": "postgresql://u:db-pass-1@localhost/l"},
+            }
+        )
+    )
+    env = {
+        "SYNCAGENT_ENVIRONMENT_FILE": "/etc/syncagent/credentials",
+        "CREDENTIALS_DIRECTORY": "/run/c",
+    }
+    config = load_config(path, env)
+    own = set(config.own_paths)
+    assert {path, secrets, Path("/etc/syncagent/credentials"), Path("/run/c")} <= own
+    assert "s3cret-xyz" not in repr(config) and "db-pass-1" not in repr(config)

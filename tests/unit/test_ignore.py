@@ -8,7 +8,8 @@ from pathlib import Path
 import pathspec
 import pytest
 
-from syncagent.ignore import BUILTIN, IgnoreRules, anchored, inside
+from syncagent.errors import ConfigError
+from syncagent.ignore import BUILTIN, IgnoreRules, anchored, inside, read_ignore_file
 
 NAMES = [
     "a.tmp",
@@ -83,3 +84,39 @@ def test_own_paths_are_found_through_links(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(real)
     assert inside(tmp_path / "link", [real / "state"]) == ["state"]
     assert inside(real, [tmp_path / "link" / "state"]) == ["state"]
+
+
+# -- an ignore file is never ignored silently (issue 9) -------------------------------------
+
+
+def test_a_syncignore_with_a_non_utf8_byte_is_an_error_naming_file_and_line(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".syncignore").write_bytes(b"*.log\nsecrets/\ncaf\xe9/\n")
+    with pytest.raises(ConfigError) as info:
+        IgnoreRules.for_root(tmp_path)
+    assert info.value.problems == [
+        f"{tmp_path / '.syncignore'}: line 3: not UTF-8 (byte 0xe9 in 'caf\\\\xe9/')"
+    ]
+
+
+def test_every_invalid_line_of_a_syncignore_is_listed(tmp_path: Path) -> None:
+    (tmp_path / ".syncignore").write_text("# keys\n!\nsecrets/\nend\\\n")
+    with pytest.raises(ConfigError) as info:
+        read_ignore_file(tmp_path)
+    assert [p.split(": ", 2)[1] for p in info.value.problems] == ["line 2", "line 4"]
+    assert all(p.startswith(f"{tmp_path / '.syncignore'}: ") for p in info.value.problems)
+
+
+def test_a_syncignore_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / ".syncignore").mkdir()  # EISDIR: the same path as EACCES, which root ignores
+    with pytest.raises(ConfigError) as info:
+        read_ignore_file(tmp_path)
+    assert info.value.problems == [f"{tmp_path / '.syncignore'}: cannot be read: Is a directory"]
+
+
+def test_no_syncignore_is_no_rules_and_a_good_one_applies(tmp_path: Path) -> None:
+    assert read_ignore_file(tmp_path) == []
+    (tmp_path / ".syncignore").write_text("secrets/\n*.log\n")
+    rules = IgnoreRules.for_root(tmp_path)
+    assert rules.folder("secrets") and rules.file("a/b.log") and not rules.file("a.txt")

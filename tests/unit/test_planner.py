@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from syncagent.model import FileState, LedgerFacts, LocalEntry, LocalSkip
-from syncagent.planner import EMPTY_FILE, plan
+from syncagent.planner import EMPTY_FILE, MAX_FILE_SIZE, plan
 
 E = LocalEntry("dir/a.txt", size=10, mtime_ns=100, ctime_ns=100, dev=1, inode=7)
 
@@ -15,12 +15,15 @@ def facts(
     *,
     size: int = 10,
     mtime_ns: int = 100,
+    ctime_ns: int = 100,
     inode: int = 7,
     md5: str | None = "m" * 32,
     next_at: float = 0.0,
     reason: str | None = None,
 ) -> LedgerFacts:
-    return LedgerFacts(size, mtime_ns, 1, inode, md5, state.value, next_at, reason)
+    return LedgerFacts(
+        size, mtime_ns, 1, inode, md5, state.value, next_at, reason, ctime_ns=ctime_ns
+    )
 
 
 CASES = [
@@ -30,6 +33,14 @@ CASES = [
     ("size changed", facts(FileState.DONE, size=9), ("upload", "changed", None)),
     ("mtime changed", facts(FileState.DONE, mtime_ns=99), ("upload", "changed", None)),
     ("inode changed (replaced)", facts(FileState.DONE, inode=8), ("upload", "changed", None)),
+    # cp -p, tar x, touch -r: new content behind the old size and mtime; only ctime tells
+    ("only ctime changed, done", facts(FileState.DONE, ctime_ns=99), ("upload", "recheck", None)),
+    (
+        "only ctime changed, failed",
+        facts(FileState.FAILED, next_at=50, ctime_ns=99),
+        ("upload", "retry", None),
+    ),
+    ("only ctime changed, skipped", facts(FileState.SKIPPED, ctime_ns=99), ("nothing",)),
     ("failed, due", facts(FileState.FAILED, next_at=50), ("upload", "retry", "m" * 32)),
     ("failed, backing off", facts(FileState.FAILED, next_at=500), ("waiting",)),
     ("pending after repair", facts(FileState.PENDING), ("upload", "retry", "m" * 32)),
@@ -102,3 +113,19 @@ def test_two_local_names_mapping_to_one_remote_name_do_not_overwrite() -> None:
     done = {"a：b.txt": LedgerFacts(6, 1, 1, 2, "m" * 32, "done", 0.0, None, "a：b.txt")}
     later = plan([a], [], done, names="map", now=0.0)
     assert later.uploads == [] and "already used by 'a：b.txt'" in later.skips[0].reason
+
+
+def test_a_done_file_with_only_a_new_ctime_is_rechecked_against_its_recorded_md5() -> None:
+    p = plan([E], [], {E.rel_path: facts(FileState.DONE, ctime_ns=99)}, names="map", now=0.0)
+    [u] = p.uploads
+    assert (u.why, u.md5, u.recorded_md5, u.entry) == ("recheck", None, "m" * 32, E)
+
+
+def test_a_file_over_10_gb_is_refused_on_its_size_before_anything_reads_it() -> None:
+    big = E._replace(size=MAX_FILE_SIZE + 1)
+    p = plan([big], [], {}, names="map", now=0.0)
+    assert p.uploads == []
+    assert [(s.rel_path, s.entry) for s in p.skips] == [(big.rel_path, big)]
+    assert "10 GB" in p.skips[0].reason
+    at_limit = plan([E._replace(size=MAX_FILE_SIZE)], [], {}, names="map", now=0.0)
+    assert len(at_limit.uploads) == 1

@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 from syncagent.ignore import IgnoreRules
-from syncagent.scanner import scan
+from syncagent.model import LocalSkip
+from syncagent.scanner import ScanJob, scan
+from syncagent.walk import NESTED_IGNORE_FILE
 
 
 def test_walks_files_and_reports_what_it_cannot_upload(tmp_path: Path) -> None:
@@ -44,6 +46,28 @@ def test_syncignore_file_in_the_root(tmp_path: Path) -> None:
     (tmp_path / "build" / "out.bin").write_text("b")
     result = scan(tmp_path, IgnoreRules.for_root(tmp_path))
     assert [e.rel_path for e in result.entries] == ["keep.txt"]
+    assert result.skips == []  # the root's own ignore file is the rules, not a file
+
+
+def test_a_syncignore_in_a_subfolder_is_reported_as_not_read(tmp_path: Path) -> None:
+    """Only the root's .syncignore is read: one below it is listed with that reason, never
+    passed over in silence (nor uploaded), whichever process walks its folder."""
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "sub" / ".syncignore").write_text("*.key\n")
+    (tmp_path / "sub" / "deeper" / ".syncignore").write_text("*.key\n")
+    (tmp_path / "sub" / "x.key").write_text("k")
+    for helpers in (0, 2):
+        job = ScanJob(tmp_path, IgnoreRules.for_root(tmp_path), helpers=helpers, min_rows=0)
+        try:
+            result = job.result()
+            assert sorted(e.rel_path for e in result.entries) == ["sub/x.key"]
+            assert sorted(result.skips, key=str) == [
+                LocalSkip("sub/.syncignore", NESTED_IGNORE_FILE),
+                LocalSkip("sub/deeper/.syncignore", NESTED_IGNORE_FILE),
+            ]
+        finally:
+            job.close()
+    assert NESTED_IGNORE_FILE.startswith("not read: only the .syncignore at the top of the root")
 
 
 def test_negated_pattern_falls_back_to_full_gitignore_semantics() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from syncagent.emulator import Emulator
+from syncagent.emulator import Emulator, EmulatorSettings
 
 ENVELOPE_KEYS = {"code", "message", "data", "x-traceID"}
 Outcome = tuple[int, int] | str
@@ -56,7 +57,11 @@ def admin(
     emu: Emulator, method: str, action: str, body: Any = None, host: str | None = None
 ) -> requests.Response:
     return requests.request(
-        method, f"{host or emu.api_url}/__emulator/{action}", json=body, timeout=10
+        method,
+        f"{host or emu.api_url}/__emulator/{action}",
+        json=body,
+        headers=emu.admin_headers(),
+        timeout=10,
     )
 
 
@@ -362,3 +367,73 @@ def test_admin_is_only_on_the_api_host(emulator: Emulator) -> None:
     assert r.json()["code"] == 404
     r = admin(emulator, "POST", "state")
     assert r.json()["code"] == 404
+
+
+# -- the admin door ----------------------------------------------------------------------------
+
+
+def _settings_and_faults(emu: Emulator) -> tuple[Any, Any]:
+    state = admin(emu, "GET", "state").json()["data"]
+    return state["settings"], state["pending_faults"]
+
+
+HOSTILE = {"overwrite_old": "destroy", "max_tokens": 0}
+
+
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({}, 401),  # no token
+        ({"X-Emulator-Admin": "guessed"}, 401),  # a wrong one
+        ("token", 403),  # the right token from a web page of another origin
+        ("token+text", 415),  # text/plain: what a page can POST without a preflight
+        ("token+host", 403),  # a rebound DNS name pointing at loopback
+    ],
+)
+def test_refused_admin_requests_change_nothing(
+    emulator: Emulator, headers: Any, status: int
+) -> None:
+    before = _settings_and_faults(emulator)
+    if isinstance(headers, str):
+        sent = dict(emulator.admin_headers())
+        if headers == "token":
+            sent["Origin"] = "http://evil.example"
+        elif headers == "token+text":
+            sent["Content-Type"] = "text/plain"
+        else:
+            sent["Host"] = "evil.example"
+        headers = sent
+    for action, body in [
+        ("settings", HOSTILE),
+        ("faults", {"endpoint": "*", "kind": "delay", "seconds": 3600, "times": None}),
+        ("tokens/expire", None),
+    ]:
+        r = requests.post(
+            f"{emulator.api_url}/__emulator/{action}",
+            data=json.dumps(body),
+            headers=headers,
+            timeout=10,
+        )
+        assert r.status_code == status, (action, r.status_code, r.text)
+        assert r.json()["data"] is None
+    if headers.get("X-Emulator-Admin") is None or headers.get("X-Emulator-Admin") == "guessed":
+        r = requests.get(f"{emulator.api_url}/__emulator/state", headers=headers, timeout=10)
+        assert r.status_code == 401
+    assert _settings_and_faults(emulator) == before
+    assert emulator.settings.overwrite_old == "trash"
+
+
+def test_the_admin_token_changes_on_every_start(tmp_path: Any) -> None:
+    tokens = []
+    for _ in range(2):
+        with Emulator(EmulatorSettings(data_dir=tmp_path)) as emu:
+            tokens.append(emu.admin_token)
+            assert admin(emu, "GET", "state").status_code == 200
+            # the same origin (a page served by the emulator itself) is fine
+            same = requests.post(
+                f"{emu.api_url}/__emulator/faults/clear",
+                headers={**emu.admin_headers(), "Origin": emu.api_url},
+                timeout=10,
+            )
+            assert same.status_code == 200, same.text
+    assert tokens[0] != tokens[1] and len(tokens[0]) >= 24

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
+from syncagent.errors import UnsupportedFileError
 from syncagent.pan123.upload import (
     READ_PIECE,
     SINGLE_MAX,
@@ -28,6 +31,13 @@ def blob(tmp_path: Path) -> Path:
     path = tmp_path / "blob.bin"
     path.write_bytes(DATA)
     return path
+
+
+@pytest.fixture
+def blob_fd(blob: Path) -> Iterator[int]:
+    fd = os.open(blob, os.O_RDONLY)
+    yield fd
+    os.close(fd)
 
 
 @pytest.mark.parametrize("threshold", [0, -1, SINGLE_MAX + 1, 2 * SINGLE_MAX])
@@ -105,9 +115,9 @@ def test_saving_again_replaces_the_session() -> None:
     assert (loaded.preupload_id, loaded.done) == ("pre-new", frozenset())
 
 
-def test_range_reads_exactly_its_window(blob: Path) -> None:
+def test_range_reads_exactly_its_window(blob_fd: int) -> None:
     seen: list[int] = []
-    with _Range(blob, 1000, 300, seen.append) as r:
+    with _Range(blob_fd, 1000, 300, seen.append) as r:
         assert len(r) == 300
         assert r.read(100) == DATA[1000:1100]
         assert len(r) == 200
@@ -121,24 +131,28 @@ def test_range_reads_exactly_its_window(blob: Path) -> None:
     assert seen == [100, 150, 50]
 
 
-def test_range_read_all_and_tail_of_file(blob: Path) -> None:
-    with _Range(blob, 0, len(DATA)) as r:
+def test_range_read_all_and_tail_of_file(blob_fd: int) -> None:
+    with _Range(blob_fd, 0, len(DATA)) as r:
         assert r.read() == DATA
         assert len(r) == 0
-    with _Range(blob, len(DATA) - 7, 7) as r:
+    with _Range(blob_fd, len(DATA) - 7, 7) as r:
         assert r.read(-1) == DATA[-7:]
 
 
-def test_range_closes_its_file(blob: Path) -> None:
-    r = _Range(blob, 0, 10)
-    with r:
+def test_ranges_of_one_descriptor_read_independently(blob_fd: int) -> None:
+    """Slices are read by several threads from one descriptor: pread, no shared offset."""
+    a, b = _Range(blob_fd, 0, 100), _Range(blob_fd, 5000, 100)
+    assert a.read(10) == DATA[:10]
+    assert b.read(10) == DATA[5000:5010]
+    assert a.read(10) == DATA[10:20]
+    with a:
         pass
-    assert r._f.closed
+    assert os.fstat(blob_fd).st_size == len(DATA)  # closing a range leaves the file open
 
 
-def test_range_streams_through_requests_toolbelt(blob: Path) -> None:
+def test_range_streams_through_requests_toolbelt(blob_fd: int) -> None:
     """The encoder sizes the part by ``len()`` and reads until it is 0: exactly the window."""
-    with _Range(blob, 4096, 1024) as r:
+    with _Range(blob_fd, 4096, 1024) as r:
         encoder = MultipartEncoder(
             fields=[("sliceNo", "2"), ("slice", ("slice", r, "application/octet-stream"))]
         )
@@ -152,8 +166,8 @@ def test_range_streams_through_requests_toolbelt(blob: Path) -> None:
     assert body[start:end] == DATA[4096:5120]
 
 
-def test_range_md5_is_the_md5_of_the_window(blob: Path) -> None:
-    assert _range_md5(blob, 10, 500) == hashlib.md5(DATA[10:510]).hexdigest()
+def test_range_md5_is_the_md5_of_the_window(blob_fd: int) -> None:
+    assert _range_md5(blob_fd, 10, 500) == hashlib.md5(DATA[10:510]).hexdigest()
 
 
 @pytest.mark.parametrize("size", [1, 1000, READ_PIECE, READ_PIECE + 1, 2 * READ_PIECE + 12345])
@@ -164,3 +178,12 @@ def test_file_md5_matches_hashlib(tmp_path: Path, size: int) -> None:
     got = file_md5(path)
     assert got == hashlib.md5(content).hexdigest()
     assert got == got.lower() and len(got) == 32
+
+
+def test_file_md5_refuses_a_link_and_a_fifo_without_blocking(tmp_path: Path) -> None:
+    (tmp_path / "target").write_bytes(b"outside")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    os.mkfifo(tmp_path / "fifo")
+    for name in ("link", "fifo"):
+        with pytest.raises(UnsupportedFileError):
+            file_md5(tmp_path / name)

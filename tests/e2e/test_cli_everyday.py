@@ -1,0 +1,45 @@
+"""Everyday use of the installed CLI with no sync.yaml: `sync PATH`, then a bare `status`
+(and `status PATH`) that finds what was backed up; `-q` keeps stderr to warnings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from test_sync_cli import BIN, cli_env
+
+from syncagent.emulator import Emulator
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_bare_status_after_sync_path_and_quiet_output(emulator: Emulator, tmp_path: Path) -> None:
+    photos, docs = tmp_path / "photos", tmp_path / "docs"
+    for folder in (photos, docs):
+        folder.mkdir()
+        (folder / "a.txt").write_text(f"in {folder.name}")
+    env = cli_env(tmp_path / "home", emulator)
+    cwd = tmp_path / "elsewhere"  # no ./sync.yaml here, none in ~/.config either
+    cwd.mkdir()
+    quiet = _run(["sync", "-q", str(photos), str(docs)], env, cwd)
+    assert quiet.returncode == 0, quiet.stderr
+    assert " INFO " not in quiet.stderr  # -q: warnings and errors only
+    assert quiet.stdout.strip().splitlines()[-1].startswith("2 uploaded")
+
+    status = _run(["status", "--json"], env, cwd)
+    assert status.returncode == 0, status.stderr
+    roots = {r["local_path"]: r for r in json.loads(status.stdout)["roots"]}
+    assert set(roots) == {str(photos), str(docs)}
+    assert all(r["counts"] == {"done": 1} for r in roots.values())
+
+    one = _run(["status", "--json", str(docs)], env, cwd)
+    assert [r["local_path"] for r in json.loads(one.stdout)["roots"]] == [str(docs)]
+    unknown = _run(["status", str(tmp_path / "never")], env, cwd)
+    assert unknown.returncode == 2 and "not a root" in unknown.stderr
+    text = _run(["status"], env, cwd)
+    assert text.returncode == 0 and f"{photos} -> /syncagent/photos" in text.stdout
