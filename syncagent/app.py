@@ -102,6 +102,28 @@ def _empty_ledger() -> Ledger:
     return ledger
 
 
+def account_client(config: SyncConfig) -> Callable[[], Pan123Client] | None:
+    """A client for the configured account alone (no ledger, no emulator), for checks such
+    as ``doctor``; None when no credentials are set."""
+    creds = config.credentials
+    if creds is None:
+        return None
+
+    def make() -> Pan123Client:
+        from syncagent.pan123 import Pan123Client
+
+        return Pan123Client(
+            creds.client_id,
+            creds.client_secret,
+            api_base=config.api_base,
+            state_dir=_token_dir(config, False),
+            qps=config.qps,
+            qps_overrides=dict(config.qps_overrides),
+        )
+
+    return make
+
+
 def _token_dir(config: SyncConfig, embedded: bool) -> Path:
     return config.state_dir / ("emulator" if embedded else "account")
 

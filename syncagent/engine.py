@@ -35,13 +35,16 @@ from syncagent.errors import (
     TransportError,
     UnsupportedFileError,
 )
+from syncagent.gone import unreadable_folders, vacated, vanished
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.localfile import LocalFile, open_below
-from syncagent.model import LocalEntry, Upload
-from syncagent.moves import RemoteMover
+from syncagent.model import FolderMove, LocalEntry, Move, Skip, Upload
+from syncagent.moves import RemoteMover, find_dir
 from syncagent.planner import EMPTY_FILE, MAX_FILE_SIZE, Plan, plan, too_large
+from syncagent.remote_names import NameRefused, remote_path
 from syncagent.renames import find_moves
+from syncagent.replaced import replacements
 from syncagent.scanner import ScanJob, default_helpers, root_problem, sqlite_file
 from syncagent.walk import not_regular
 
@@ -127,6 +130,22 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
 
 def _entry(rel_path: str, st: os.stat_result) -> LocalEntry:
     return LocalEntry(rel_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+
+
+def _drop_refused(
+    refused: list[Skip], planned: Plan, folder_moves: list[FolderMove], moves: list[Move]
+) -> tuple[list[FolderMove], list[Move]]:
+    """Take paths refused for a file/folder name clash out of the plan, as skips."""
+    entries = {u.entry.rel_path: u.entry for u in planned.uploads}
+    entries.update((m.entry.rel_path, m.entry) for m in moves)
+    entries.update((m.entry.rel_path, m.entry) for fm in folder_moves for m in fm.files)
+    out = {s.rel_path for s in refused}
+    planned.skips += [Skip(s.rel_path, s.reason, entries.get(s.rel_path)) for s in refused]
+    planned.uploads = [u for u in planned.uploads if u.entry.rel_path not in out]
+    # A folder move with a refused file becomes file moves (the rest still move).
+    kept = [fm for fm in folder_moves if not any(m.entry.rel_path in out for m in fm.files)]
+    loose = [m for fm in folder_moves if fm not in kept for m in fm.files]
+    return kept, [m for m in [*moves, *loose] if m.entry.rel_path not in out]
 
 
 @dataclass(frozen=True)
@@ -274,21 +293,22 @@ class SyncEngine:
             )
             present = {e.rel_path for e in found.entries} | {s.rel_path for s in found.skips}
             folder_moves, moves, planned.uploads = find_moves(planned.uploads, facts, present)
+            replacing = replacements(
+                [
+                    *((u.entry.rel_path, u.remote_rel) for u in planned.uploads),
+                    *((m.entry.rel_path, m.new_remote) for fm in folder_moves for m in fm.files),
+                    *((m.entry.rel_path, m.new_remote) for m in moves),
+                ],
+                facts,
+                present,
+            )
+            if replacing.skips:
+                folder_moves, moves = _drop_refused(replacing.skips, planned, folder_moves, moves)
             planned.moves = [*(m for fm in folder_moves for m in fm.files), *moves]
-            moved_from = {m.old_rel for m in planned.moves}
-            gone = [
-                (rel, f.remote_id)
-                for rel, f in facts.items()
-                if rel not in present
-                and rel not in moved_from
-                and f.state == "done"
-                and f.remote_id
-            ]
-            if root.mode == "mirror" and not dry_run:
-                deletions.append((root, root_id, gone, len(found.entries)))
             report.unchanged += planned.unchanged
             report.waiting += planned.waiting
             report.plans.append((root, planned))
+            unreadable = unreadable_folders(found.skips)
             if dry_run:
                 continue
             for skip in planned.skips:
@@ -296,16 +316,36 @@ class SyncEngine:
                     self.ledger, root_id, skip.rel_path, skip.reason, skip.entry, pass_id
                 )
                 report.skipped.append((str(root.local / skip.rel_path), skip.reason))
-            if planned.uploads or folder_moves or moves:
+            handled: set[str] = set()
+            if planned.uploads or folder_moves or moves or replacing:
                 remote_id = (
                     known_remote if known_remote is not None else self._remote_root(root, root_id)
                 )
-                mover = RemoteMover(self.client, self.ledger, root_id, remote_id, pass_id)
+                mover = RemoteMover(
+                    self.client, self.ledger, root_id, remote_id, pass_id, root.local
+                )
+                if replacing:
+                    mover.replace(replacing)
                 for fm in folder_moves:
                     planned.uploads += mover.folder(fm)
                 planned.uploads += mover.files(moves)
+                handled = mover.moved_from | replacing.rows
                 report.moved += mover.moved
+                report.hashed += mover.hashed
                 work.extend((root, root_id, remote_id, u) for u in planned.uploads)
+            lost = vanished(facts, present, unreadable, handled, mirror=root.mode == "mirror")
+            if lost.unknown:
+                log.warning(
+                    "%s: %d files below folders that cannot be read are left as they are",
+                    root.local,
+                    lost.unknown,
+                )
+            repo.mark_gone(self.ledger, root_id, lost.gone, pass_id)
+            repo.forget_many(self.ledger, root_id, lost.forget)
+            if root.mode == "mirror" and "." in unreadable and lost.unknown:
+                self._refuse(f"{root.local} is missing, empty or not mounted", report)
+            elif root.mode == "mirror":
+                deletions.append((root, root_id, lost.trash, len(found.entries)))
         if dry_run:
             return
         self.progress.start(len(work), sum(w[3].entry.size for w in work))
@@ -391,16 +431,40 @@ class SyncEngine:
                 f"({root.max_deletes})"
             )
         if refusal is not None:
-            msg = f"mirror: nothing trashed on 123pan: {refusal}"
-            log.warning(msg)
-            with self._lock:
-                report.refused.append(msg)
+            self._refuse(refusal, report)
             return
         self.client.trash([remote_id for _, remote_id in gone])
         repo.forget_many(self.ledger, root_id, [rel for rel, _ in gone])
         with self._lock:
             report.trashed += len(gone)
         log.info("mirror: %d files deleted locally went to the 123pan recycle bin", len(gone))
+        folders = vacated([rel for rel, _ in gone], lambda f: os.path.lexists(root.local / f))
+        remote_root = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)[1]
+        if folders and remote_root is not None:
+            self._trash_folders(remote_root, folders)
+
+    def _trash_folders(self, remote_root: int, folders: list[str]) -> None:
+        """Mirror mode: the remote folders of folders removed locally (emptied above)."""
+        ids: list[int] = []
+        for folder in folders:
+            try:
+                folder_id = find_dir(
+                    self.client, remote_root, remote_path(folder, self.config.names)
+                )
+            except NameRefused:
+                continue
+            if folder_id is not None:
+                ids.append(folder_id)
+                self.client.dirs.flush(remote_root, remote_path(folder, self.config.names))
+        if ids:
+            self.client.trash(ids)
+            log.info("mirror: %d folders removed locally went to the 123pan recycle bin", len(ids))
+
+    def _refuse(self, refusal: str, report: PassReport) -> None:
+        msg = f"mirror: nothing trashed on 123pan: {refusal}"
+        log.warning(msg)
+        with self._lock:
+            report.refused.append(msg)
 
     def _remote_root(self, root: RootConfig, root_id: int) -> int:
         """Resolve (create if needed) the root's remote folder and remember its ID."""

@@ -29,6 +29,7 @@ class FileState(StrEnum):
     DONE = "done"  # uploaded and verified
     FAILED = "failed"  # last attempt failed; retried after next_attempt_at
     SKIPPED = "skipped"  # will not be uploaded; the reason says why
+    GONE = "gone"  # deleted locally; its copy stays on 123pan (archive and move modes)
 
 
 class LocalEntry(NamedTuple):
@@ -67,7 +68,7 @@ class LedgerFacts(NamedTuple):
     reason: str | None = None
     remote_name: str | None = None  # the 123pan path it was uploaded to
     remote_id: int | None = None  # its 123pan fileID
-    ctime_ns: int = 0
+    ctime_ns: int = 0  # inode change time when last seen (a move keeps it only with its folder)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,10 @@ class Move:
     new_remote: str
     remote_id: int
     md5: str
+    # The identity alone does not prove the content (an inode is reused by a new file with
+    # the same size and mtime after tar, cp -p, rsync -t): a move is confirmed by MD5 before
+    # it is carried out, unless the ctime is also unchanged (its folder moved, not the file).
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def plan(
     result = Plan()
     # 123pan name -> local path that owns it. Two local names can map to one remote name
     # (a:b.txt and a：b.txt); the first owner keeps it and the other is skipped, instead of
-    # silently overwriting it.
+    # silently overwriting it. A file deleted locally (gone) owns no name any more.
     owners = {
         f.remote_name: rel
         for rel, f in ledger.items()
@@ -111,7 +111,14 @@ def plan(
         if recheck and facts is not None:
             result.uploads.append(Upload(entry, remote, "recheck", None, facts.md5))
             continue
-        why = "new" if facts is None else "retry" if same else "changed"
+        # A file back at the path of a gone one is new: its row owns nothing any more.
+        why = (
+            "new"
+            if facts is None or facts.state == FileState.GONE
+            else "retry"
+            if same
+            else "changed"
+        )
         # the recorded MD5 holds only while the ctime does too
         md5 = facts.md5 if same and facts is not None and not _ctime_moved(entry, facts) else None
         result.uploads.append(Upload(entry, remote, why, md5))

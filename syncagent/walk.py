@@ -34,6 +34,8 @@ __all__ = [
     "NOT_UTF8",
     "PATH_MAX",
     "TOO_LONG",
+    "UNREADABLE",
+    "UNREADABLE_FOLDER",
     "ChunkWorker",
     "FastMatcher",
     "Folder",
@@ -53,6 +55,8 @@ RawSkip = tuple[str, str]  # rel_path, reason
 Folder = tuple[str, str]  # rel_path ("" for the root), absolute path
 
 NOT_UTF8 = "name is not valid UTF-8"
+UNREADABLE_FOLDER = "folder cannot be read"  # what is below it is unknown, never gone
+UNREADABLE = "cannot be read"  # an entry that could not even be classified (maybe a folder)
 IGNORE_FILE = ".syncignore"
 NESTED_IGNORE_FILE = (
     "not read: only the .syncignore at the top of the root applies (put these patterns there)"
@@ -169,7 +173,7 @@ def walk(
             fd = os.open(abs_dir, _DIR_FLAGS)
         except OSError as exc:
             reason = TOO_LONG if exc.errno == errno.ENAMETOOLONG else exc.strerror
-            skips.append((rel_dir or ".", f"folder cannot be read: {reason}"))
+            skips.append((rel_dir or ".", f"{UNREADABLE_FOLDER}: {reason}"))
             continue
         # Bytes left for a file's name before its path is too long to open: checked per name
         # only in the (rare) folders this deep.
@@ -196,7 +200,7 @@ def walk(
                             continue
                         st = de.stat(follow_symlinks=False)
                     except OSError as exc:
-                        skips.append((rel, f"cannot be read: {exc.strerror}"))
+                        skips.append((rel, f"{UNREADABLE}: {exc.strerror}"))
                         continue
                     mode = st.st_mode
                     if stat.S_ISREG(mode):
@@ -209,7 +213,7 @@ def walk(
                     else:
                         skips.append((rel, not_regular(mode)))
         except OSError as exc:
-            skips.append((rel_dir or ".", f"folder cannot be read: {exc.strerror}"))
+            skips.append((rel_dir or ".", f"{UNREADABLE_FOLDER}: {exc.strerror}"))
         finally:
             os.close(fd)
 
@@ -252,8 +256,9 @@ class ChunkWorker:
     The comparison answers one question: would a pass over these entries do nothing? It
     does when every file has a row recorded done with the same (size, mtime_ns, ctime_ns,
     dev, inode), or recorded skipped with the same (size, mtime_ns, dev, inode) (a skip
-    does not depend on the content), and every skip a row recorded skipped with the same reason, and
-    (checked by the caller, against the root's row count) no other row exists. Anything
+    does not depend on the content), and every skip a row recorded skipped with the same
+    reason, and (checked by the caller, against the root's count of rows not recorded gone)
+    no other row exists. Anything
     else, including any ledger error, makes the answer no, and the caller plans the pass
     the full way. The ledger is opened read-only.
     """
@@ -276,7 +281,8 @@ class ChunkWorker:
                 ).fetchone()
                 self.same, self._root_id = row is not None, row[0] if row else 0
                 self.rows = self._db.execute(
-                    "SELECT count(*) FROM files WHERE root_id = ?", (self._root_id,)
+                    "SELECT count(*) FROM files WHERE root_id = ? AND state != 'gone'",
+                    (self._root_id,),
                 ).fetchone()[0]
             except (sqlite3.Error, UnicodeError):  # UnicodeError: a root not in UTF-8
                 self.same = False

@@ -20,6 +20,7 @@ import click
 from syncagent import __version__
 from syncagent.cli.backup import run_command, sync_command
 from syncagent.cli.db import db_group
+from syncagent.cli.doctor import doctor_command
 from syncagent.cli.emulator import emulator_command
 from syncagent.cli.status import status_command
 from syncagent.cli.verify import verify_command
@@ -69,5 +70,6 @@ for _command in (
     status_command,
     verify_command,
     db_group,
+    doctor_command,
 ):
     main.add_command(_command)

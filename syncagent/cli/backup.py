@@ -220,6 +220,10 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
                 logging.getLogger("syncagent").info(
                     "health and metrics at %s/healthz and %s/metrics", monitor.url, monitor.url
                 )
+            say = logging.getLogger("syncagent").info
+            for root in config.roots:  # the first screen says where everything goes
+                say("backing up %s to %s on 123pan (%s mode)", root.local, root.remote, root.mode)
+            say("running until stopped: press Ctrl-C or send SIGTERM (systemctl stop, podman stop)")
             try:
                 agent.run()
             finally:

@@ -67,8 +67,9 @@ def stopped_by_signals(stop: Callable[[], None]) -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
-def wait_for_signal() -> None:
-    """Block until SIGINT or SIGTERM."""
+def stop_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, armed now: call it before saying "press Ctrl-C",
+    or a signal sent as soon as that is read ends the process with a traceback."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -76,6 +77,12 @@ def wait_for_signal() -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return stop
+
+
+def wait_for_signal(stop: threading.Event | None = None) -> None:
+    """Block until SIGINT or SIGTERM (``stop`` from :func:`stop_signals`, armed earlier)."""
+    stop = stop or stop_signals()
     while not stop.wait(0.5):
         pass
 

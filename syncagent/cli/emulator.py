@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from syncagent.cli.common import fail, wait_for_signal
+from syncagent.cli.common import fail, stop_signals, wait_for_signal
 from syncagent.errors import ConfigError, SyncAgentError
 
 __all__ = ["emulator_command"]
@@ -138,6 +138,7 @@ def emulator_command(
         tls=tls,
     )
     try:
+        stop = stop_signals()  # armed before anything tells the user to press Ctrl-C
         emu = Emulator(settings).start()
     except SyncAgentError as err:
         fail(err)
@@ -163,7 +164,7 @@ def emulator_command(
         )
         click.echo("Stop it with Ctrl-C.", nl=True)
         sys.stdout.flush()
-        wait_for_signal()
+        wait_for_signal(stop)
     finally:
         emu.stop()
         click.echo("emulator stopped")

@@ -44,6 +44,7 @@ RUNTIME_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "complete_pending_polls": int,
     "slice_size": int,
     "token_lifetime": (int, float),
+    "clock_offset": (int, float),
     "max_tokens": int,
     "token_overflow": str,
     "duplicate_default": str,
@@ -83,7 +84,12 @@ def check_settings(changes: dict[str, Any]) -> dict[str, Any]:
             problems.append(f"{key}: wrong type {type(value).__name__}")
         elif key in _CHOICES and value not in _CHOICES[key]:
             problems.append(f"{key}: must be one of {', '.join(_CHOICES[key])}")
-        elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        elif (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and value < 0
+            and key != "clock_offset"  # a clock may be behind
+        ):
             problems.append(f"{key}: must not be negative")
         elif key == "slice_size" and value == 0:
             problems.append(f"{key}: must be at least 1")

@@ -146,6 +146,11 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "syncagent-emulator/1"
     sys_version = ""
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header, off by ``clock_offset`` (a server with a skewed clock)."""
+        now = time.time() if timestamp is None else timestamp
+        return super().date_time_string(now + self.server.core.settings.clock_offset)
+
     def setup(self) -> None:
         super().setup()
         if isinstance(self.connection, ssl.SSLSocket):

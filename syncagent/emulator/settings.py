@@ -79,6 +79,8 @@ class EmulatorSettings:
     :param space_permanent: ``spacePermanent`` reported by user/info (bytes).
     :param max_body_field: largest plain form field accepted (bytes).
     :param tls: serve HTTPS with a certificate of the emulator's own CA (``<data_dir>/tls/``).
+    :param clock_offset: seconds added to the time in the ``Date`` header of every answer (a
+        server whose clock is off, for ``syncagent doctor``'s clock check).
     """
 
     data_dir: Path
@@ -108,3 +110,4 @@ class EmulatorSettings:
     uid: int = 1_800_000_001
     nickname: str = "emulator"
     tls: bool = False
+    clock_offset: float = 0.0

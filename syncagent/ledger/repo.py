@@ -102,7 +102,10 @@ def _raw_rows(ledger: Ledger, columns: str, where: str, root_id: int) -> list[An
 
 
 def count_files(ledger: Ledger, root_id: int) -> int:
-    return int(_raw_rows(ledger, "count(*)", "", root_id)[0][0])
+    """The root's rows, leaving out files recorded gone (a scan never matches those)."""
+    return int(
+        _raw_rows(ledger, "count(*)", f" AND state != '{FileState.GONE.value}'", root_id)[0][0]
+    )
 
 
 # Values a new row needs when the caller does not give them (NOT NULL columns).
@@ -287,10 +290,36 @@ def forget(ledger: Ledger, root_id: int, rel_path: str) -> None:
 
 def forget_many(ledger: Ledger, root_id: int, rel_paths: list[str]) -> None:
     """Drop the rows of files that are gone (after their remote copies were handled)."""
+    if not rel_paths:
+        return
     with ledger.write() as conn:
         conn.execute(
             text("DELETE FROM files WHERE root_id = :root_id AND rel_path = :rel_path"),
             [{"root_id": root_id, "rel_path": r} for r in rel_paths],
+        )
+
+
+def mark_gone(ledger: Ledger, root_id: int, rel_paths: list[str], pass_id: int) -> None:
+    """Files deleted locally whose copies stay on 123pan: kept, in state gone (a scan
+    never matches them, so they must not count against its no-op fast path)."""
+    if not rel_paths:
+        return
+    with ledger.write() as conn:
+        conn.execute(
+            text(
+                "UPDATE files SET state = :state, reason = NULL, attempts = 0, "
+                "next_attempt_at = 0, seen_pass = :pass_id "
+                "WHERE root_id = :root_id AND rel_path = :rel_path"
+            ),
+            [
+                {
+                    "state": FileState.GONE.value,
+                    "pass_id": pass_id,
+                    "root_id": root_id,
+                    "rel_path": r,
+                }
+                for r in rel_paths
+            ],
         )
 
 
@@ -464,14 +493,22 @@ def mark_pending(ledger: Ledger, root_id: int, rel_paths: list[str]) -> None:
         )
 
 
-def record_move(ledger: Ledger, root_id: int, old_rel: str, done: Done, pass_id: int) -> None:
-    """A file moved (remotely too): its row moves to the new path in one transaction."""
+def record_moves(ledger: Ledger, root_id: int, moves: list[tuple[str, Done]], pass_id: int) -> None:
+    """Files moved (remotely too): their rows move to the new paths, in one transaction."""
+    if not moves:
+        return
     now = time.time()
-    row = _done_values(done, now, pass_id)
-    statement = _upsert_sql(tuple(sorted(row)), tuple(sorted(row)))
+    rows = [_done_values(done, now, pass_id) for _, done in moves]
+    statement = _upsert_sql(tuple(sorted(rows[0])), tuple(sorted(rows[0])))
     with ledger.write() as conn:
         conn.execute(
             text("DELETE FROM files WHERE root_id = :root_id AND rel_path = :rel_path"),
-            {"root_id": root_id, "rel_path": old_rel},
+            [{"root_id": root_id, "rel_path": old_rel} for old_rel, _ in moves],
         )
-        conn.execute(statement, {"root_id": root_id, "rel_path": done.entry.rel_path, **row})
+        conn.execute(
+            statement,
+            [
+                {"root_id": root_id, "rel_path": done.entry.rel_path, **row}
+                for (_, done), row in zip(moves, rows, strict=True)
+            ],
+        )

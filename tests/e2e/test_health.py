@@ -92,6 +92,9 @@ def test_healthz_names_a_missing_root(
         try:
             proc = _start(config, cli_env(tmp_path, emu), tmp_path)
             _wait(lambda: _health(port)[0] == 200 and "pass done" in _log(config), 60)
+            # the first screen names where each root goes and how to stop
+            assert f"backing up {root} to /agent on 123pan (archive mode)" in _log(config)
+            assert "press Ctrl-C or send SIGTERM" in _log(config)
             shutil.move(root, tmp_path / "elsewhere")  # unmounted, moved away
             _wait(lambda: _health(port)[0] == 503, 30)
             assert str(root) in _health(port)[1]
