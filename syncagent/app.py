@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # loaded only when needed: a no-op pass should not pay for th
     from syncagent.emulator import Emulator
     from syncagent.pan123 import Pan123Client
 
-__all__ = ["App", "open_app", "token_expiry"]
+__all__ = ["App", "open_app", "open_client", "token_expiry"]
 
 
 class App:
@@ -140,6 +140,51 @@ def token_expiry(config: SyncConfig) -> float | None:
     return None
 
 
+def _account(
+    config: SyncConfig, say: Callable[[str], None], doing: str = "backing up to"
+) -> tuple[Emulator | None, str, str, str]:
+    """(embedded emulator or None, client ID, secret, API base): the configured account, or
+    without credentials the embedded emulator, started here."""
+    if config.credentials is not None:
+        creds = config.credentials
+        return None, creds.client_id, creds.client_secret, config.api_base
+    from syncagent.emulator import Emulator, EmulatorSettings
+    from syncagent.emulator.core import data_dir_default
+
+    data_dir = data_dir_default()
+    emulator = Emulator(EmulatorSettings(data_dir=data_dir)).start()
+    say(
+        f"No 123pan credentials set: {doing} the embedded local emulator at "
+        f"{emulator.api_url} (data in {data_dir}). Set PAN123_CLIENT_ID and "
+        f"PAN123_CLIENT_SECRET to use a real account."
+    )
+    return emulator, emulator.client_id, emulator.client_secret, emulator.api_url
+
+
+@contextmanager
+def open_client(config: SyncConfig, say: Callable[[str], None]) -> Iterator[Pan123Client]:
+    """Only a client (``restore``, ``ls``): no ledger is opened or created. The token is kept
+    in the state dir as for the other commands (made if missing)."""
+    from syncagent.pan123 import Pan123Client
+
+    emulator, client_id, secret, api_base = _account(config, say, "reading from")
+    try:
+        with Pan123Client(
+            client_id,
+            secret,
+            api_base=api_base,
+            state_dir=_token_dir(config, emulator is not None),
+            qps=config.qps,
+            qps_overrides=dict(config.qps_overrides),
+            # the embedded emulator is in this process on loopback: never via a proxy
+            use_environment=emulator is None,
+        ) as client:
+            yield client
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
 @contextmanager
 def open_app(
     config: SyncConfig, say: Callable[[str], None], *, dry_run: bool = False
@@ -159,25 +204,7 @@ def open_app(
             finally:
                 app.close()
             return
-        if config.credentials is None:
-            from syncagent.emulator import Emulator, EmulatorSettings
-            from syncagent.emulator.core import data_dir_default
-
-            data_dir = data_dir_default()
-            emulator = Emulator(EmulatorSettings(data_dir=data_dir)).start()
-            say(
-                f"No 123pan credentials set: backing up to the embedded local emulator at "
-                f"{emulator.api_url} (data in {data_dir}). Set PAN123_CLIENT_ID and "
-                f"PAN123_CLIENT_SECRET to use a real account."
-            )
-            client_id, secret, api_base = (
-                emulator.client_id,
-                emulator.client_secret,
-                emulator.api_url,
-            )
-        else:
-            client_id, secret = config.credentials.client_id, config.credentials.client_secret
-            api_base = config.api_base
+        emulator, client_id, secret, api_base = _account(config, say)
         ledger = open_ledger(config)
         token_dir = _token_dir(config, emulator is not None)
         ledger_ = ledger

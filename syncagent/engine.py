@@ -258,6 +258,7 @@ class SyncEngine:
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
         not_read = {} if dry_run else repo.root_problems(self.ledger)
+        touched: list[tuple[RootConfig, int, bool]] = []  # (root, id, changed): for catalogs
         for root in self.config.roots:
             if dry_run:  # reads only: a root the ledger does not know has no rows (id 0)
                 root_id, known_remote = repo.find_root(self.ledger, str(root.local)) or (0, None)
@@ -279,6 +280,7 @@ class SyncEngine:
                 if found.matched == rows:  # every file and skip as recorded, nothing gone
                     report.unchanged += rows
                     report.plans.append((root, Plan(unchanged=rows)))
+                    touched.append((root, root_id, False))
                     continue
                 found.files  # noqa: B018 - fetch everything from the helpers now
             finally:
@@ -311,6 +313,7 @@ class SyncEngine:
             unreadable = unreadable_folders(found.skips)
             if dry_run:
                 continue
+            touched.append((root, root_id, True))
             for skip in planned.skips:
                 repo.record_skip(
                     self.ledger, root_id, skip.rel_path, skip.reason, skip.entry, pass_id
@@ -358,6 +361,10 @@ class SyncEngine:
         for root, root_id, gone, scanned in deletions:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report)
+        if not self._stop.is_set() and report.fatal is None:
+            from syncagent.catalog.keeper import CatalogKeeper  # loaded on the pass's end
+
+            CatalogKeeper(self.config, self.ledger, lambda: self.client).after_pass(touched)
 
     def _scan(
         self,

@@ -10,6 +10,7 @@ at the boundary where they happen, so nothing above that boundary catches a fore
     ├── ConfigError                   every problem of a configuration at once, with key paths
     ├── LedgerError                   the ledger database cannot be opened, read or upgraded
     ├── StateLockedError              another syncagent already works on this state dir
+    ├── CatalogError                  a catalog in the cloud is torn, foreign or too new
     ├── Interrupted                   work stopped by a shutdown; it resumes on the next start
     ├── LocalFileError                one local file cannot be uploaded (per item; carry on)
     │   ├── UnsupportedFileError      0 bytes, over 10 GB: refused before any request
@@ -47,6 +48,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "BusyError",
+    "CatalogError",
     "ConfigError",
     "EmulatorError",
     "EmulatorRejection",
@@ -121,6 +123,10 @@ class MultipartError(EmulatorError):
 
 class LedgerError(SyncAgentError):
     """The ledger database cannot be opened, read, written or upgraded."""
+
+
+class CatalogError(SyncAgentError):
+    """A catalog object in the cloud cannot be read (torn, not a catalog, a newer format)."""
 
 
 class StateLockedError(SyncAgentError):

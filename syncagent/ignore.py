@@ -52,6 +52,8 @@ BUILTIN = (
     "desktop.ini",
     ".Trash-*/",
     ".syncagent-*",
+    "*.syncagent-part",  # a restore's download in progress
+    "*.syncagent-new",  # a restore's link or empty file about to be renamed into place
     "__pycache__/",
     IGNORE_FILE,
 )

@@ -16,12 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from syncagent.catalog import CATALOG_DIR
 from syncagent.model import FileState, LedgerFacts, LocalEntry, LocalSkip, Move, Skip, Upload
 from syncagent.remote_names import NameRefused, remote_path
 
-__all__ = ["EMPTY_FILE", "MAX_FILE_SIZE", "Plan", "plan", "too_large"]
+__all__ = ["EMPTY_FILE", "MAX_FILE_SIZE", "RESERVED", "Plan", "plan", "too_large"]
 
 EMPTY_FILE = "0-byte file: 123pan cannot store empty files"
+RESERVED = f"{CATALOG_DIR}/ at the top of a root is where syncagent keeps its catalog in the cloud"
 MAX_FILE_SIZE = 10_000_000_000  # 123pan's "10 GB" (the client refuses above it too)
 
 
@@ -91,7 +93,9 @@ def plan(
                 result.waiting += 1
                 continue
         reason = None
-        if entry.size == 0:
+        if entry.rel_path.split("/", 1)[0] == CATALOG_DIR:
+            reason = RESERVED
+        elif entry.size == 0:
             reason = EMPTY_FILE
         elif entry.size > MAX_FILE_SIZE:
             reason = too_large(entry.size)

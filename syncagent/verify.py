@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from syncagent.catalog import CATALOG_DIR
 from syncagent.config import SyncConfig
 from syncagent.ledger import Ledger, repo
 from syncagent.pan123 import Pan123Client, RemoteFile
@@ -32,7 +33,8 @@ def _walk(client: Pan123Client, folder_id: int) -> dict[str, RemoteFile]:
         for item in client.list_folder(fid):
             rel = f"{prefix}/{item.name}" if prefix else item.name
             if item.is_folder:
-                queue.append((rel, item.file_id))
+                if not (prefix == "" and item.name == CATALOG_DIR):  # not a user folder
+                    queue.append((rel, item.file_id))
             else:
                 found[rel] = item
     return found

@@ -5,7 +5,8 @@ One module per command group, so no command's code hides another's:
 - ``common``: exit statuses, signals, config discovery, logging, formatting;
 - ``emulator``: ``syncagent emulator``;
 - ``backup``: ``sync`` and ``run``;
-- ``status``, ``verify``, ``db``: one command (group) each.
+- ``status``, ``verify``, ``db``: one command (group) each;
+- ``restore``: ``ls`` and ``restore`` (getting files back, from any machine).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from syncagent.cli.backup import run_command, sync_command
 from syncagent.cli.db import db_group
 from syncagent.cli.doctor import doctor_command
 from syncagent.cli.emulator import emulator_command
+from syncagent.cli.restore import ls_command, restore_command
 from syncagent.cli.status import status_command
 from syncagent.cli.verify import verify_command
 
@@ -59,6 +61,8 @@ def main() -> None:
     \b
     Example:
       syncagent emulator            # a local 123pan to try things against
+      syncagent sync ~/Documents    # back up once
+      syncagent restore --root Documents --to ~/Documents-back   # get it back
     """
     os.umask(0o077)  # state, ledger, token, logs, the emulator's store: the user's alone
 
@@ -71,5 +75,7 @@ for _command in (
     verify_command,
     db_group,
     doctor_command,
+    ls_command,
+    restore_command,
 ):
     main.add_command(_command)

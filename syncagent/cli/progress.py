@@ -47,7 +47,8 @@ class LiveProgress:
     Use as a context manager around the pass; the block stays on screen when it ends.
     """
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, verb: str = "uploading") -> None:
+        """``verb``: what the block says while files go (``restore`` downloads)."""
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -59,6 +60,7 @@ class LiveProgress:
         )
 
         self._lock = threading.Lock()
+        self._verb = verb
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -74,7 +76,7 @@ class LiveProgress:
         )
         # hidden while the scan runs: the block appears once there is something to send
         self._task = self._progress.add_task(
-            "uploading", total=None, files=0, files_done=0, start=False, visible=False
+            verb, total=None, files=0, files_done=0, start=False, visible=False
         )
 
     def __enter__(self) -> LiveProgress:
@@ -96,7 +98,7 @@ class LiveProgress:
             self._progress.reset(
                 self._task,
                 total=total_bytes,
-                description="uploading",
+                description=self._verb,
                 files=files,
                 files_done=0,
                 visible=True,
@@ -114,5 +116,5 @@ class LiveProgress:
             self._progress.update(
                 self._task,
                 files_done=done,
-                description="done" if done >= int(task.fields.get("files", 0)) else "uploading",
+                description="done" if done >= int(task.fields.get("files", 0)) else self._verb,
             )

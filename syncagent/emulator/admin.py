@@ -6,8 +6,9 @@ the rate-limit preset or the number of 20103 answers, and read what clients did.
 
 ===========================  ==================================================================
 ``GET  state``               URLs, current settings (no secrets), activity counters
-``POST faults``              ``{endpoint, kind: code|http|drop|delay, times, code, http_status,
-                             message, after_bytes, seconds}``
+``POST faults``              ``{endpoint, kind: code|http|drop|delay|corrupt, times, code,
+                             http_status, message, after_bytes, seconds}``; endpoint
+                             ``download`` (or ``download/<fileID>``) for download URLs
 ``POST faults/random``       ``{seed, probability, kinds, endpoints, max_delay}``
 ``POST faults/clear``        remove every pending fault and the random profile
 ``POST tokens/expire``       every issued token answers 401 from now on
@@ -55,6 +56,8 @@ RUNTIME_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "reject_zero_byte": bool,
     "single_max": int,
     "chunked_max": int,
+    "download_ttl": (int, float),
+    "download_bps": int,
 }
 _CHOICES = {
     "rate_limits": ("free", "vip", "off"),
@@ -136,8 +139,8 @@ def _fault(body: dict[str, Any]) -> tuple[str, Fault, int | None]:
     try:
         endpoint = str(body.get("endpoint", "*"))
         kind = body["kind"]
-        if kind not in ("code", "http", "drop", "delay"):
-            raise _bad("kind must be code, http, drop or delay")
+        if kind not in ("code", "http", "drop", "delay", "corrupt"):
+            raise _bad("kind must be code, http, drop, delay or corrupt")
         fault = Fault(
             kind=kind,
             code=int(body.get("code", 0)),

@@ -179,8 +179,14 @@ class BlobStore:
     def finish_upload(self, preupload_id: str, md5: str, size: int) -> None:
         self.adopt(self._upload_path(preupload_id), md5, size)
 
-    def stream(self, md5: str, size: int) -> Iterator[bytes]:
-        """Yield a blob's content in pieces."""
+    def stream(
+        self, md5: str, size: int, start: int = 0, length: int | None = None, step: int = PIECE
+    ) -> Iterator[bytes]:
+        """Yield a blob's content (``length`` bytes from ``start``; default all) in pieces
+        of at most ``step`` bytes."""
+        left = size - start if length is None else length
         with open(self.path(md5, size), "rb") as f:
-            while piece := f.read(PIECE):
+            f.seek(start)
+            while left > 0 and (piece := f.read(min(step, left))):
+                left -= len(piece)
                 yield piece

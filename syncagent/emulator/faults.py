@@ -2,8 +2,11 @@
 
 Rules are consumed per call of an endpoint (``*`` matches every endpoint): answer a business
 code, answer an HTTP status, drop the connection part-way through the request body, or wait
-before answering. A seeded random profile mixes these for soak tests and is reproducible.
-Deciding is pure bookkeeping here; the HTTP layer carries the decision out.
+before answering. Download URLs take their own rules only (endpoint ``download`` or
+``download/<fileID>``, never ``*`` or the random profile): ``drop`` cuts the answer's body
+part-way, ``corrupt`` serves it with one byte changed. A seeded random profile mixes these
+for soak tests and is reproducible. Deciding is pure bookkeeping here; the HTTP layer carries
+the decision out.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Literal
 
 __all__ = ["Fault", "FaultPlan", "RandomProfile"]
 
-Kind = Literal["code", "http", "drop", "delay"]
+Kind = Literal["code", "http", "drop", "delay", "corrupt"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,10 @@ class Fault:
 
     :param kind: ``code`` (business error on HTTP 200), ``http`` (an HTTP status with a JSON
         body), ``drop`` (close the connection after reading ``after_bytes`` of the body, no
-        answer) or ``delay`` (sleep ``seconds``, then handle the call normally).
+        answer; on a download: after sending ``after_bytes`` of the answer's body),
+        ``delay`` (sleep ``seconds``, then handle the call normally) or ``corrupt`` (downloads
+        only: the byte at ``after_bytes`` of the answer's body, default its middle, is
+        changed).
     """
 
     kind: Kind
@@ -95,6 +101,20 @@ class FaultPlan:
                 {"endpoint": r.endpoint, "kind": r.fault.kind, "remaining": r.remaining}
                 for r in self._rules
             ]
+
+    def take_exact(self, *endpoints: str) -> Fault | None:
+        """The first rule for one of ``endpoints`` by name (no ``*``, no random profile)."""
+        with self._lock:
+            for endpoint in endpoints:
+                for rule in self._rules:
+                    if rule.endpoint == endpoint:
+                        if rule.remaining is not None:
+                            rule.remaining -= 1
+                            if rule.remaining <= 0:
+                                self._rules.remove(rule)
+                        self.injected += 1
+                        return rule.fault
+        return None
 
     def take(self, endpoint: str) -> Fault | None:
         """The fault for this call of ``endpoint``, if any (consumes one use of a rule)."""

@@ -41,7 +41,6 @@ __all__ = [
 MAX_IDS = 100
 MAX_RENAMES = 30
 LIST_MAX = 100
-DOWNLOAD_TTL = 3600
 
 
 def access_token(core: Core, p: Fields) -> object:
@@ -277,7 +276,7 @@ def download_info(core: Core, p: Fields) -> object:
     entry = core.catalog.get(p.number("fileId"))
     if entry is None or entry.trashed or entry.type != FILE:
         raise core.reject("not_found", "文件不存在，检查传入fileId是否正确")
-    expires = int(time.time()) + DOWNLOAD_TTL
+    expires = int(time.time() + core.settings.download_ttl)
     sign = download_sign(core.download_key, entry.id, expires)
     return {
         "downloadUrl": f"{core.upload_base}/download/{entry.id}/{quote(entry.name)}"

@@ -12,7 +12,6 @@ without which every keep-alive answer waits ~40 ms for Nagle's algorithm.
 from __future__ import annotations
 
 import contextlib
-import hmac
 import itertools
 import json
 import logging
@@ -28,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from syncagent.emulator import admin, files
+from syncagent.emulator import admin, downloads
 from syncagent.emulator.core import Core
 from syncagent.emulator.faults import Fault
 from syncagent.emulator.fields import Fields
@@ -379,25 +378,59 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def _download(self, core: Core, path: str, query: str) -> None:
-        parts = path.split("/")  # "", "download", id, name
-        params = dict(parse_qsl(query))
-        try:
-            file_id, expires = int(parts[2]), int(params.get("expires", "0"))
-        except (IndexError, ValueError):
-            raise EmulatorRejection(404, "Not Found", http_status=404) from None
-        expected = files.download_sign(core.download_key, file_id, expires)
-        if not hmac.compare_digest(params.get("sign", "").encode(), expected.encode()) or (
-            expires < time.time()
-        ):
-            raise EmulatorRejection(403, "下载链接无效或已过期", http_status=403)
-        entry = core.catalog.get(file_id)
-        if entry is None or entry.type != 0:
-            raise EmulatorRejection(404, "Not Found", http_status=404)
-        self.send_response(200)
+        """Serve a download URL (see :mod:`~syncagent.emulator.downloads`), faults included."""
+        ans = downloads.answer(core, path, query, self.headers.get("Range"))
+        fault = ans.fault
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.seconds)
+        elif fault is not None and fault.kind in ("code", "http"):
+            status = fault.http_status if fault.kind == "http" else 200
+            self._envelope(fault.code or status, fault.message or "injected", status=status)
+            return
+        cut = ans.length  # drop: send this much of the body, then reset the connection
+        flip = -1  # corrupt: change the byte at this offset of the body
+        if fault is not None and fault.kind == "drop":
+            half = ans.length // 2
+            cut = min(ans.length, half if fault.after_bytes is None else fault.after_bytes)
+        elif fault is not None and fault.kind == "corrupt":
+            flip = ans.length // 2 if fault.after_bytes is None else fault.after_bytes
+        self.send_response(ans.status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(entry.size))
-        self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(entry.name)}")
+        self.send_header("Content-Length", str(ans.length))
+        self.send_header("Accept-Ranges", "bytes")
+        if ans.content_range is not None:
+            self.send_header("Content-Range", ans.content_range)
+        name = quote(ans.entry.name)
+        self.send_header("Content-Disposition", f"attachment; filename*=UTF-8''{name}")
         self.end_headers()
-        for piece in core.blobs.stream(entry.md5, entry.size):
-            self.wfile.write(piece)
+        core.count("download_answers_started")
+        sent = 0
+        bps = core.settings.download_bps
+        step = max(1, min(64 * 1024, bps // 10)) if bps else 1 << 20
+        started = time.monotonic()
+        try:
+            for piece in core.blobs.stream(
+                ans.entry.md5, ans.entry.size, ans.start, ans.length, step
+            ):
+                if bps:  # throttled: this piece leaves when the rate allows it
+                    time.sleep(max(0.0, started + (sent + len(piece)) / bps - time.monotonic()))
+                if sent <= flip < sent + len(piece):
+                    i = flip - sent
+                    piece = piece[:i] + bytes([piece[i] ^ 0xFF]) + piece[i + 1 :]
+                if sent + len(piece) > cut:
+                    piece = piece[: cut - sent]
+                self.wfile.write(piece)
+                sent += len(piece)
+                if sent >= cut:
+                    break
+        finally:  # counted when the answer ends (also when the client went away)
+            core.count("download_bytes", sent)
+            core.count("download_answers_ended")
+        if sent < ans.length:
+            # End the connection after what was sent: FIN, not a reset, which could make the
+            # client's kernel discard bytes it had received but not read yet.
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.close_connection = True
+            return
         core.count("downloads")

@@ -195,6 +195,22 @@ class Emulator:
         (default: half of it), without answering."""
         self.core.faults.add(endpoint, Fault("drop", after_bytes=after_bytes), times)
 
+    def drop_next_download(
+        self, file_id: int | None = None, times: int | None = 1, *, after_bytes: int | None = None
+    ) -> None:
+        """Cut the body of the next downloads (of ``file_id``; None = any file) after
+        ``after_bytes`` (default: half of it) and reset the connection."""
+        name = "download" if file_id is None else f"download/{file_id}"
+        self.core.faults.add(name, Fault("drop", after_bytes=after_bytes), times)
+
+    def corrupt_next_download(
+        self, file_id: int | None = None, times: int | None = 1, *, at: int | None = None
+    ) -> None:
+        """Serve the next downloads (of ``file_id``; None = any file) with the byte at offset
+        ``at`` of the body (default: its middle) changed."""
+        name = "download" if file_id is None else f"download/{file_id}"
+        self.core.faults.add(name, Fault("corrupt", after_bytes=at), times)
+
     def add_latency(self, endpoint: str, seconds: float, times: int | None = None) -> None:
         """Wait ``seconds`` before handling calls of ``endpoint`` (None = until cleared)."""
         self.core.faults.add(endpoint, Fault("delay", seconds=seconds), times)

@@ -78,6 +78,10 @@ class EmulatorSettings:
     :param error_codes: codes for the undocumented failures.
     :param space_permanent: ``spacePermanent`` reported by user/info (bytes).
     :param max_body_field: largest plain form field accepted (bytes).
+    :param download_bps: bytes per second each download is served at (0: as fast as it can);
+        slow downloads let tests stop a restore mid-file.
+    :param download_ttl: seconds a ``download_info`` URL stays valid [?] (the documentation
+        gives no lifetime; an hour, as commonly seen for signed object-store URLs).
     :param tls: serve HTTPS with a certificate of the emulator's own CA (``<data_dir>/tls/``).
     :param clock_offset: seconds added to the time in the ``Date`` header of every answer (a
         server whose clock is off, for ``syncagent doctor``'s clock check).
@@ -107,6 +111,8 @@ class EmulatorSettings:
     error_codes: ErrorCodes = field(default_factory=ErrorCodes)
     space_permanent: int = 2 * 1024 * GIB
     max_body_field: int = 64 * 1024
+    download_ttl: float = 3600.0
+    download_bps: int = 0
     uid: int = 1_800_000_001
     nickname: str = "emulator"
     tls: bool = False

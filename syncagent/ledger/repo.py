@@ -512,3 +512,38 @@ def record_moves(ledger: Ledger, root_id: int, moves: list[tuple[str, Done]], pa
                 for (_, done), row in zip(moves, rows, strict=True)
             ],
         )
+
+
+def catalog_rows(
+    ledger: Ledger, root_id: int
+) -> list[tuple[str, int, int, str | None, int | None, str | None, str]]:
+    """(rel_path, size, mtime_ns, md5, remote_id, remote_name, state) of every row of a root:
+    what the cloud catalog says of each file (one query, raw cursor as in load_facts)."""
+    rows = _raw_rows(
+        ledger, "rel_path, size, mtime_ns, md5, remote_id, remote_name, state", "", root_id
+    )
+    return [tuple(r) for r in rows]
+
+
+def get_value(ledger: Ledger, key: str) -> str | None:
+    """A small setting of the ledger itself (the ``kv`` table)."""
+    with ledger.session() as s:
+        row = s.get(KV, key)
+        return None if row is None else row.value
+
+
+def get_values(ledger: Ledger, prefix: str) -> dict[str, str]:
+    """Every ``kv`` setting whose key starts with ``prefix`` (one query, through the raw
+    cursor: every pass asks, the no-op ones included)."""
+    raw = ledger.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SELECT key, value FROM kv")
+        return {str(k): str(v) for k, v in cursor.fetchall() if str(k).startswith(prefix)}
+    finally:
+        raw.close()
+
+
+def set_value(ledger: Ledger, key: str, value: str) -> None:
+    with ledger.session() as s:
+        s.merge(KV(key=key, value=value))

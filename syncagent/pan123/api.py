@@ -135,5 +135,12 @@ class Pan123Api:
     def move(self, file_ids: list[int], to_parent: int) -> None:
         self.call("api/v1/file/move", body={"fileIDs": file_ids, "toParentFileID": to_parent})
 
+    def download_url(self, file_id: int) -> str:
+        """A URL the file's content can be fetched from (it expires after a while)."""
+        data = self.call("api/v1/file/download_info", params={"fileId": file_id})
+        if not isinstance(data, dict) or not data.get("downloadUrl"):
+            raise ServerError("no downloadUrl in the answer", endpoint="api/v1/file/download_info")
+        return str(data["downloadUrl"])
+
     def rename(self, file_id: int, name: str) -> None:
         self.call("api/v1/file/name", body={"fileId": file_id, "fileName": name})

@@ -1,7 +1,8 @@
 """``Pan123Client``: the one object the rest of syncagent uses to talk to 123pan.
 
 Composition root of the package: builds the pacer, the HTTP transport, the token manager, the
-typed API, the directory cache and the uploader, and offers the folder and file operations.
+typed API, the directory cache, the uploader and the downloader, and offers the folder and file
+operations.
 Its repr shows neither the client secret nor the token.
 """
 
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from syncagent.pan123.api import Pan123Api, fetch_token
 from syncagent.pan123.auth import FileTokenStore, MemoryTokenStore, TokenManager, TokenStore
 from syncagent.pan123.dircache import DirCache
+from syncagent.pan123.download import Downloader, DownloadResult
 from syncagent.pan123.endpoints import qps_table
 from syncagent.pan123.http import HttpTransport, RetryPolicy
 from syncagent.pan123.models import RemoteFile
@@ -102,6 +104,9 @@ class Pan123Client:
         self.uploader = Uploader(
             self.api, self.dirs, settings, state=upload_state, sleep=sleep, clock=clock
         )
+        self.downloader = Downloader(
+            self.api, self.transport, sleep=sleep, cancelled=self._cancelled, rng=rng
+        )
 
     def __repr__(self) -> str:
         return f"<Pan123Client {self.transport.api_base} {self.tokens!r}>"
@@ -145,11 +150,38 @@ class Pan123Client:
             fd=fd,
         )
 
+    # -- downloads -------------------------------------------------------------------------
+
+    def download(
+        self,
+        file_id: int,
+        target: Path,
+        *,
+        size: int,
+        md5: str,
+        mode: int | None = None,
+        mtime_ns: int | None = None,
+        on_progress: Callable[[int], None] | None = None,
+        fsync: bool = True,
+    ) -> DownloadResult:
+        """Fetch a file to ``target``, checked against ``md5``; see :meth:`Downloader.download`."""
+        return self.downloader.download(
+            file_id,
+            target,
+            size=size,
+            md5=md5,
+            mode=mode,
+            mtime_ns=mtime_ns,
+            on_progress=on_progress,
+            fsync=fsync,
+        )
+
     def _cancellable_wait(self, seconds: float) -> None:
         self._cancelled.wait(seconds)
 
     def cancel(self) -> None:
         """Shutdown: chunked uploads stop after the slices in flight, and stay resumable;
+        downloads stop between pieces and keep their partial file;
         no failed call is retried and no call waits for the rate limit: they raise
         :class:`~syncagent.errors.Interrupted`. Calls already on the wire finish."""
         self._cancelled.set()

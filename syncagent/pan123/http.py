@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
@@ -48,7 +49,7 @@ from syncagent.pan123.endpoints import Endpoint
 from syncagent.pan123.errors import from_envelope, from_http_status
 from syncagent.pan123.ratelimit import Pacer
 
-__all__ = ["PLATFORM_HEADER", "FormFile", "HttpTransport", "RetryPolicy"]
+__all__ = ["PLATFORM_HEADER", "FormFile", "HttpTransport", "RetryPolicy", "StreamAnswer"]
 
 log = logging.getLogger("syncagent.pan123")
 
@@ -80,6 +81,27 @@ class FormFile:
 
 _CERT_REASON = re.compile(r"certificate verify failed:?\s*([^(')]*)")
 _TLS_REASON = re.compile(r"\[SSL[^\]]*\]\s*([^(')]+)")
+
+
+class StreamAnswer:
+    """The answer to a streamed GET: status, headers, and the body in pieces (read once)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self._response = response
+
+    def pieces(self, size: int) -> Iterator[bytes]:
+        """The body, at most ``size`` bytes at a time, each piece as soon as it arrives; a
+        cut connection raises TransportError after every byte received was yielded
+        (``iter_content`` would drop the part of a piece that arrived before the cut)."""
+        raw = self._response.raw
+        with _translated("download"):
+            try:
+                while piece := raw.read1(size, decode_content=True):
+                    yield piece
+            except urllib3.exceptions.HTTPError as exc:
+                raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
 
 
 @contextmanager
@@ -228,6 +250,24 @@ class HttpTransport:
                 if self._cancelled.is_set():
                     raise Interrupted(f"{err}; not retried: stopping") from err
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @contextmanager
+    def stream(self, url: str, headers: Mapping[str, str] | None = None) -> Iterator[StreamAnswer]:
+        """GET ``url`` (a download URL: no token is sent) and stream its body; no retries
+        here, the caller resumes. Raises TransportError when no answer arrives."""
+        with _translated("download"):
+            # identity: byte ranges count bytes of the file, not of a compressed body
+            response = self._session.get(
+                url,
+                headers={"Accept-Encoding": "identity", **(headers or {})},
+                stream=True,
+                timeout=self._timeout,
+                proxies=self._proxies_for(url),
+            )
+        try:
+            yield StreamAnswer(response)
+        finally:
+            response.close()
 
     def _once(
         self,

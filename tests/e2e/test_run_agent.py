@@ -11,8 +11,18 @@ from pathlib import Path
 
 import pytest
 from conftest import Api, md5
-from test_sync_cli import BIN, assert_same_tree, cli_env, folder_id, local_files, remote_files
+from test_sync_cli import (
+    BIN,
+    assert_same_tree,
+    catalog_objects,
+    cli_env,
+    file_uploads,
+    folder_id,
+    local_files,
+    remote_files,
+)
 
+from syncagent.catalog import CATALOG_DIR
 from syncagent.emulator import Emulator
 
 QUIET = 1.0
@@ -112,14 +122,14 @@ def test_a_burst_of_files_arrives_each_exactly_once(
 ) -> None:
     proc, root, _, _ = agent
     time.sleep(2.0)
-    before = emulator.activity()["counts"].get("single_uploads", 0)
+    before = file_uploads(emulator)
     for i in range(60):  # like an unzip: many files in quick succession
         sub = root / f"d{i % 4}"
         sub.mkdir(exist_ok=True)
         (sub / f"f{i}.txt").write_text(f"file {i}")
     _wait(lambda: len(_uploaded(api)) == 60, 30)
     time.sleep(QUIET + 0.5)  # nothing more must come
-    assert emulator.activity()["counts"]["single_uploads"] - before == 60
+    assert file_uploads(emulator) - before == 60
     _stop(proc)  # SIGTERM: exits 0 within 10 s
 
 
@@ -136,11 +146,11 @@ def test_cp_r_of_a_1000_file_tree_arrives_each_exactly_once(
         sub.mkdir(parents=True, exist_ok=True)
         (sub / f"file{i}.txt").write_text(f"content of file {i}")
     time.sleep(2.0)  # the startup pass is over
-    before = emulator.activity()["counts"].get("single_uploads", 0)
+    before = file_uploads(emulator)
     subprocess.run(["cp", "-r", str(source), str(root / "copy")], check=True)
 
     def sent() -> int:
-        return int(emulator.activity()["counts"].get("single_uploads", 0)) - int(before)
+        return file_uploads(emulator) - int(before)
 
     # Wait on the emulator's counter: listing 70 remote folders every 50 ms would starve
     # the emulator, which runs in this process.
@@ -163,7 +173,7 @@ def test_a_file_written_in_pieces_for_10s_is_uploaded_once_with_its_final_conten
     even the ones forced while the root keeps changing."""
     proc, root, _, _ = agent
     time.sleep(2.0)
-    before = emulator.activity()["counts"].get("single_uploads", 0)
+    before = file_uploads(emulator)
     pieces = [f"piece {i:02d} ".encode() * 64 for i in range(20)]
     t0 = time.monotonic()
     with open(root / "download.bin", "wb") as f:
@@ -176,7 +186,7 @@ def test_a_file_written_in_pieces_for_10s_is_uploaded_once_with_its_final_conten
     _wait(lambda: "download.bin" in _uploaded(api), QUIET + 10)
     time.sleep(QUIET + 1.0)
     assert _uploaded(api)["download.bin"] == md5(b"".join(pieces))
-    assert emulator.activity()["counts"]["single_uploads"] - before == 1
+    assert file_uploads(emulator) - before == 1
     _stop(proc)  # SIGTERM: exits 0 within 10 s
 
 
@@ -230,7 +240,7 @@ def test_an_editor_style_atomic_save_uploads_the_new_content_once(
     target = root / "notes.txt"  # written at once: the agent may still be starting up
     target.write_text("version 1")
     _wait(lambda: "notes.txt" in _uploaded(api), 15)
-    before = emulator.activity()["counts"]["single_uploads"]
+    before = file_uploads(emulator)
     # What editors do: write a temp file beside the target, then rename it over the target.
     for temp in (root / ".notes.txt.swp", root / "notes.txt.tmp", root / "notes.txt~"):
         temp.write_text("version 2, being written")
@@ -245,7 +255,7 @@ def test_an_editor_style_atomic_save_uploads_the_new_content_once(
         proc.kill()
         raise AssertionError(_log(config)[-3000:]) from None
     time.sleep(QUIET + 0.5)
-    assert emulator.activity()["counts"]["single_uploads"] - before == 1
+    assert file_uploads(emulator) - before == 1
     assert set(_uploaded(api)) == {"notes.txt"}  # no temp file reached the cloud
     _stop(proc)  # SIGTERM: exits 0 within 10 s
 
@@ -392,7 +402,7 @@ def _start_on(
     path = _config(tmp_path, root, **config)  # type: ignore[arg-type]
     proc = _start(path, cli_env(tmp_path, emulator), tmp_path)
     _wait(lambda: _passes(path) >= 1, 30)
-    assert emulator.activity()["counts"]["single_uploads"] == len(files)
+    assert file_uploads(emulator) == len(files)
     return proc, root, path
 
 
@@ -423,15 +433,18 @@ def test_renaming_a_folder_of_100_files_sends_no_file_bytes(
     proc, root, config = _start_on(tmp_path, emulator, {**files, "notes/a.txt": "note"})
     try:
         received = emulator.activity()["counts"]["bytes_received"]
+        before_c = sum(c.size for c in catalog_objects(emulator))
         before = _passes(config)
         (root / "photos").rename(root / "pictures")
         _wait(lambda: "pictures/p000.jpg" in _live(api), 20)
         _wait(lambda: _passes(config) > before, 10)
-        assert emulator.activity()["counts"]["bytes_received"] == received  # no file bytes
-        assert emulator.activity()["counts"]["single_uploads"] == 101
+        catalogs = sum(c.size for c in catalog_objects(emulator))
+        # no file bytes: only the root's catalogs
+        assert emulator.activity()["counts"]["bytes_received"] == received + catalogs - before_c
+        assert file_uploads(emulator) == 101
         assert_same_tree(api, "/agent", local_files(root), download=["pictures/p042.jpg"])
         top = {i["filename"] for i in api.listing(folder_id(api, "/agent")) if not i["trashed"]}
-        assert top == {"pictures", "notes"}  # the folder itself was renamed on 123pan
+        assert top == {"pictures", "notes", CATALOG_DIR}  # the folder itself was renamed on 123pan
         assert "moved folder photos -> pictures" in _log(config)
     finally:
         _stop(proc)

@@ -26,7 +26,10 @@ from typing import Any
 import pytest
 from conftest import Api, md5
 
+from syncagent.catalog import CATALOG_DIR
+from syncagent.catalog.remote import NAME as CATALOG_NAME
 from syncagent.emulator import Emulator
+from syncagent.emulator.catalog import Entry
 
 BIN = Path(sys.executable).parent / "syncagent"
 FOLDER = 1  # the "type" of a folder in a 123pan listing
@@ -173,7 +176,8 @@ def folder_id(api: Api, remote_path: str) -> int:
 
 
 def remote_files(api: Api, remote_path: str) -> dict[str, dict[str, Any]]:
-    """Every file under ``remote_path`` that is not in the recycle bin, by relative path.
+    """Every file under ``remote_path`` that is not in the recycle bin, by relative path;
+    syncagent's own catalog folder (``.syncagent`` at the top) is left out.
 
     Fails on a name listed twice in one folder (a duplicate upload).
     """
@@ -189,10 +193,32 @@ def remote_files(api: Api, remote_path: str) -> dict[str, dict[str, Any]]:
             assert name not in seen, f"{prefix}{name} is listed twice"
             seen.add(name)
             if item["type"] == FOLDER:
-                folders.append((f"{prefix}{name}/", int(item["fileId"])))
+                if not (prefix == "" and name == CATALOG_DIR):
+                    folders.append((f"{prefix}{name}/", int(item["fileId"])))
             else:
                 files[prefix + name] = item
     return files
+
+
+def catalog_objects(emulator: Emulator) -> list[Entry]:
+    """Every catalog object on the emulator's drive, the ones since trashed too: each was one
+    single-step upload (see syncagent.catalog). Read from the emulator's own store: no
+    request, no token (a token minted here could push the agent's out: 3 per client)."""
+    found = emulator.core.catalog.search("catalog-", False, 0, 1_000_000)
+    return [e for e in found if e.type == 0 and CATALOG_NAME.fullmatch(e.name)]
+
+
+def file_uploads(emulator: Emulator) -> int:
+    """Single-step uploads the emulator took, catalog objects left out."""
+    singles = int(emulator.activity()["counts"].get("single_uploads", 0))
+    return singles - len(catalog_objects(emulator))
+
+
+def catalog_item(api: Api, remote_path: str) -> dict[str, Any]:
+    """The one live catalog object of a root (see syncagent.catalog)."""
+    folder = folder_id(api, f"{remote_path}/{CATALOG_DIR}")
+    (item,) = [i for i in api.listing(folder) if not i["trashed"]]
+    return item
 
 
 def local_files(root: Path) -> dict[str, bytes]:
@@ -302,8 +328,8 @@ def test_first_pass_recreates_the_tree_with_the_same_content(tree: FirstPass) ->
     assert "0 failed" in summary(fp.result)
     assert fp.seconds < 60, f"the first pass took {fp.seconds:.1f} s"
     counts = fp.activity["counts"]
-    # 2,000 single-step uploads and 3 chunked ones, each of several slices.
-    assert counts["single_uploads"] == 2000, counts
+    # 2,000 single-step uploads (+ the catalog) and 3 chunked ones, each of several slices.
+    assert counts["single_uploads"] == 2000 + 1, counts
     assert counts["chunked_uploads"] == 3, counts
     assert sorted(len(s) for s in fp.activity["slices"].values()) == [3, 4, 4]
     roots = fp.status["roots"]
@@ -377,9 +403,10 @@ def test_ten_edits_and_five_new_files_send_exactly_those_fifteen(tree: FirstPass
     assert line.startswith("15 uploaded"), line
     assert line.endswith("hashed 15 files"), line
     after = upload_calls(fp.emulator)
-    # One upload request per changed file: single-step, or V2 create for the two big ones.
+    # One upload request per changed file: single-step, or V2 create for the two big ones;
+    # and the root's new catalog.
     sent = {k: after[k] - before[k] for k in UPLOAD_ENDPOINTS}
-    assert sent["upload/v2/file/single/create"] == 13, sent
+    assert sent["upload/v2/file/single/create"] == 13 + 1, sent
     assert sent["upload/v2/file/create"] == 2, sent
 
     local = local_files(root)
@@ -480,10 +507,13 @@ def test_renaming_a_folder_and_moving_files_sends_no_file_bytes(
     # The two files renamed themselves are read to confirm their content (a new file on a
     # reused inode would look the same); the folder's 100 keep their ctime: not read.
     assert "hashed 2 files" in summary(result)
-    assert emulator.activity()["counts"].get("bytes_received", 0) == received  # no bytes
+    # no file bytes: only the root's new catalog was sent
+    catalog = int(catalog_item(api, "/renames")["size"])
+    assert emulator.activity()["counts"].get("bytes_received", 0) == received + catalog
+    calls_before["upload/v2/file/single/create"] += 1  # the catalog
     assert upload_calls(emulator) == calls_before
     assert_same_tree(api, "/renames", local_files(root))
-    top = {i["filename"] for i in api.listing(folder_id(api, "/renames")) if not i["trashed"]}
+    top = _live_names(api, "/renames")
     assert top == {"pictures", "notes"}  # the folder itself moved: no empty "photos" is left
     # the next pass has nothing to do
     assert summary(cli.sync()).startswith("0 uploaded")
@@ -500,7 +530,9 @@ def _mode_cli(tmp: Path, emulator: Emulator, root: Path, mode: str, max_deletes:
 
 
 def _live_names(api: Api, remote: str) -> set[str]:
-    return {i["filename"] for i in api.listing(folder_id(api, remote)) if not i["trashed"]}
+    """The live names at the top of a root, syncagent's catalog folder left out."""
+    items = api.listing(folder_id(api, remote))
+    return {i["filename"] for i in items if not i["trashed"]} - {CATALOG_DIR}
 
 
 def test_archive_mode_deletes_change_nothing_remote(
