@@ -20,6 +20,15 @@ from syncagent.emulator import Emulator
 PLATFORM = {"Platform": "open_platform"}
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--chaos-seeds",
+        type=int,
+        default=0,
+        help="run the chaos suite (tests/chaos) over seeds 1..N instead of its CI seeds",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No proxy or PAN123_* variable from the developer's shell leaks into a test."""
