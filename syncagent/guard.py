@@ -168,7 +168,7 @@ def decide(
     examples = tuple(sorted([*changed, *deleted])[:EXAMPLES])
     if mirror and found == 0:
         return Hold(
-            f"the root is empty (or not mounted) but {known} files were backed up from it",
+            f"the root is missing, empty or not mounted ({known} files were backed up from it)",
             known,
             nchanged,
             ndeleted,
