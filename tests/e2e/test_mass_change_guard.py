@@ -61,6 +61,9 @@ def test_ransomware_is_held_visibly_until_approved(
         for rel in victims:  # encrypted: random bytes under a new name, the original gone
             (root / f"{rel}.locked").write_bytes(os.urandom(len(originals[rel])))
             (root / rel).unlink()
+        rewritten = sorted(originals)[400:420]  # and a few more encrypted in place
+        for rel in rewritten:
+            (root / rel).write_bytes(os.urandom(len(originals[rel])))
 
         def held() -> bool:
             try:
@@ -73,7 +76,7 @@ def test_ransomware_is_held_visibly_until_approved(
         health = requests.get(f"{base}/healthz", timeout=2).json()
         assert health["status"] == "degraded"
         assert "mass-change guard" in health["reason"] and str(root) in health["reason"]
-        assert "400 of 500" in health["reason"] and "syncagent approve" in health["reason"]
+        assert "420 of 500" in health["reason"] and "syncagent approve" in health["reason"]
         metrics = requests.get(f"{base}/metrics", timeout=2).text
         assert "syncagent_guard_held_roots 1" in metrics
         assert f'syncagent_guard_held{{root="{root}"}} 1' in metrics
@@ -87,8 +90,8 @@ def test_ransomware_is_held_visibly_until_approved(
 
         status = _cli(env, tmp_path, "status", "--config", str(config))
         assert status.returncode == 0, status.stderr
-        assert "HELD by the mass-change guard: 400 of 500 known files" in status.stdout
-        assert "0 changed, 400 deleted of 500 known" in status.stdout
+        assert "HELD by the mass-change guard: 420 of 500 known files" in status.stdout
+        assert "20 changed, 400 deleted of 500 known" in status.stdout
         assert "doc000.txt" in status.stdout  # an example
         as_json = json.loads(
             _cli(env, tmp_path, "status", "--json", "--config", str(config)).stdout
@@ -99,8 +102,11 @@ def test_ransomware_is_held_visibly_until_approved(
         assert approve.returncode == 0, approve.stderr
         assert "approved" in approve.stdout
         # the running agent picks the approval up and runs the pass: mirror trashes them
-        _wait(lambda: len(_trashed(api)) == 400, 60)
-        assert _trashed(api) == set(victims)
+        # (the emulator puts what an upload overwrites in the bin too: the 20 rewritten ones)
+        _wait(lambda: _trashed(api) == {*victims, *rewritten}, 60)
+        _wait(
+            lambda: all(remote_files(api, "/agent")[r]["etag"] != before[r] for r in rewritten), 30
+        )
         _wait(lambda: requests.get(f"{base}/healthz", timeout=2).status_code == 200, 30)
         metrics = requests.get(f"{base}/metrics", timeout=2).text
         assert "syncagent_guard_held_roots 0" in metrics
