@@ -24,7 +24,7 @@ from syncagent.activity import ActivityFile
 from syncagent.config import SyncConfig
 from syncagent.engine import Progress, SyncEngine, retry_delay
 from syncagent.errors import RemoteError
-from syncagent.ledger import Ledger
+from syncagent.ledger import Ledger, repo
 from syncagent.statelock import StateLock
 from syncagent.watcher import Dirty, RootWatcher
 
@@ -35,6 +35,7 @@ log = logging.getLogger("syncagent")
 # A root that never stops changing (files trickling in) still gets a pass this often; each
 # file still waits out its own quiet window in the engine before it is uploaded.
 MIN_SETTLE_WAIT = 5.0
+APPROVAL_POLL = 2.0  # seconds between looks for `syncagent approve` while a root is held
 MAX_PASS_RETRY = 600.0  # a pass that failed as a whole is tried again within 10 min
 
 
@@ -71,6 +72,8 @@ class Agent:
         self._last_error: str | None = None
         self.fatal: str | None = None  # why it stopped by itself (credentials, quota)
         self.fatal_error: RemoteError | None = None
+        self.held: dict[str, str] = {}  # root -> why the mass-change guard holds its passes
+        self._approvals_checked = 0.0
 
     def stop(self) -> None:
         """Ask the agent to finish: no new upload starts; in-flight ones complete."""
@@ -101,6 +104,11 @@ class Agent:
             report = engine.run_once(retry_failed=retry_failed, check_remote=check_remote)
         finally:
             self._current = None
+        for root, hold in report.held.items():
+            if hold is None:
+                self.held.pop(root, None)
+            else:
+                self.held[root] = hold.reason
         self.counters["passes"] += 1
         self.counters["uploaded"] += report.uploaded
         self.counters["bytes_uploaded"] += report.bytes_sent
@@ -150,6 +158,7 @@ class Agent:
             "last_error": self._last_error,
             "unhealthy_after": self.config.unhealthy_after,
             "missing_roots": [str(w.root.local) for w in self._watchers if w.missing],
+            "held": dict(self.held),
             "phase": self.activity.current_phase,
             "last_pass_at": self.last_pass_at,
         }
@@ -176,6 +185,7 @@ class Agent:
                     w.check()  # the root itself gone, moved or mounted over
                 quiet = self.config.stability_seconds
                 ready = self._dirty.take(quiet, max(MIN_SETTLE_WAIT, 3 * quiet))
+                ready += [r for r in self._approved() if r not in ready]
                 if ready:
                     self._pass(ready, retry_failed=False)
                 check = self._clock() >= self._next_check
@@ -190,6 +200,15 @@ class Agent:
                 w.stop()
             self.activity.clear()
             self.running = False
+
+    def _approved(self) -> list[Path]:
+        """Held roots that ``syncagent approve`` let go since (asked every few seconds,
+        only while a root is held): their held pass runs now."""
+        if not self.held or self._clock() - self._approvals_checked < APPROVAL_POLL:
+            return []
+        self._approvals_checked = self._clock()
+        approved = set(repo.guard_state(self.ledger)[1].values())
+        return [r.local for r in self.config.roots if str(r.local) in approved]
 
     def _rescan_time(self) -> float:
         interval = self.config.rescan_interval

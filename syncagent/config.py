@@ -26,6 +26,7 @@ import platformdirs
 import yaml
 
 from syncagent.errors import ConfigError
+from syncagent.guard import GuardSettings
 
 __all__ = ["Credentials", "RootConfig", "SyncConfig", "load_config", "validate"]
 
@@ -113,6 +114,7 @@ class SyncConfig:
     # systemd unit's EnvironmentFile) and CREDENTIALS_DIRECTORY (systemd's LoadCredential).
     secret_files: tuple[Path, ...] = ()
     unhealthy_after: float = 300.0  # /healthz: 503 once 123pan is unreachable this long
+    guard: GuardSettings = field(default_factory=GuardSettings)  # the mass-change guard
     # What loading decided that the user should hear about (a root given as a symbolic link
     # is backed up as the folder it points to); the commands log these at start.
     notices: tuple[str, ...] = ()
@@ -252,6 +254,18 @@ def _kind(value: Any) -> str:
 
 def _int(minimum: int) -> Callable[[Any], int | None]:
     return lambda v: v if isinstance(v, int) and not isinstance(v, bool) and v >= minimum else None
+
+
+def _fraction(v: Any) -> float | None:
+    """0.5 or "50%": a share above 0 and at most 1."""
+    if isinstance(v, str) and v.strip().endswith("%"):
+        try:
+            v = float(v.strip()[:-1]) / 100
+        except ValueError:
+            return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    return float(v) if 0 < v <= 1 else None
 
 
 def _bool(v: Any) -> bool | None:
@@ -439,6 +453,7 @@ _TOP = (
     "ledger",
     "logging",
     "monitoring",
+    "guard",
 )
 
 
@@ -570,6 +585,16 @@ def validate(
     if not _is_loopback(monitor_host):
         problems.add("monitoring.host", "must be a loopback address (127.0.0.1, ::1, localhost)")
 
+    guard_keys = ("enabled", "max_changed", "min_files")
+    guard = _Reader(top.raw.get("guard"), "guard", guard_keys, problems)
+    guard_settings = GuardSettings(
+        enabled=guard.get("enabled", True, _bool, "true or false"),
+        max_changed=guard.get(
+            "max_changed", 0.5, _fraction, "a fraction above 0 and at most 1 (e.g. 0.5 or 50%)"
+        ),
+        min_files=guard.get("min_files", 20, _int(1), "a whole number >= 1"),
+    )
+
     config = SyncConfig(
         roots=roots,
         credentials=credentials,
@@ -612,6 +637,7 @@ def validate(
         secret_files=tuple(Path(os.path.abspath(p)) for p in secret_files),
         unhealthy_after=mon.get("unhealthy_after", 300.0, positive, "a duration (e.g. 5m)"),
         notices=tuple(notices),
+        guard=guard_settings,
     )
     if problems.items:  # checked after every key was read, so all problems are listed
         raise ConfigError(problems.items)

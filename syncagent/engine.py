@@ -42,16 +42,17 @@ from syncagent.errors import (
     UnsupportedFileError,
 )
 from syncagent.gone import unreadable_folders, vacated, vanished
+from syncagent.guard import Hold, assess
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.localfile import LocalFile, open_below
-from syncagent.model import FolderMove, LocalEntry, Move, Skip, Upload
+from syncagent.model import FolderMove, LedgerFacts, LocalEntry, Move, Skip, Upload
 from syncagent.moves import RemoteMover, find_dir
 from syncagent.planner import EMPTY_FILE, MAX_FILE_SIZE, Plan, plan, too_large
 from syncagent.reconcile import Reconciler
 from syncagent.remote_names import NameRefused, remote_path
 from syncagent.renames import find_moves
-from syncagent.replaced import replacements
+from syncagent.replaced import Replacements, replacements
 from syncagent.scanner import ScanJob, default_helpers, root_problem, sqlite_file
 from syncagent.walk import not_regular
 
@@ -91,6 +92,7 @@ class PassReport:
     not_read: list[str] = field(default_factory=list)  # roots left out: why (gone, bad rules)
     plans: list[tuple[RootConfig, Plan]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # the ledger was re-checked, and why
+    held: dict[str, Hold | None] = field(default_factory=dict)  # root -> the guard's verdict
 
     @property
     def ok(self) -> bool:
@@ -139,6 +141,12 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
 
 def _entry(rel_path: str, st: os.stat_result) -> LocalEntry:
     return LocalEntry(rel_path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_dev, st.st_ino)
+
+
+def _has_copy(upload: Upload, facts: Mapping[str, LedgerFacts]) -> bool:
+    """Whether an upload would replace a copy 123pan holds (the guard holds those)."""
+    row = facts.get(upload.entry.rel_path)
+    return row is not None and row.remote_id is not None
 
 
 def _drop_refused(
@@ -284,6 +292,8 @@ class SyncEngine:
         deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
         not_read = {} if dry_run else repo.root_problems(self.ledger)
+        holds, approved = ({}, {}) if dry_run else repo.guard_state(self.ledger)
+        holds = {**approved, **holds}  # an approval is used up like a hold is cleared
         touched: list[tuple[RootConfig, int, bool]] = []  # (root, id, changed): for catalogs
         for root in self.config.roots:
             if dry_run:  # reads only: a root the ledger does not know has no rows (id 0)
@@ -315,6 +325,7 @@ class SyncEngine:
                     report.unchanged += rows
                     report.plans.append((root, Plan(unchanged=rows)))
                     touched.append((root, root_id, False))
+                    self._guarded(root, root_id, None, holds, report, dry_run)
                     continue
                 found.files  # noqa: B018 - fetch everything from the helpers now
             finally:
@@ -348,10 +359,28 @@ class SyncEngine:
             if replacing.skips:
                 folder_moves, moves = _drop_refused(replacing.skips, planned, folder_moves, moves)
             planned.moves = [*(m for fm in folder_moves for m in fm.files), *moves]
+            unreadable = unreadable_folders(found.skips)
+            hold = None
+            if root_id not in approved:
+                hold = assess(
+                    root.local,
+                    mirror=root.mode == "mirror",
+                    facts=facts,
+                    uploads=planned.uploads,
+                    handled={m.old_rel for m in planned.moves} | replacing.rows,
+                    present=present,
+                    unreadable=unreadable,
+                    found=len(found.entries),
+                    settings=self.config.guard,
+                    stopped=self._stop.is_set,
+                )
+            self._guarded(root, root_id, hold, holds, report, dry_run)
+            if hold is not None:  # held: only new files go; nothing is replaced, moved, trashed
+                planned.uploads = [u for u in planned.uploads if not _has_copy(u, facts)]
+                folder_moves, moves, planned.moves, replacing = [], [], [], Replacements()
             report.unchanged += planned.unchanged
             report.waiting += planned.waiting
             report.plans.append((root, planned))
-            unreadable = unreadable_folders(found.skips)
             if dry_run:
                 continue
             touched.append((root, root_id, True))
@@ -380,6 +409,8 @@ class SyncEngine:
                 report.moved += mover.moved
                 report.hashed += mover.hashed
                 work.extend((root, root_id, remote_id, u) for u in planned.uploads)
+            if hold is not None:
+                continue
             lost = vanished(facts, present, unreadable, handled, mirror=root.mode == "mirror")
             if lost.unknown:
                 log.warning(
@@ -409,6 +440,36 @@ class SyncEngine:
             from syncagent.catalog.keeper import CatalogKeeper  # loaded on the pass's end
 
             CatalogKeeper(self.config, self.ledger, lambda: self.client).after_pass(touched)
+
+    def _guarded(
+        self,
+        root: RootConfig,
+        root_id: int,
+        hold: Hold | None,
+        holds: Mapping[int, str],
+        report: PassReport,
+        dry_run: bool,
+    ) -> None:
+        """Report the guard's verdict on a root, and record it (for status) when it changed."""
+        report.held[str(root.local)] = hold
+        if hold is not None:
+            log.warning(
+                "%s: pass HELD by the mass-change guard: %s (%d changed, %d deleted, e.g. %s); "
+                "nothing is replaced, moved or trashed until `syncagent approve %s`",
+                root.local,
+                hold.reason,
+                hold.changed,
+                hold.deleted,
+                ", ".join(hold.examples),
+                root.local,
+            )
+        if dry_run:
+            return
+        if hold is None and root_id in holds:
+            log.info("%s: the mass-change guard's hold is cleared", root.local)
+            repo.set_hold(self.ledger, root_id, None)
+        elif hold is not None and holds.get(root_id) != hold.to_json():
+            repo.set_hold(self.ledger, root_id, hold.to_json())
 
     def _scan(
         self,

@@ -3,7 +3,8 @@
 ``/healthz`` answers 200 while the agent's loop runs and its work gets done (a long first scan
 counts as healthy), and 503 with the reason (:func:`health`, pure) when it stopped on a fatal
 error (refused credentials, no quota), when 123pan has been unreachable (passes failing as a
-whole) for longer than ``monitoring.unhealthy_after``, or when a root is missing. ``/metrics``
+whole) for longer than ``monitoring.unhealthy_after``, or when a root is missing; 503
+"degraded" while the mass-change guard holds a root's passes. ``/metrics``
 exposes pass and upload counters in the Prometheus text format. Served by the standard
 library on its own daemon thread.
 """
@@ -19,7 +20,9 @@ from typing import Any
 
 from syncagent.errors import ConfigError
 
-__all__ = ["MonitorServer", "health", "render_metrics"]
+__all__ = ["HELD", "MonitorServer", "health", "render_metrics"]
+
+HELD = "held by the mass-change guard: "
 
 Snapshot = Callable[[], dict[str, Any]]
 
@@ -36,7 +39,8 @@ def health(snap: dict[str, Any], now: float) -> tuple[bool, str]:
 
     Keys read: ``healthy`` (the loop runs), ``fatal``, ``failing_since`` (wall time of the
     first pass that failed as a whole in the current outage, or None), ``unhealthy_after``
-    (seconds of outage tolerated) and ``missing_roots``.
+    (seconds of outage tolerated), ``missing_roots`` and ``held`` (root -> why the
+    mass-change guard holds its passes: degraded until ``syncagent approve``).
     """
     if snap.get("fatal"):
         return False, f"stopped: {snap['fatal']}"
@@ -45,6 +49,11 @@ def health(snap: dict[str, Any], now: float) -> tuple[bool, str]:
     missing = snap.get("missing_roots") or []
     if missing:
         return False, "root missing: " + ", ".join(map(str, missing))
+    held = snap.get("held") or {}
+    if held:
+        return False, "; ".join(
+            f"{HELD}{root}: {why} (syncagent approve {root})" for root, why in held.items()
+        )
     since = snap.get("failing_since")
     if since is not None and now - float(since) >= float(snap.get("unhealthy_after", 0)):
         return False, f"123pan unreachable for {now - float(since):.0f} s: {snap.get('last_error')}"
@@ -72,12 +81,26 @@ def render_metrics(snap: dict[str, Any]) -> str:
         "# TYPE syncagent_phase gauge",
         f'syncagent_phase{{phase="{phase}"}} 1',
     ]
+    held = snap.get("held") or {}
+    lines += [
+        "# HELP syncagent_guard_held_roots Roots whose passes the mass-change guard holds.",
+        "# TYPE syncagent_guard_held_roots gauge",
+        f"syncagent_guard_held_roots {len(held)}",
+        "# HELP syncagent_guard_held 1 for a root whose passes the mass-change guard holds.",
+        "# TYPE syncagent_guard_held gauge",
+        *(f'syncagent_guard_held{{root="{_label(str(r))}"}} 1' for r in held),
+    ]
     if snap.get("last_pass_at"):
         lines += [
             "# TYPE syncagent_last_pass_timestamp_seconds gauge",
             f"syncagent_last_pass_timestamp_seconds {float(snap['last_pass_at']):.3f}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value, escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class MonitorServer:
@@ -91,7 +114,11 @@ class MonitorServer:
                     ok, reason = health(snap, time.time())
                     body = json.dumps(
                         {
-                            "status": "ok" if ok else "unhealthy",
+                            "status": "ok"
+                            if ok
+                            else "degraded"
+                            if reason.startswith(HELD)
+                            else "unhealthy",
                             "reason": reason,
                             "phase": snap.get("phase"),
                         }

@@ -6,7 +6,8 @@ One module per command group, so no command's code hides another's:
 - ``emulator``: ``syncagent emulator``;
 - ``backup``: ``sync`` and ``run``;
 - ``status``, ``verify``, ``db``: one command (group) each;
-- ``restore``: ``ls`` and ``restore`` (getting files back, from any machine).
+- ``restore``: ``ls`` and ``restore`` (getting files back, from any machine);
+- ``approve``: letting a pass the mass-change guard held run.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import click
 
 from syncagent import __version__
+from syncagent.cli.approve import approve_command
 from syncagent.cli.backup import run_command, sync_command
 from syncagent.cli.db import db_group
 from syncagent.cli.doctor import doctor_command
@@ -77,5 +79,6 @@ for _command in (
     doctor_command,
     ls_command,
     restore_command,
+    approve_command,
 ):
     main.add_command(_command)

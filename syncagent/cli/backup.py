@@ -190,7 +190,14 @@ def sync_command(
         click.echo(f"syncagent: the pass failed: {report.error}", err=True)
     for problem in report.not_read:
         click.echo(f"syncagent: {problem}", err=True)
-    sys.exit(0 if report.ok else 1)
+    held = {where: hold for where, hold in report.held.items() if hold is not None}
+    for where, hold in held.items():
+        click.echo(
+            f"syncagent: {where}: HELD by the mass-change guard: {hold.reason}; nothing was "
+            f"replaced, moved or trashed (check, then `syncagent approve {where}`)",
+            err=True,
+        )
+    sys.exit(0 if report.ok and not held else 1)
 
 
 @click.command("run")

@@ -31,6 +31,7 @@ def status_command(
     """
     from syncagent.activity import read_activity
     from syncagent.app import human_time, open_ledger, token_expiry
+    from syncagent.guard import Hold
     from syncagent.ledger import repo
 
     # Every root the ledger knows (the agent's own record of what it backs up), so a bare
@@ -60,6 +61,7 @@ def status_command(
                     "roots": [
                         {
                             **dataclasses.asdict(r),
+                            "held": None if r.held is None else json.loads(r.held),
                             "problems": [
                                 {"state": state, "path": rel, "reason": reason}
                                 for state, rel, reason in r.problems
@@ -89,6 +91,14 @@ def status_command(
         click.echo(f"{r.local_path} -> {r.remote_path}: {counts}; {mb(r.bytes_pending)} pending")
         if r.not_read:
             click.echo(f"  NOT BACKED UP by the last pass: {r.not_read}")
+        if r.held:
+            hold = Hold.from_json(r.held)
+            click.echo(
+                f"  HELD by the mass-change guard: {hold.reason} ({hold.changed} changed, "
+                f"{hold.deleted} deleted of {hold.known} known; e.g. "
+                f"{', '.join(shown(e) for e in hold.examples)}); nothing is replaced, moved or "
+                f"trashed until `syncagent approve {shown(r.local_path)}`"
+            )
         for state, rel, reason in r.problems:
             click.echo(f"  {state}: {shown(rel)}: {reason}")
     if last is not None:

@@ -374,6 +374,7 @@ class RootStatus:
     bytes_pending: int
     problems: list[tuple[str, str, str]]  # (state, rel_path, reason)
     not_read: str | None = None  # why the last pass could not read the root at all
+    held: str | None = None  # the mass-change guard's hold on its passes (Hold JSON)
 
 
 _NOT_READ = "root_not_read:"  # kv key prefix, + the root's id
@@ -395,11 +396,41 @@ def set_root_problem(ledger: Ledger, root_id: int, problem: str | None) -> None:
             s.add(KV(key=f"{_NOT_READ}{root_id}", value=problem))
 
 
+_HOLD = "guard_hold:"  # kv key prefix, + the root's id: the guard's Hold (JSON)
+_APPROVED = "guard_approved:"  # kv key prefix, + the root's id: the local path approved
+
+
+def guard_state(ledger: Ledger) -> tuple[dict[int, str], dict[int, str]]:
+    """(root id -> held pass (JSON), root id -> approved local path), in one query."""
+    values = get_values(ledger, "guard_")
+    holds = {int(k.removeprefix(_HOLD)): v for k, v in values.items() if k.startswith(_HOLD)}
+    approved = {
+        int(k.removeprefix(_APPROVED)): v for k, v in values.items() if k.startswith(_APPROVED)
+    }
+    return holds, approved
+
+
+def set_hold(ledger: Ledger, root_id: int, hold: str | None) -> None:
+    """Record the guard's hold on a root (None: no hold, and any approval is used up)."""
+    with ledger.session() as s:
+        s.execute(delete(KV).where(KV.key == f"{_HOLD}{root_id}"))
+        if hold is not None:
+            s.add(KV(key=f"{_HOLD}{root_id}", value=hold))
+        else:
+            s.execute(delete(KV).where(KV.key == f"{_APPROVED}{root_id}"))
+
+
+def approve(ledger: Ledger, root_id: int, local: str) -> None:
+    """Let the next pass of a held root run whatever it holds."""
+    set_value(ledger, f"{_APPROVED}{root_id}", local)
+
+
 def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
     """Per root: counts by state, bytes not yet uploaded, failed and skipped files, and why
     the last pass could not read it, if it could not."""
     out = []
     not_read = root_problems(ledger)
+    holds = guard_state(ledger)[0]
     with ledger.session(write=False) as s:
         for root in s.scalars(select(Root).order_by(Root.id)):
             counts = dict(
@@ -432,6 +463,7 @@ def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
                     int(pending or 0),
                     [(str(a), str(b), str(c or "")) for a, b, c in problems],
                     not_read.get(root.id),
+                    holds.get(root.id),
                 )
             )
     return out

@@ -53,3 +53,24 @@ def test_health_says_why_it_is_not_ok() -> None:
     ok, why = health({**base, "healthy": False, "fatal": "credentials refused"}, now=1000.0)
     assert not ok and "credentials refused" in why
     assert health({**base, "healthy": False}, now=1000.0) == (False, "stopped")
+
+
+def test_a_held_root_is_degraded_with_its_reason_and_a_metric() -> None:
+    snap: dict[str, object] = {
+        "healthy": True,
+        "held": {'/data/a "b"': "400 of 500 known files would change or be deleted"},
+    }
+    ok, reason = health(snap, 0.0)
+    assert not ok
+    assert reason.startswith("held by the mass-change guard: /data/a")
+    assert "400 of 500" in reason and 'syncagent approve /data/a "b"' in reason
+    text = render_metrics(snap)
+    assert "syncagent_guard_held_roots 1" in text
+    assert 'syncagent_guard_held{root="/data/a \\"b\\""} 1' in text
+    server = MonitorServer(lambda: dict(snap)).start()
+    try:
+        answer = requests.get(f"{server.url}/healthz", timeout=5)
+        assert (answer.status_code, answer.json()["status"]) == (503, "degraded")
+    finally:
+        server.stop()
+    assert "syncagent_guard_held_roots 0" in render_metrics({"healthy": True})

@@ -330,3 +330,14 @@ def test_files_holding_credentials_are_own_paths(root: Path, tmp_path: Path) -> 
     own = set(config.own_paths)
     assert {path, secrets, Path("/etc/syncagent/credentials"), Path("/run/c")} <= own
     assert "s3cret-xyz" not in repr(config) and "db-pass-1" not in repr(config)
+
+
+def test_guard_settings_have_defaults_and_every_wrong_key_is_named(root: Path) -> None:
+    cfg = validate(good(root), {})
+    assert (cfg.guard.enabled, cfg.guard.max_changed, cfg.guard.min_files) == (True, 0.5, 20)
+    cfg = validate(good(root, guard={"max_changed": "30%", "min_files": 5}), {})
+    assert (cfg.guard.max_changed, cfg.guard.min_files) == (0.3, 5)
+    assert validate(good(root, guard={"enabled": False}), {}).guard.enabled is False
+    bad = {"max_changed": 1.5, "min_files": 0, "enabled": "maybe", "max_change": 1}
+    keys = {p.split(":")[0] for p in _problems(good(root, guard=bad))}
+    assert keys == {"guard.max_changed", "guard.min_files", "guard.enabled", "guard.max_change"}
