@@ -120,9 +120,7 @@ def test_retention_keeps_the_newest_and_trashes_exactly_the_rest(
     js = cli.run(
         "ls", "--config", str(cli.config), "--root", REMOTE, "--versions", "notes.txt", "--json"
     )
-    assert [v["md5"] for v in json.loads(js.stdout)["versions"]] == [
-        _md5(c) for c in contents[2:]
-    ]
+    assert [v["md5"] for v in json.loads(js.stdout)["versions"]] == [_md5(c) for c in contents[2:]]
 
 
 def test_versions_off_replaces_plainly(tmp_path: Path, emulator: Any, api: Api) -> None:
