@@ -260,6 +260,7 @@ class SyncEngine:
         work: list[tuple[RootConfig, int, int, Upload]] = []
         not_read = {} if dry_run else repo.root_problems(self.ledger)
         touched: list[tuple[RootConfig, int, bool]] = []  # (root, id, changed): for catalogs
+        self._prior.clear()
         for root in self.config.roots:
             if dry_run:  # reads only: a root the ledger does not know has no rows (id 0)
                 root_id, known_remote = repo.find_root(self.ledger, str(root.local)) or (0, None)
