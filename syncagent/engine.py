@@ -378,7 +378,7 @@ class SyncEngine:
 
             for root, root_id, changed in touched:
                 if changed:
-                    prune(self.client, self.ledger, root, root_id)
+                    prune(lambda: self.client, self.ledger, root, root_id)
         if not self._stop.is_set() and report.fatal is None:
             from syncagent.catalog.keeper import CatalogKeeper  # loaded on the pass's end
 

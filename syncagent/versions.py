@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -148,8 +148,11 @@ def to_prune(
     return out
 
 
-def prune(client: Pan123Client, ledger: Ledger, root: RootConfig, root_id: int) -> int:
-    """Apply a root's retention: records dropped first, then copies to the recycle bin."""
+def prune(
+    client: Callable[[], Pan123Client], ledger: Ledger, root: RootConfig, root_id: int
+) -> int:
+    """Apply a root's retention: records dropped first, then copies to the recycle bin
+    (``client`` is made only when something is dropped)."""
     if not root.versions or (root.versions_keep is None and root.versions_keep_days is None):
         return 0
     drop = to_prune(load(ledger, root_id), root.versions_keep, root.versions_keep_days, time.time())
@@ -157,7 +160,7 @@ def prune(client: Pan123Client, ledger: Ledger, root: RootConfig, root_id: int) 
         return 0
     repo.delete_values(ledger, [k.key for k in drop])
     try:
-        client.trash([k.file_id for k in drop])
+        client().trash([k.file_id for k in drop])
     except RemoteError as exc:
         log.warning("%s: %d old versions not trashed: %s", root.local, len(drop), exc)
         return 0
