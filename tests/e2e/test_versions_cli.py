@@ -130,3 +130,21 @@ def test_versions_off_replaces_plainly(tmp_path: Path, emulator: Any, api: Api) 
     _five_passes(backup, root)
     hist = folder_id(api, f"{REMOTE}/{CATALOG_DIR}")
     assert not [i for i in api.listing(hist) if i["filename"] == "versions"]
+
+
+def test_keep_days_trashes_versions_older_than_that(
+    tmp_path: Path, emulator: Any, api: Api
+) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    # 1e-9 days is 86 µs: every version is older than that once the pass that kept it has
+    # uploaded and verified the new content (two HTTP round trips), when retention runs
+    backup = _cli(tmp_path, emulator, root, "{keep_days: 0.000000001}")
+    contents, _ = _five_passes(backup, root)
+    items = _versions_folder(api)
+    assert not [i for i in items if not i["trashed"]]
+    assert sorted(i["etag"] for i in items) == sorted(_md5(c) for c in contents[:4])
+    top = api.listing(folder_id(api, REMOTE))
+    assert [(i["filename"], i["etag"]) for i in top if i["filename"] == "notes.txt"] == [
+        ("notes.txt", _md5(contents[4]))
+    ]
