@@ -98,14 +98,45 @@ def keep_aside(
     size: int,
     md5: str,
     mtime_ns: int,
+) -> Kept | None:
+    """Keep the remote copy ``file_id`` (at ``remote_rel``) as a version; idempotent.
+
+    None when 123pan no longer holds that copy (deleted or trashed in the web app): there is
+    nothing to keep, the record is dropped and the upload goes on. Any other failure raises
+    (the upload does not run; the next pass finishes the step)."""
+    key = f"{KEY_PREFIX}{root_id}.{file_id}"
+    try:
+        return _keep_aside(
+            client, ledger, remote_root, root_id, file_id, path, remote_rel, size, md5, mtime_ns
+        )
+    except RemoteError:
+        if any(f.file_id == file_id and not f.trashed for f in client.infos([file_id])):
+            raise
+        repo.delete_values(ledger, [key])
+        log.warning("%s: its previous copy is no longer on 123pan; no version kept", path)
+        return None
+
+
+def _keep_aside(
+    client: Pan123Client,
+    ledger: Ledger,
+    remote_root: int,
+    root_id: int,
+    file_id: int,
+    path: str,
+    remote_rel: str,
+    size: int,
+    md5: str,
+    mtime_ns: int,
 ) -> Kept:
-    """Keep the remote copy ``file_id`` (at ``remote_rel``) as a version; idempotent."""
     raw = repo.get_value(ledger, f"{KEY_PREFIX}{root_id}.{file_id}")
     if raw is not None:
         kept = Kept(root_id, file_id, **json.loads(raw))
         if kept.done:
             return kept
         where = client.detail(file_id)  # a crash left it half-way: finish from where it is
+        if where.trashed:
+            raise RemoteError("in the recycle bin")
         renamed = where.name == kept.name
     else:
         now = time.time()

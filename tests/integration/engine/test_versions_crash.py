@@ -70,7 +70,8 @@ def test_a_rerun_after_a_crash_finishes_with_one_copy(setup: Any, crash: str) ->
     again = keep_aside(
         client, ledger, remote_root, root_id, up.file_id, "sub/a.txt", "sub/a.txt", 12, up.md5, 1
     )
-    assert again.done and again.name == kept.name  # the first run's record, finished
+    assert again is not None and again.done  # the first run's record, finished
+    assert again.name == kept.name
     files = _everything(client, remote_root)
     assert files == [(f".syncagent/versions/sub/a.txt/{kept.name}", up.file_id)]
     assert [k.file_id for k in load(ledger, root_id)] == [up.file_id]
@@ -80,3 +81,15 @@ def test_a_rerun_after_a_crash_finishes_with_one_copy(setup: Any, crash: str) ->
     )
     assert _everything(client, remote_root) == files
     assert list(repo.get_values(ledger, KEY_PREFIX)) == [kept.key]
+
+
+def test_a_previous_copy_deleted_in_the_web_app_is_not_kept_and_the_upload_goes_on(
+    setup: Any,
+) -> None:
+    client, ledger, root_id, remote_root, up = setup
+    client.trash([up.file_id])  # the user put it in the recycle bin
+    got = keep_aside(
+        client, ledger, remote_root, root_id, up.file_id, "sub/a.txt", "sub/a.txt", 12, up.md5, 1
+    )
+    assert got is None
+    assert load(ledger, root_id) == []
