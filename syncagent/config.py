@@ -76,6 +76,9 @@ class RootConfig:
     watch: Literal["auto", "poll"] = "auto"
     poll_interval: float = 30.0
     max_deletes: int = 100  # mirror mode: refuse a pass that would trash more than this
+    versions: bool = True  # keep a changed file's previous remote copy (False: plain replace)
+    versions_keep: int | None = None  # retention: newest N versions per file
+    versions_keep_days: float | None = None  # retention: versions superseded within N days
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,16 @@ def _roots(
         r = _Reader(
             item,
             f"roots[{i}]",
-            ("local", "remote", "mode", "ignore", "watch", "poll_interval", "max_deletes"),
+            (
+                "local",
+                "remote",
+                "mode",
+                "ignore",
+                "watch",
+                "poll_interval",
+                "max_deletes",
+                "versions",
+            ),
             problems,
         )
         if not isinstance(item, dict):
@@ -381,6 +393,7 @@ def _roots(
             for n, pattern in enumerate(ignore):
                 if (why := pattern_problem(pattern)) is not None:
                     problems.add(f"{r.key('ignore')}[{n}]", why)
+        versions, keep, keep_days = _versions(r.raw.get("versions"), r.key("versions"), problems)
         roots.append(
             root := RootConfig(
                 local=local,
@@ -395,11 +408,35 @@ def _roots(
                     lambda v: d if (d := _duration(v)) and d > 0 else None,
                     "a positive duration",
                 ),
+                versions=versions,
+                versions_keep=keep,
+                versions_keep_days=keep_days,
             )
         )
         checked.append((f"roots[{i}]", root, local_ok, remote is not None))
     _overlaps(checked, problems)
     return tuple(roots)
+
+
+def _versions(raw: Any, key: str, problems: _Problems) -> tuple[bool, int | None, float | None]:
+    """``versions: off`` (YAML reads ``off`` as false), or a mapping of retention settings."""
+    if raw is None or raw is True or raw == "on":
+        return True, None, None
+    if raw is False or raw == "off":
+        return False, None, None
+    r = _Reader(raw, key, ("keep", "keep_days"), problems)
+    if not isinstance(raw, dict):
+        return True, None, None
+    keep = r.get("keep", None, _int(1), "a whole number >= 1")
+    keep_days = r.get(
+        "keep_days",
+        None,
+        lambda v: (
+            float(v) if isinstance(v, int | float) and not isinstance(v, bool) and v > 0 else None
+        ),
+        "a number of days > 0",
+    )
+    return True, keep, keep_days
 
 
 def _overlaps(checked: list[tuple[str, RootConfig, bool, bool]], problems: _Problems) -> None:

@@ -46,7 +46,7 @@ from syncagent.guard import Hold, assess
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.localfile import LocalFile, open_below
-from syncagent.model import FolderMove, LedgerFacts, LocalEntry, Move, Skip, Upload
+from syncagent.model import FileState, FolderMove, LedgerFacts, LocalEntry, Move, Skip, Upload
 from syncagent.moves import RemoteMover, find_dir
 from syncagent.planner import EMPTY_FILE, MAX_FILE_SIZE, Plan, plan, too_large
 from syncagent.reconcile import Reconciler
@@ -207,6 +207,7 @@ class SyncEngine:
         self._stop = threading.Event()
         self._sent: list[_Sent] = []  # uploaded, waiting for a batched verification
         self._told_future: set[Path] = set()  # files whose future mtime was logged
+        self._prior: dict[tuple[int, str], LedgerFacts] = {}  # remote copies to keep aside
 
     def stop(self) -> None:
         """Start no new upload; small ones in flight finish, chunked ones stop after their
@@ -295,6 +296,7 @@ class SyncEngine:
         holds, approved = ({}, {}) if dry_run else repo.guard_state(self.ledger)
         holds = {**approved, **holds}  # an approval is used up like a hold is cleared
         touched: list[tuple[RootConfig, int, bool]] = []  # (root, id, changed): for catalogs
+        self._prior.clear()
         for root in self.config.roots:
             if dry_run:  # reads only: a root the ledger does not know has no rows (id 0)
                 root_id, known_remote = repo.find_root(self.ledger, str(root.local)) or (0, None)
@@ -409,6 +411,16 @@ class SyncEngine:
                 report.moved += mover.moved
                 report.hashed += mover.hashed
                 work.extend((root, root_id, remote_id, u) for u in planned.uploads)
+                if root.versions:  # the done remote copies these uploads would replace
+                    self._prior.update(
+                        ((root_id, u.entry.rel_path), f)
+                        for u in planned.uploads
+                        if (f := facts.get(u.entry.rel_path)) is not None
+                        and f.state == FileState.DONE
+                        and f.remote_id
+                        and f.md5
+                        and f.remote_name == u.remote_rel
+                    )
             if hold is not None:
                 continue
             lost = vanished(facts, present, unreadable, handled, mirror=root.mode == "mirror")
@@ -436,6 +448,12 @@ class SyncEngine:
         for root, root_id, gone, scanned in deletions:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report)
+        if not self._stop.is_set() and report.fatal is None:
+            from syncagent.versions import prune
+
+            for root, root_id, changed in touched:
+                if changed:
+                    prune(lambda: self.client, self.ledger, root, root_id)
         if not self._stop.is_set() and report.fatal is None:
             from syncagent.catalog.keeper import CatalogKeeper  # loaded on the pass's end
 
@@ -606,6 +624,8 @@ class SyncEngine:
                         return
                     if self._stop.is_set():  # no upload starts after a stop
                         raise Interrupted("stopping")
+                    if (prior := self._prior.pop((root_id, rel), None)) is not None:
+                        self._keep_previous(remote_id, root_id, rel, action.remote_rel, prior)
                     try:
                         result = self.client.upload(
                             path, remote_id, action.remote_rel, md5=md5, verify=False, fd=local.fd
@@ -655,6 +675,18 @@ class SyncEngine:
                     report.fatal = report.fatal or exc.explained
                     report.fatal_error = report.fatal_error or exc
                 self._stop.set()
+
+    def _keep_previous(
+        self, remote_id: int, root_id: int, rel: str, remote_rel: str, prior: LedgerFacts
+    ) -> None:
+        """Versions: keep the remote copy the upload would replace (see syncagent.versions)."""
+        from syncagent.versions import keep_aside
+
+        assert prior.remote_id is not None and prior.md5 is not None
+        keep_aside(
+            self.client, self.ledger, remote_id, root_id, prior.remote_id, rel, remote_rel,
+            prior.size, prior.md5, prior.mtime_ns,
+        )  # fmt: skip
 
     def _to_verify(self, sent: _Sent, report: PassReport, pass_id: int) -> None:
         """Record an upload 123pan accepted (state ``uploaded``: a crash from here on

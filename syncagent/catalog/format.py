@@ -12,7 +12,11 @@ keys::
 ``p`` is the original local path (relative, POSIX, before name mapping), ``k`` the kind
 (``f`` file, ``d`` folder, ``l`` symbolic link), ``r`` the path on 123pan when it differs
 from ``p``, ``x`` the state of a file that is not (or not yet) in the cloud (``failed``,
-``pending``, ``skipped``; absent when it is). A link target that is not UTF-8 is kept as hex
+``pending``, ``skipped``; absent when it is). A previous version of a file (see
+:mod:`syncagent.versions`) is a file entry with ``v``: when it was superseded (epoch
+seconds); its ``r`` is its place in the versions folder. A catalog with versions has
+format version 2 (older readers refuse it rather than mistake versions for files); one
+without keeps version 1. A link target that is not UTF-8 is kept as hex
 in ``lx``. Entries are sorted by path, so the same tree always encodes to the same bytes and
 :func:`digest` tells whether anything changed. A torn object fails gzip's CRC or the entry
 count and is refused whole (:class:`~syncagent.errors.CatalogError`).
@@ -40,13 +44,15 @@ __all__ = [
     "Entry",
     "Header",
     "decode",
+    "decode_all",
     "digest",
     "encode",
     "entry_lines",
 ]
 
 FORMAT = "syncagent-catalog"
-VERSION = 1
+VERSION = 2
+PLAIN_VERSION = 1  # written when a catalog lists no versions
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 Kind = Literal["file", "dir", "symlink"]
@@ -78,6 +84,7 @@ class Entry:
     remote: str | None = None
     target: bytes | None = None
     state: str = "done"
+    superseded: float | None = None  # a previous version: when it was replaced
 
     @property
     def restorable(self) -> bool:
@@ -118,6 +125,8 @@ def _line(e: Entry) -> dict[str, Any]:
             out["lx"] = e.target.hex()
     if e.state != "done":
         out["x"] = e.state
+    if e.superseded is not None:
+        out["v"] = e.superseded
     return out
 
 
@@ -130,12 +139,13 @@ class Lines:
 
     body: bytes
     count: int
+    versions: int = 0
 
 
 def entry_lines(entries: Iterable[Entry]) -> Lines:
-    rows = sorted(entries, key=lambda e: e.path)
+    rows = sorted(entries, key=lambda e: (e.path, e.superseded or 0.0))
     text = "".join([_dumps(_line(e)) + "\n" for e in rows])
-    return Lines(text.encode("utf-8"), len(rows))
+    return Lines(text.encode("utf-8"), len(rows), sum(e.superseded is not None for e in rows))
 
 
 def digest(entries: Iterable[Entry] | Lines) -> str:
@@ -149,7 +159,7 @@ def encode(header: Header, entries: Sequence[Entry] | Lines) -> bytes:
     lines = entries if isinstance(entries, Lines) else entry_lines(entries)
     head = {
         "format": FORMAT,
-        "version": header.version,
+        "version": header.version if lines.versions else PLAIN_VERSION,
         "host": header.host,
         "root": header.root,
         "remote": header.remote,
@@ -182,11 +192,18 @@ def _entry(d: Any) -> Entry:
         remote=str(d["r"]) if d.get("r") is not None else (d["p"] if "i" in d else None),
         target=target,
         state=str(d.get("x", "done")),
+        superseded=None if d.get("v") is None else float(d["v"]),
     )
 
 
 def decode(blob: bytes) -> tuple[Header, list[Entry]]:
-    """Read a catalog object; anything torn or foreign raises CatalogError."""
+    """Read a catalog object (its current entries); torn or foreign raises CatalogError."""
+    header, entries, _ = decode_all(blob)
+    return header, entries
+
+
+def decode_all(blob: bytes) -> tuple[Header, list[Entry], list[Entry]]:
+    """Header, current entries, and previous versions (oldest first per path)."""
     try:
         raw = gzip.decompress(blob)
     except (OSError, EOFError, zlib.error) as exc:
@@ -216,7 +233,8 @@ def decode(blob: bytes) -> tuple[Header, list[Entry]]:
         raise CatalogError(f"the catalog cannot be read: {exc}") from None
     if header.entries != len(entries):
         raise CatalogError(f"the catalog holds {len(entries)} of {header.entries} entries")
-    return header, entries
+    current = [e for e in entries if e.superseded is None]
+    return header, current, [e for e in entries if e.superseded is not None]
 
 
 def host_name() -> str:

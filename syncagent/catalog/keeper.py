@@ -68,7 +68,14 @@ class CatalogKeeper:
         from syncagent.ignore import IgnoreRules
 
         ignore = IgnoreRules.for_root(root.local, root.ignore, own=self.config.own_paths)
-        lines = entry_lines(build_entries(self.ledger, root_id, root.local, ignore))
+        from syncagent.versions import catalog_entries
+
+        lines = entry_lines(
+            [
+                *build_entries(self.ledger, root_id, root.local, ignore),
+                *catalog_entries(self.ledger, root_id),
+            ]
+        )
         new = digest(lines)
         if new == last:
             return

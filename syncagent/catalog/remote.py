@@ -13,12 +13,12 @@ import logging
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncagent.catalog import CATALOG_DIR
-from syncagent.catalog.format import Entry, Header, decode
+from syncagent.catalog.format import Entry, Header, decode_all
 from syncagent.errors import CatalogError, IntegrityError
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class Fetched:
     header: Header
     entries: list[Entry]
     name: str
+    versions: list[Entry] = field(default_factory=list)  # previous versions of files
 
 
 def fetch(client: Pan123Client, root_folder_id: int) -> Fetched | None:
@@ -96,9 +97,9 @@ def fetch(client: Pan123Client, root_folder_id: int) -> Fetched | None:
             target = Path(tmp) / item.name
             try:
                 client.download(item.file_id, target, size=item.size, md5=item.etag)
-                header, entries = decode(target.read_bytes())
+                header, entries, versions = decode_all(target.read_bytes())
             except (CatalogError, IntegrityError) as exc:
                 log.warning("catalog %s cannot be used (%s); trying an older one", item.name, exc)
                 continue
-            return Fetched(header, entries, item.name)
+            return Fetched(header, entries, item.name, versions)
     return None

@@ -143,6 +143,7 @@ def _json(e: Entry) -> dict[str, Any]:
 @root_option
 @click.option("-l", "--long", "long_", is_flag=True, help="Mode, size, date and state too.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--versions", is_flag=True, help="The versions of the file PATH, oldest first.")
 @verbosity_options
 @click.argument("path", required=False, default="")
 def ls_command(
@@ -150,6 +151,7 @@ def ls_command(
     root_name: str | None,
     long_: bool,
     as_json: bool,
+    versions: bool,
     verbosity: int,
     path: str,
 ) -> None:
@@ -161,6 +163,7 @@ def ls_command(
     Example:
       syncagent ls --root Documents
       syncagent ls --root Documents reports/2024 --long
+      syncagent ls --root Documents --versions reports/q1.txt
     """
     from syncagent.app import open_client
     from syncagent.restore.source import load
@@ -184,6 +187,9 @@ def ls_command(
         _say("several roots are backed up; list one with --root:")
         for r in roots:
             click.echo(shown(r))
+        return
+    if versions:
+        _versions(source, prefix, as_json)
         return
     if prefix and not any(
         e.path == prefix or e.path.startswith(prefix + "/") for e in source.entries
@@ -227,6 +233,37 @@ def ls_command(
             click.echo(shown(name))
 
 
+def _versions(source: Source, path: str, as_json: bool) -> None:
+    """``ls --versions PATH``: numbered oldest first (the number ``restore --version``
+    takes); the current content last."""
+    from syncagent.restore.history import history
+
+    found = history(source.entries, source.versions, path)
+    if not path or not found:
+        fail(ConfigError([f"PATH: {path or '(none)'} is not a file in {source.remote_root}"]))
+    rows = [
+        {
+            "version": n,
+            "current": e.superseded is None,
+            "superseded_at": e.superseded,
+            "size": e.size,
+            "md5": e.md5,
+            "mtime_ns": e.mtime_ns,
+        }
+        for n, e in enumerate(found, 1)
+    ]
+    if as_json:
+        click.echo(json.dumps({"path": path, "versions": rows}, ensure_ascii=False, indent=1))
+        return
+    for row, e in zip(rows, found, strict=True):
+        until = (
+            "current"
+            if e.superseded is None
+            else "until " + time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(e.superseded)) + "Z"
+        )
+        click.echo(f"{row['version']:>3} {e.size:>12} {_when(e.mtime_ns)}  {until}")
+
+
 # -- restore ---------------------------------------------------------------------------------
 
 
@@ -243,6 +280,8 @@ def ls_command(
 @click.option("--overwrite", is_flag=True, help="Replace local files and links that differ.")
 @click.option("--symlinks-outside", is_flag=True, help="Also create links that point outside --to.")
 @click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing.")
+@click.option("--at", "at_time", help="Restore as it was at this time (ISO 8601, UTC default).")
+@click.option("--version", "version", type=click.IntRange(1), help="Version N of the one PATH.")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -258,6 +297,8 @@ def restore_command(
     overwrite: bool,
     symlinks_outside: bool,
     dry_run: bool,
+    at_time: str | None,
+    version: int | None,
     workers: int | None,
     verbosity: int,
     paths: tuple[str, ...],
@@ -273,15 +314,29 @@ def restore_command(
     Example:
       syncagent restore --root Documents --to ~/Documents-restored
       syncagent restore --root /backup/docs reports/2024 --to /tmp/r --dry-run
+      syncagent restore --root Documents --at 2026-12-01T08:00:00Z --to /tmp/r
+      syncagent restore --root Documents notes.txt --version 3 --to /tmp/r
     """
     from syncagent.app import open_client
     from syncagent.cli.common import stopped_by_signals
     from syncagent.restore import plan_restore
     from syncagent.restore.execute import Restorer
+    from syncagent.restore.history import as_of, parse_time, with_version
     from syncagent.restore.plan import summary
     from syncagent.restore.source import load
 
     config = _config(config_path)
+    problems = []
+    if version is not None and len(paths) != 1:
+        problems.append("--version: give exactly one PATH")
+    if version is not None and at_time is not None:
+        problems.append("--version and --at: give one of them")
+    if problems:
+        fail(ConfigError(problems))
+    try:
+        at = None if at_time is None else parse_time(at_time)
+    except SyncAgentError as err:
+        fail(err)
     tty = sys.stderr.isatty() and verbosity >= 0
     live: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if tty:  # the same live block as sync, log lines printed above it (rich loads only here)
@@ -306,8 +361,13 @@ def restore_command(
         with open_client(config, _say) as client:
             source = load(client, choose_root(config, root_name, client))
             _say(_origin(source))
+            entries = source.entries
+            if at is not None:
+                entries = as_of(entries, source.versions, at)
+            elif version is not None:
+                entries = with_version(entries, source.versions, paths[0].strip("/"), version)
             planned = plan_restore(
-                source.entries,
+                entries,
                 dest,
                 paths,
                 overwrite=overwrite,

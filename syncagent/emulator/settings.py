@@ -105,7 +105,7 @@ class EmulatorSettings:
     slice_size: int = 16 * MIB
     complete_pending_polls: int = 1
     duplicate_default: Literal["error", "keep_both"] = "error"
-    overwrite_old: Literal["trash", "destroy"] = "trash"
+    overwrite_old: Literal["trash", "destroy"] = "destroy"
     accept_uppercase_etag: bool = False
     reject_zero_byte: bool = True
     error_codes: ErrorCodes = field(default_factory=ErrorCodes)

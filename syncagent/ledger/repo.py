@@ -595,3 +595,12 @@ def get_values(ledger: Ledger, prefix: str) -> dict[str, str]:
 def set_value(ledger: Ledger, key: str, value: str) -> None:
     with ledger.session() as s:
         s.merge(KV(key=key, value=value))
+
+
+def delete_values(ledger: Ledger, keys: list[str]) -> None:
+    """Drop ``kv`` settings (one transaction)."""
+    with ledger.session() as s:
+        for key in keys:
+            row = s.get(KV, key)
+            if row is not None:
+                s.delete(row)

@@ -9,7 +9,7 @@ without modes or mtimes, which 123pan does not keep.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from syncagent.catalog import CATALOG_DIR
@@ -34,6 +34,7 @@ class Source:
     origin: Literal["catalog", "listing"]
     header: Header | None = None
     catalog_name: str = ""
+    versions: list[Entry] = field(default_factory=list)  # previous versions (catalog only)
 
 
 def unmapped(names: list[str]) -> dict[str, str]:
@@ -78,7 +79,7 @@ def load(client: Pan123Client, remote_root: str) -> Source:
         raise ConfigError([f"--root: nothing is backed up at {remote_root} on 123pan"])
     got = fetch(client, folder)
     if got is not None:
-        return Source(remote_root, got.entries, "catalog", got.header, got.name)
+        return Source(remote_root, got.entries, "catalog", got.header, got.name, got.versions)
     return Source(remote_root, listed(client, folder), "listing")
 
 

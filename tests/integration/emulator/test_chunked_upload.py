@@ -439,6 +439,7 @@ def test_create_refused_for_missing_parent(api: Any, small: Emulator) -> None:
 
 
 def test_duplicate_2_applied_at_completion(api: Any, small: Emulator) -> None:
+    small.configure(overwrite_old="trash")  # to see what was replaced
     data = blob(2 * SLICE + 2, seed=31)
     created = start(api, "f.txt", data, duplicate=2)
     send_all(api, created, data)

@@ -200,6 +200,7 @@ def test_concurrent_keep_both_gives_distinct_names(api: Any, emulator: Emulator)
 
 
 def test_concurrent_overwrite_leaves_one_live_file(api: Any, emulator: Emulator) -> None:
+    emulator.configure(overwrite_old="trash")  # to count what was replaced
     headers = api.headers()
     n = 20
 

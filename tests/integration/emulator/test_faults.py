@@ -377,7 +377,7 @@ def _settings_and_faults(emu: Emulator) -> tuple[Any, Any]:
     return state["settings"], state["pending_faults"]
 
 
-HOSTILE = {"overwrite_old": "destroy", "max_tokens": 0}
+HOSTILE = {"overwrite_old": "trash", "max_tokens": 0}
 
 
 @pytest.mark.parametrize(
@@ -420,7 +420,7 @@ def test_refused_admin_requests_change_nothing(
         r = requests.get(f"{emulator.api_url}/__emulator/state", headers=headers, timeout=10)
         assert r.status_code == 401
     assert _settings_and_faults(emulator) == before
-    assert emulator.settings.overwrite_old == "trash"
+    assert emulator.settings.overwrite_old == "destroy"
 
 
 def test_the_admin_token_changes_on_every_start(tmp_path: Any) -> None:

@@ -310,7 +310,10 @@ def test_duplicate_1_keeps_both_with_numbered_suffix(api: Any) -> None:
     assert [api.download(i) for i in (id0, id1, id2)] == [v0, v1, v2]
 
 
-def test_duplicate_2_overwrites_and_trashes_old(api: Any) -> None:
+def test_duplicate_2_overwrites_and_trashes_old_when_configured(
+    api: Any, emulator: Emulator
+) -> None:
+    emulator.configure(overwrite_old="trash")
     old, new = b"old content", b"new content!"
     old_id = api.ok(api.single("doc.txt", old))["fileID"]
     new_id = api.ok(api.single("doc.txt", new, duplicate=2))["fileID"]
@@ -325,8 +328,8 @@ def test_duplicate_2_overwrites_and_trashes_old(api: Any) -> None:
     assert api.download(new_id) == new
 
 
-def test_duplicate_2_destroys_old_when_configured(api: Any, emulator: Emulator) -> None:
-    emulator.configure(overwrite_old="destroy")
+def test_duplicate_2_destroys_old_by_default(api: Any, emulator: Emulator) -> None:
+    assert emulator.settings.overwrite_old == "destroy"  # the strict choice
     old_id = api.ok(api.single("doc.txt", b"old"))["fileID"]
     new_id = api.ok(api.single("doc.txt", b"new", duplicate=2))["fileID"]
     assert new_id != old_id

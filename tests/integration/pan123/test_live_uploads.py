@@ -71,6 +71,7 @@ def test_small_file_goes_single_step_and_big_file_chunked(
 
 def test_uploading_again_overwrites_without_a_copy(emulator: Emulator, tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
+    emulator.configure(overwrite_old="trash")  # to see the replaced one in the bin
     with make_client(emulator, tmp_path / "state") as client:
         path.write_bytes(blob(5000, 20))
         first = client.upload(path, 0, "dup/f.bin")

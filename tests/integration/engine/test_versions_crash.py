@@ -1,0 +1,95 @@
+"""Keeping a version aside survives a crash at each step: the ledger record is written
+before the first remote call, and a rerun finishes the step from where 123pan holds the
+file, with exactly one remote copy of the version and no ``name(1)`` names."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncagent.emulator import Emulator
+from syncagent.ledger import Ledger, repo
+from syncagent.ledger.repo import LedgerUploadState
+from syncagent.pan123 import Pan123Client, UploadSettings
+from syncagent.versions import KEY_PREFIX, Kept, keep_aside, load, version_name
+
+
+@pytest.fixture
+def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    ledger.migrate()
+    client = Pan123Client(
+        emulator.client_id,
+        emulator.client_secret,
+        api_base=emulator.api_url,
+        state_dir=tmp_path / "state",
+        qps="off",
+        upload=UploadSettings(complete_delay=0.01),
+        upload_state=LedgerUploadState(ledger),
+    )
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"old content\n")
+    root_id = repo.ensure_root(ledger, str(tmp_path), "/r", "archive")[0]
+    remote_root = client.ensure_dir(0, "r")
+    up = client.upload(src, remote_root, "sub/a.txt")
+    yield client, ledger, root_id, remote_root, up
+    client.close()
+    ledger.close()
+
+
+def _everything(client: Pan123Client, folder: int) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for item in client.list_folder(folder):
+        if item.is_folder:
+            out += [(f"{item.name}/{n}", i) for n, i in _everything(client, item.file_id)]
+        else:
+            out.append((item.name, item.file_id))
+    return out
+
+
+@pytest.mark.parametrize("crash", ["recorded", "renamed", "moved"])
+def test_a_rerun_after_a_crash_finishes_with_one_copy(setup: Any, crash: str) -> None:
+    client, ledger, root_id, remote_root, up = setup
+    now = 1_800_000_000.0
+    kept = Kept(
+        root_id, up.file_id, "sub/a.txt", "sub/a.txt", version_name(now, "sub/a.txt"), 12,
+        up.md5, 1, now,
+    )  # fmt: skip
+    # what the first run did before it died
+    value = {k: v for k, v in kept.__dict__.items() if k not in ("root_id", "file_id")}
+    repo.set_value(ledger, kept.key, json.dumps(value))
+    if crash in ("renamed", "moved"):
+        client.rename(up.file_id, kept.name)
+    if crash == "moved":
+        client.move([up.file_id], client.ensure_dir(remote_root, kept.folder))
+
+    again = keep_aside(
+        client, ledger, remote_root, root_id, up.file_id, "sub/a.txt", "sub/a.txt", 12, up.md5, 1
+    )
+    assert again is not None and again.done  # the first run's record, finished
+    assert again.name == kept.name
+    files = _everything(client, remote_root)
+    assert files == [(f".syncagent/versions/sub/a.txt/{kept.name}", up.file_id)]
+    assert [k.file_id for k in load(ledger, root_id)] == [up.file_id]
+    # once more: nothing is repeated
+    keep_aside(
+        client, ledger, remote_root, root_id, up.file_id, "sub/a.txt", "sub/a.txt", 12, up.md5, 1
+    )
+    assert _everything(client, remote_root) == files
+    assert list(repo.get_values(ledger, KEY_PREFIX)) == [kept.key]
+
+
+def test_a_previous_copy_deleted_in_the_web_app_is_not_kept_and_the_upload_goes_on(
+    setup: Any,
+) -> None:
+    client, ledger, root_id, remote_root, up = setup
+    client.trash([up.file_id])  # the user put it in the recycle bin
+    got = keep_aside(
+        client, ledger, remote_root, root_id, up.file_id, "sub/a.txt", "sub/a.txt", 12, up.md5, 1
+    )
+    assert got is None
+    assert load(ledger, root_id) == []

@@ -1,0 +1,91 @@
+"""Pure parts of versions: retention's choice, the tree as of a time, the catalog lines,
+and the ``versions`` settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from syncagent.catalog.format import PLAIN_VERSION, VERSION, Entry, Header, decode_all, encode
+from syncagent.config import validate
+from syncagent.errors import ConfigError
+from syncagent.restore.history import as_of, history, parse_time, with_version
+from syncagent.versions import Kept, to_prune
+
+DAY = 86400.0
+
+
+def _kept(path: str, at: float, file_id: int) -> Kept:
+    return Kept(1, file_id, path, path, f"{at}~x", 1, "m", 0, at, True)
+
+
+def test_retention_drops_beyond_the_newest_n_and_older_than_the_days() -> None:
+    now = 100 * DAY
+    kept = [_kept("a", now - n * DAY, n) for n in range(1, 6)] + [_kept("b", now - 50 * DAY, 9)]
+    assert {k.file_id for k in to_prune(kept, 2, None, now)} == {3, 4, 5}
+    assert {k.file_id for k in to_prune(kept, None, 3.5, now)} == {4, 5, 9}
+    assert {k.file_id for k in to_prune(kept, 10, 3.5, now)} == {4, 5, 9}
+    assert to_prune(kept, None, None, now) == []
+
+
+def _file(path: str, data: str, mtime_s: float, superseded: float | None = None) -> Entry:
+    return Entry(
+        path,
+        "file",
+        len(data),
+        data,
+        int(mtime_s * 1e9),
+        file_id=1,
+        remote=path,
+        superseded=superseded,
+    )
+
+
+def test_the_tree_as_of_a_time_picks_the_content_current_then() -> None:
+    versions = [_file("f", "v1", 10, superseded=20), _file("f", "v2", 15, superseded=30)]
+    current = [_file("f", "v3", 25), _file("new", "n", 40), Entry("d", "dir")]
+    assert [e.md5 for e in history(current, versions, "f")] == ["v1", "v2", "v3"]
+    at = {t: {e.path: e.md5 for e in as_of(current, versions, t)} for t in (12, 22, 35, 50)}
+    assert at[12] == {"f": "v1", "d": None}
+    assert at[22] == {"f": "v2", "d": None}
+    assert at[35] == {"f": "v3", "d": None}
+    assert at[50] == {"f": "v3", "new": "n", "d": None}
+    assert as_of(current, versions, 5) == [Entry("d", "dir")]  # before the first backup
+    assert [e.md5 for e in with_version(current, versions, "f", 2) if e.path == "f"] == ["v2"]
+    with pytest.raises(ConfigError):
+        with_version(current, versions, "f", 4)
+
+
+def test_times_parse_as_iso_or_epoch() -> None:
+    assert parse_time("1970-01-01T00:01:00Z") == 60.0
+    assert parse_time("1970-01-01T00:01:00") == 60.0
+    assert parse_time("61.5") == 61.5
+    with pytest.raises(ConfigError):
+        parse_time("yesterday")
+
+
+def test_a_catalog_with_versions_reads_back_and_one_without_stays_format_1() -> None:
+    header = Header("h", "/r", "/remote", 1.0)
+    entries = [_file("f", "v3", 25)]
+    versions = [_file("f", "v1", 10, superseded=20)]
+    h, cur, old = decode_all(encode(header, entries + versions))
+    assert (h.version, cur, old) == (VERSION, entries, versions)
+    assert decode_all(encode(header, entries))[0].version == PLAIN_VERSION
+
+
+def test_versions_settings_are_checked(tmp_path: Path) -> None:
+    def root(versions: object) -> dict[str, object]:
+        return {"local": str(tmp_path), "remote": "/b", "versions": versions}
+
+    base = {"state_dir": str(tmp_path / "s")}
+    on = validate({**base, "roots": [root({"keep": 3, "keep_days": 30})]}, {}).roots[0]
+    assert (on.versions, on.versions_keep, on.versions_keep_days) == (True, 3, 30.0)
+    assert validate({**base, "roots": [root(False)]}, {}).roots[0].versions is False
+    assert validate({**base, "roots": [root("off")]}, {}).roots[0].versions is False
+    with pytest.raises(ConfigError) as err:
+        validate({**base, "roots": [root({"keep": 0, "keep_days": "x", "kep": 1})]}, {})
+    text = "\n".join(err.value.problems)
+    assert "roots[0].versions.keep" in text
+    assert "roots[0].versions.keep_days" in text
+    assert "roots[0].versions.kep" in text
