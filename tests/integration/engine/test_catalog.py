@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_support import ledger_and_client
 
 from syncagent.catalog import CATALOG_DIR
 from syncagent.catalog.format import EMPTY_MD5, Entry, Header, decode, encode
@@ -17,9 +18,7 @@ from syncagent.config import validate
 from syncagent.emulator import Emulator
 from syncagent.engine import SyncEngine
 from syncagent.errors import CatalogError
-from syncagent.ledger import Ledger
-from syncagent.ledger.repo import LedgerUploadState
-from syncagent.pan123 import Pan123Client, UploadSettings
+from syncagent.pan123 import Pan123Client
 from syncagent.verify import verify
 
 OLD = 1_000_000_000_000_000_000  # 2001-09-09, in ns
@@ -45,20 +44,9 @@ def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
         },
         {},
     )
-    ledger = Ledger(config.ledger_url)
-    ledger.migrate()
-    client = Pan123Client(
-        emulator.client_id,
-        emulator.client_secret,
-        api_base=emulator.api_url,
-        state_dir=tmp_path / "state",
-        qps="off",
-        upload=UploadSettings(complete_delay=0.01),
-        upload_state=LedgerUploadState(ledger),
-    )
-    yield config, ledger, client, root
-    client.close()
-    ledger.close()
+    state = tmp_path / "state"
+    with ledger_and_client(emulator, state, config.ledger_url) as (ledger, client):
+        yield config, ledger, client, root
 
 
 def catalog_objects(client: Pan123Client) -> list[str]:

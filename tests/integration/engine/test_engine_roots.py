@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_support import ledger_and_client
 
 from syncagent.config import validate
 from syncagent.emulator import Emulator
 from syncagent.engine import SyncEngine
-from syncagent.ledger import Ledger
-from syncagent.ledger.repo import LedgerUploadState, last_pass, root_status
-from syncagent.pan123 import Pan123Client
+from syncagent.ledger.repo import last_pass, root_status
 
 
 @pytest.fixture
@@ -35,19 +34,9 @@ def two_roots(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
         },
         {},
     )
-    ledger = Ledger(config.ledger_url)
-    ledger.migrate()
-    client = Pan123Client(
-        emulator.client_id,
-        emulator.client_secret,
-        api_base=emulator.api_url,
-        state_dir=tmp_path / "state",
-        qps="off",
-        upload_state=LedgerUploadState(ledger),
-    )
-    yield SyncEngine(config, ledger, client), ledger, roots
-    client.close()
-    ledger.close()
+    state = tmp_path / "state"
+    with ledger_and_client(emulator, state, config.ledger_url) as (ledger, client):
+        yield SyncEngine(config, ledger, client), ledger, roots
 
 
 def test_a_root_gone_since_the_config_was_loaded_fails_the_pass(two_roots: Any) -> None:

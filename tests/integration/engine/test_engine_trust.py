@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from alembic import command
 from alembic.config import Config
+from engine_support import ledger_and_client
 from sqlalchemy import inspect
 
 from syncagent.adopt import remote_tree
@@ -17,8 +18,7 @@ from syncagent.config import validate
 from syncagent.emulator import Emulator
 from syncagent.engine import SyncEngine
 from syncagent.ledger import Ledger, migrations_dir
-from syncagent.ledger.repo import LedgerUploadState
-from syncagent.pan123 import Pan123Client, UploadSettings
+from syncagent.pan123 import Pan123Client
 
 
 @pytest.fixture
@@ -38,20 +38,9 @@ def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
         },
         {},
     )
-    ledger = Ledger(config.ledger_url)
-    ledger.migrate()
-    client = Pan123Client(
-        emulator.client_id,
-        emulator.client_secret,
-        api_base=emulator.api_url,
-        state_dir=tmp_path / "state",
-        qps="off",
-        upload=UploadSettings(complete_delay=0.01),
-        upload_state=LedgerUploadState(ledger),
-    )
-    yield config, ledger, client, root
-    client.close()
-    ledger.close()
+    state = tmp_path / "state"
+    with ledger_and_client(emulator, state, config.ledger_url) as (ledger, client):
+        yield config, ledger, client, root
 
 
 def test_a_ledger_from_before_account_binding_is_checked_once_and_nothing_is_sent(

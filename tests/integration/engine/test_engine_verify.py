@@ -6,13 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_support import ledger_and_client
 
 from syncagent.config import validate
 from syncagent.emulator import Emulator
 from syncagent.engine import SyncEngine
-from syncagent.ledger import Ledger
-from syncagent.ledger.repo import LedgerUploadState
-from syncagent.pan123 import Pan123Client, UploadSettings
 from syncagent.verify import verify
 
 
@@ -32,20 +30,9 @@ def setup(emulator: Emulator, tmp_path: Path) -> Any:
         },
         {},
     )
-    ledger = Ledger(config.ledger_url)
-    ledger.migrate()
-    client = Pan123Client(
-        emulator.client_id,
-        emulator.client_secret,
-        api_base=emulator.api_url,
-        state_dir=tmp_path / "state",
-        qps="off",
-        upload=UploadSettings(complete_delay=0.01),
-        upload_state=LedgerUploadState(ledger),
-    )
-    yield config, ledger, client, root
-    client.close()
-    ledger.close()
+    state = tmp_path / "state"
+    with ledger_and_client(emulator, state, config.ledger_url) as (ledger, client):
+        yield config, ledger, client, root
 
 
 def test_pass_then_verify_then_repair(setup: Any, api: Any) -> None:

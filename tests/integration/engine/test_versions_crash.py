@@ -10,35 +10,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_support import ledger_and_client
 
 from syncagent.emulator import Emulator
-from syncagent.ledger import Ledger, repo
-from syncagent.ledger.repo import LedgerUploadState
-from syncagent.pan123 import Pan123Client, UploadSettings
+from syncagent.ledger import repo
+from syncagent.pan123 import Pan123Client
 from syncagent.versions import KEY_PREFIX, Kept, keep_aside, load, version_name
 
 
 @pytest.fixture
 def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
-    ledger.migrate()
-    client = Pan123Client(
-        emulator.client_id,
-        emulator.client_secret,
-        api_base=emulator.api_url,
-        state_dir=tmp_path / "state",
-        qps="off",
-        upload=UploadSettings(complete_delay=0.01),
-        upload_state=LedgerUploadState(ledger),
-    )
-    src = tmp_path / "a.txt"
-    src.write_bytes(b"old content\n")
-    root_id = repo.ensure_root(ledger, str(tmp_path), "/r", "archive")[0]
-    remote_root = client.ensure_dir(0, "r")
-    up = client.upload(src, remote_root, "sub/a.txt")
-    yield client, ledger, root_id, remote_root, up
-    client.close()
-    ledger.close()
+    with ledger_and_client(
+        emulator, tmp_path / "state", f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    ) as (
+        ledger,
+        client,
+    ):
+        src = tmp_path / "a.txt"
+        src.write_bytes(b"old content\n")
+        root_id = repo.ensure_root(ledger, str(tmp_path), "/r", "archive")[0]
+        remote_root = client.ensure_dir(0, "r")
+        up = client.upload(src, remote_root, "sub/a.txt")
+        yield client, ledger, root_id, remote_root, up
 
 
 def _everything(client: Pan123Client, folder: int) -> list[tuple[str, int]]:
