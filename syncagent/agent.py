@@ -65,6 +65,7 @@ class Agent:
         self.counters = {"passes": 0, "uploaded": 0, "bytes_uploaded": 0, "failed": 0}
         self.last_pass_at = 0.0
         self.running = False
+        self._finished = False  # run() returned: healthy until then, starting included
         self._next_rescan = 0.0  # when the next full pass is due
         self._failed_passes = 0  # in a row, failed as a whole
         self._next_check = float("inf")  # when the next remote check is due
@@ -152,7 +153,9 @@ class Agent:
         """Counters and health for /metrics and /healthz."""
         return {
             **self.counters,
-            "healthy": self.running and not self._stop.is_set(),
+            # healthy from the start (monitoring starts before run(): a 503 then would be a
+            # false alarm) until it stops
+            "healthy": not self._finished and not self._stop.is_set(),
             "fatal": self.fatal,
             "failing_since": self._failing_since,
             "last_error": self._last_error,
@@ -200,6 +203,7 @@ class Agent:
                 w.stop()
             self.activity.clear()
             self.running = False
+            self._finished = True
 
     def _approved(self) -> list[Path]:
         """Held roots that ``syncagent approve`` let go since (asked every few seconds,
