@@ -101,12 +101,22 @@ def test_ransomware_is_held_visibly_until_approved(
         approve = _cli(env, tmp_path, "approve", "--config", str(config), str(root))
         assert approve.returncode == 0, approve.stderr
         assert "approved" in approve.stdout
-        # the running agent picks the approval up and runs the pass: mirror trashes them
-        # (the emulator puts what an upload overwrites in the bin too: the 20 rewritten ones)
-        _wait(lambda: _trashed(api) == {*victims, *rewritten}, 60)
+        # the running agent picks the approval up and runs the pass: mirror trashes the
+        # deleted ones; the 20 rewritten ones are replaced, their previous content kept as
+        # versions (under .syncagent/versions, which remote_files leaves out)
+        _wait(lambda: _trashed(api) == set(victims), 60)
         _wait(
             lambda: all(remote_files(api, "/agent")[r]["etag"] != before[r] for r in rewritten), 30
         )
+        kept = {
+            name
+            for name in (
+                i["filename"]
+                for i in api.listing(folder_id(api, "/agent/.syncagent/versions"))
+                if not i["trashed"]
+            )
+        }
+        assert kept == set(rewritten), kept
         _wait(lambda: requests.get(f"{base}/healthz", timeout=2).status_code == 200, 30)
         metrics = requests.get(f"{base}/metrics", timeout=2).text
         assert "syncagent_guard_held_roots 0" in metrics
