@@ -369,6 +369,7 @@ class SyncEngine:
                     mirror=root.mode == "mirror",
                     facts=facts,
                     uploads=planned.uploads,
+                    deletes_locally=root.mode == "move",
                     handled={m.old_rel for m in planned.moves} | replacing.rows,
                     present=present,
                     unreadable=unreadable,

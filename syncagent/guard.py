@@ -243,6 +243,7 @@ def assess(
     mirror: bool,
     facts: Mapping[str, LedgerFacts],
     uploads: Sequence[Upload],
+    deletes_locally: bool = False,
     handled: Collection[str],
     present: Collection[str],
     unreadable: Collection[str],
@@ -255,6 +256,8 @@ def assess(
     changed ones of their recorded size again (a file put back as it was is no change).
 
     :param handled: rows the pass moves or retires (not deletions).
+    :param deletes_locally: move mode: the agent itself deletes each file once it is backed
+        up, so files gone locally are its own work, not a mass deletion.
     """
     done = {r: f for r, f in facts.items() if f.state == FileState.DONE and f.remote_id}
     if not settings.enabled or not done:
@@ -266,7 +269,9 @@ def assess(
         if u.entry.rel_path not in facts or facts[u.entry.rel_path].remote_id is None
     ]
     lost = vanished(facts, present, unreadable, handled, mirror=mirror)
-    deleted = [r for r, _ in lost.trash] + [r for r in lost.gone if r in done]
+    deleted = [r for r, _ in lost.trash]
+    if not deletes_locally:
+        deleted += [r for r in lost.gone if r in done]
 
     def verdict(ratios: Mapping[str, float]) -> Hold | None:
         return decide(

@@ -196,3 +196,30 @@ def test_assess_counts_mirror_deletions_and_leaves_new_files_alone(tmp_path: Pat
         )
         is None
     )
+
+
+def test_move_mode_deleting_its_own_files_is_no_mass_deletion(tmp_path: Path) -> None:
+    """Move mode deletes each file once it is backed up: 20 of 21 gone is the agent's work."""
+    facts = {
+        f"f{i}.txt": LedgerFacts(
+            size=3, mtime_ns=1, dev=1, inode=i, md5="0" * 32, state=FileState.DONE, remote_id=i + 1
+        )
+        for i in range(21)
+    }
+
+    def verdict(deletes_locally: bool) -> Hold | None:
+        return assess(
+            tmp_path,
+            mirror=False,
+            facts=facts,
+            uploads=[],
+            deletes_locally=deletes_locally,
+            handled=set(),
+            present={"f20.txt"},
+            unreadable=set(),
+            found=1,
+            settings=GuardSettings(),
+        )
+
+    assert verdict(False) is not None  # archive: 20 of 21 deleted at once is held
+    assert verdict(True) is None
