@@ -422,6 +422,8 @@ class SyncEngine:
                         and f.md5
                         and f.remote_name == u.remote_rel
                     )
+            if root.versions and known_remote is not None:
+                self._put_back_orphans(root_id, known_remote, facts, planned.uploads)
             if hold is not None:
                 continue
             lost = vanished(facts, present, unreadable, handled, mirror=root.mode == "mirror")
@@ -676,6 +678,25 @@ class SyncEngine:
                     report.fatal = report.fatal or exc.explained
                     report.fatal_error = report.fatal_error or exc
                 self._stop.set()
+
+    def _put_back_orphans(
+        self,
+        root_id: int,
+        remote_root: int,
+        facts: Mapping[str, LedgerFacts],
+        uploads: list[Upload],
+    ) -> None:
+        """Versions: a copy kept aside by a pass that died before the upload, whose file this
+        pass will not send (it cannot be read now), goes back to its path."""
+        from syncagent.versions import load, orphans, put_back
+
+        sending = {u.entry.rel_path for u in uploads}
+        current = {rel: f.remote_id for rel, f in facts.items() if rel not in sending}
+        for kept in orphans(load(self.ledger, root_id), current):
+            try:
+                put_back(self.client, self.ledger, remote_root, kept)
+            except RemoteError as exc:  # tried again by the next pass
+                log.warning("%s: the previous copy could not be put back: %s", kept.path, exc)
 
     def _keep_previous(
         self, remote_id: int, root_id: int, rel: str, remote_rel: str, prior: LedgerFacts

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -34,7 +34,17 @@ from syncagent.ledger import Ledger, repo
 if TYPE_CHECKING:
     from syncagent.pan123 import Pan123Client
 
-__all__ = ["VERSIONS_DIR", "Kept", "catalog_entries", "keep_aside", "load", "prune", "to_prune"]
+__all__ = [
+    "VERSIONS_DIR",
+    "Kept",
+    "catalog_entries",
+    "keep_aside",
+    "load",
+    "orphans",
+    "prune",
+    "put_back",
+    "to_prune",
+]
 
 log = logging.getLogger("syncagent")
 
@@ -85,6 +95,36 @@ def load(ledger: Ledger, root_id: int) -> list[Kept]:
         out.append(Kept(root_id, int(key[len(prefix) :]), **json.loads(value)))
     out.sort(key=lambda k: (k.path, k.at))
     return out
+
+
+def orphans(kept: Iterable[Kept], current: Mapping[str, int | None]) -> list[Kept]:
+    """Copies kept aside whose replacement never reached 123pan: the ledger still names the
+    kept copy as the path's current one (``current``: rel path -> its recorded fileID), as
+    after a crash between keeping it aside and the upload. Pure."""
+    return [k for k in kept if k.done and current.get(k.path) == k.file_id]
+
+
+def put_back(client: Pan123Client, ledger: Ledger, remote_root: int, kept: Kept) -> None:
+    """Return a kept copy to its path when its replacement cannot be sent (the file can no
+    longer be read): the cloud then holds the last content it had at that path again, as
+    before the pass that kept it aside. Idempotent: each step is checked with ``detail``,
+    and the record goes last."""
+    parent_rel, _, name = kept.remote_rel.rpartition("/")
+    parent = client.ensure_dir(remote_root, parent_rel) if parent_rel else remote_root
+    if any(f.name == name and not f.trashed for f in client.list_folder(parent)):
+        # the new content did arrive (the crash came before it was recorded): the kept copy
+        # is a version like any other, and the next pass that reads the file verifies it
+        return
+    now = client.detail(kept.file_id)
+    if now.parent_id != parent:
+        client.move([kept.file_id], parent)
+    if now.name != name:
+        client.rename(kept.file_id, name)
+    repo.delete_values(ledger, [kept.key])
+    log.warning(
+        "%s: its new content could not be sent; the previous copy is back in its place",
+        kept.path,
+    )
 
 
 def keep_aside(

@@ -89,3 +89,16 @@ def test_versions_settings_are_checked(tmp_path: Path) -> None:
     assert "roots[0].versions.keep" in text
     assert "roots[0].versions.keep_days" in text
     assert "roots[0].versions.kep" in text
+
+
+def test_orphans_are_kept_copies_the_ledger_still_calls_current() -> None:
+    from syncagent.versions import Kept, orphans
+
+    def kept(file_id: int, path: str, done: bool = True) -> Kept:
+        return Kept(1, file_id, path, path, f"t~{path}", 3, "0" * 32, 1, 1.0, done)
+
+    records = [kept(10, "a.txt"), kept(20, "b.txt"), kept(30, "c.txt", done=False)]
+    # a.txt: its row still names copy 10 (the upload after keeping it aside never arrived);
+    # b.txt: its row names the new copy 21; c.txt: still being kept aside (pending)
+    current = {"a.txt": 10, "b.txt": 21, "c.txt": 30}
+    assert [k.file_id for k in orphans(records, current)] == [10]
