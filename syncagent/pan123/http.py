@@ -241,12 +241,16 @@ class HttpTransport:
             # loop's reach: a token fetch that failed has had its own retries.
             sent_headers = headers()
             self._pacer.acquire(endpoint.name)
+            t0 = time.monotonic()
             try:
                 try:
-                    return self._once(endpoint, url, sent_headers, params, body, form, file)
+                    data = self._once(endpoint, url, sent_headers, params, body, form, file)
+                    _log_request(endpoint, t0, None)
+                    return data
                 finally:
                     self._pacer.release(endpoint.name)
             except RemoteError as err:
+                _log_request(endpoint, t0, err)
                 if isinstance(err, RateLimitedError):
                     self._pacer.penalize(endpoint.name)
                 attempt += 1
@@ -326,6 +330,26 @@ class HttpTransport:
                 )
             status, raw = response.status_code, response.content
         return _decode(name, status, raw)
+
+
+def _log_request(endpoint: Endpoint, t0: float, err: RemoteError | None) -> None:
+    """One line per request at DEBUG (``-vv``): method, endpoint, code, trace ID, duration.
+    Never a header, a URL's query or a body: they may hold the token or the secret."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    ms = (time.monotonic() - t0) * 1000
+    if err is None:
+        log.debug("%s %s -> code 0 (%.0f ms)", endpoint.method, endpoint.name, ms)
+    else:
+        log.debug(
+            "%s %s -> code %s, trace %s (%.0f ms): %s",
+            endpoint.method,
+            endpoint.name,
+            err.code,
+            err.trace_id or "-",
+            ms,
+            type(err).__name__,
+        )
 
 
 def _decode(endpoint: str, status: int, raw: bytes) -> Any:

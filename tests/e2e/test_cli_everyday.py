@@ -43,3 +43,23 @@ def test_bare_status_after_sync_path_and_quiet_output(emulator: Emulator, tmp_pa
     assert unknown.returncode == 2 and "not a root" in unknown.stderr
     text = _run(["status"], env, cwd)
     assert text.returncode == 0 and f"{photos} -> /syncagent/photos" in text.stdout
+
+
+def test_vv_logs_each_request_and_no_secret(emulator: Emulator, tmp_path: Path) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a note")
+    env = cli_env(tmp_path / "home", emulator)
+    cwd = tmp_path
+    once = _run(["sync", "-v", str(folder)], env, cwd)
+    assert once.returncode == 0, once.stderr
+    assert " -> code 0 (" not in once.stderr  # -v: decisions, not requests
+    (folder / "b.txt").write_text("another")
+    twice = _run(["sync", "-vv", str(folder)], env, cwd)
+    assert twice.returncode == 0, twice.stderr
+    assert "POST upload/v2/file/single/create -> code 0 (" in twice.stderr, twice.stderr[-2000:]
+    token = json.loads(next((tmp_path / "home").rglob("token.json")).read_text(encoding="utf-8"))[
+        "access_token"
+    ]
+    for secret in (emulator.client_secret, token):
+        assert secret not in twice.stderr
