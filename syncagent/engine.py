@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from syncagent.binding import Account
 from syncagent.config import RootConfig, SyncConfig
@@ -49,6 +49,7 @@ from syncagent.localfile import LocalFile, open_below
 from syncagent.model import FileState, FolderMove, LedgerFacts, LocalEntry, Move, Skip, Upload
 from syncagent.moves import RemoteMover, find_dir
 from syncagent.planner import EMPTY_FILE, MAX_FILE_SIZE, Plan, plan, too_large
+from syncagent.progress import NoProgress, Progress
 from syncagent.reconcile import Reconciler
 from syncagent.remote_names import NameRefused, remote_path
 from syncagent.renames import find_moves
@@ -97,27 +98,6 @@ class PassReport:
     @property
     def ok(self) -> bool:
         return not self.failed and self.fatal is None and self.error is None and not self.not_read
-
-
-class Progress(Protocol):
-    """Progress callbacks; the CLI draws them on a terminal."""
-
-    def start(self, files: int, total_bytes: int) -> None: ...
-
-    def advance(self, nbytes: int) -> None: ...
-
-    def file_done(self, rel_path: str, ok: bool) -> None: ...
-
-
-class _NoProgress:
-    def start(self, files: int, total_bytes: int) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def file_done(self, rel_path: str, ok: bool) -> None:
-        pass
 
 
 def retry_delay(attempts: int, *, changing: bool = False) -> float:
@@ -201,7 +181,7 @@ class SyncEngine:
         self.account = account
         self.ledger = ledger
         self._client = client
-        self.progress: Progress = progress or _NoProgress()
+        self.progress: Progress = progress or NoProgress()
         self._sleep = sleep
         self._lock = threading.Lock()
         self._stop = threading.Event()

@@ -22,9 +22,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from syncagent.errors import Interrupted, RemoteError
+from syncagent.progress import NoProgress, Progress
 from syncagent.restore.plan import Action
 
 if TYPE_CHECKING:
@@ -37,27 +38,6 @@ log = logging.getLogger("syncagent")
 # Files this big are made durable one by one before their rename; smaller ones (an fsync
 # costs ~7 ms a file here, more than the download of a small file) by one sync at the end.
 FSYNC_EACH = 8 << 20
-
-
-class Progress(Protocol):
-    """The same callbacks as a backup pass's progress (the CLI draws both alike)."""
-
-    def start(self, files: int, total_bytes: int) -> None: ...
-
-    def advance(self, nbytes: int) -> None: ...
-
-    def file_done(self, rel_path: str, ok: bool) -> None: ...
-
-
-class _NoProgress:
-    def start(self, files: int, total_bytes: int) -> None:
-        pass
-
-    def advance(self, nbytes: int) -> None:
-        pass
-
-    def file_done(self, rel_path: str, ok: bool) -> None:
-        pass
 
 
 @dataclass
@@ -103,7 +83,7 @@ class Restorer:
         self.client = client
         self.dest = dest
         self.workers = max(1, workers)
-        self.progress: Progress = progress or _NoProgress()
+        self.progress: Progress = progress or NoProgress()
         self.stop = stop or threading.Event()
         self._lock = threading.Lock()
         self._file_mode, self._dir_mode = default_modes()
