@@ -70,7 +70,9 @@ def test_each_problem_fails_with_its_fix(emulator: Emulator, setup: Path) -> Non
     assert status == 1
     assert checks["credentials"][0] == "FAIL" and "PAN123_CLIENT_SECRET" in checks["credentials"][1]
     assert checks["inotify"][0] == "FAIL" and "max_user_watches" in checks["inotify"][1]
-    assert checks["clock"][0] == "FAIL" and "3600 s behind" in checks["clock"][1]
+    assert checks["clock"][0] == "FAIL" and " s behind " in checks["clock"][1]
+    # the Date header has whole seconds, and a loaded machine takes a while to answer
+    assert abs(int(checks["clock"][1].split(" s behind ")[0]) - 3600) <= 5, checks["clock"]
     assert "not-the-secret" not in json.dumps(checks)
 
 
