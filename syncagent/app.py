@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 from syncagent.binding import EMBEDDED, Account
 from syncagent.config import SyncConfig
 from syncagent.errors import LedgerError, SyncAgentError
-from syncagent.ledger import SCHEMA_HEAD, Ledger
 
 if TYPE_CHECKING:  # loaded only when needed: a no-op pass should not pay for them
     from syncagent.emulator import Emulator
+    from syncagent.ledger import Ledger  # SQLAlchemy, ~0.4 s: restore and ls open no ledger
     from syncagent.pan123 import Pan123Client
 
 __all__ = ["App", "open_app", "open_client", "token_expiry"]
@@ -72,6 +72,8 @@ def open_ledger(config: SyncConfig, *, read_only: bool = False) -> Ledger:
     :raises LedgerError: it cannot be opened or migrated; read-only, its schema is not
         this version's.
     """
+    from syncagent.ledger import SCHEMA_HEAD, Ledger
+
     if not read_only:
         ledger = Ledger(config.ledger_url)
         ledger.migrate()
@@ -101,6 +103,8 @@ def open_ledger(config: SyncConfig, *, read_only: bool = False) -> Ledger:
 
 
 def _empty_ledger() -> Ledger:
+    from syncagent.ledger import Ledger
+
     ledger = Ledger("sqlite://")
     ledger.migrate()
     return ledger

@@ -168,6 +168,7 @@ class Pan123Client:
         mtime_ns: int | None = None,
         on_progress: Callable[[int], None] | None = None,
         fsync: bool = True,
+        place: Callable[[Path, Path], None] | None = None,
     ) -> DownloadResult:
         """Fetch a file to ``target``, checked against ``md5``; see :meth:`Downloader.download`."""
         return self.downloader.download(
@@ -179,6 +180,7 @@ class Pan123Client:
             mtime_ns=mtime_ns,
             on_progress=on_progress,
             fsync=fsync,
+            place=place,
         )
 
     def _cancellable_wait(self, seconds: float) -> None:

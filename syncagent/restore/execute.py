@@ -1,11 +1,14 @@
 """Carrying out a restore's actions on disk.
 
 Order: folders (parents first; made 0700 so they can be filled whatever their final mode),
-then the downloads in parallel (files of 8 MiB and more fsynced one by one, the rest by one
-``sync`` at the end) (each streamed to a temporary file beside its target, checked,
-and renamed into place with its mode and mtime: see :mod:`syncagent.pan123.download`), then
-empty files and links (each made under a temporary name and renamed into place), and last
-the folders' modes and mtimes, deepest first (writing into a folder changes its mtime).
+then the downloads in parallel (each streamed to a temporary file beside its target,
+checked, and renamed into place with its mode and mtime: see
+:mod:`syncagent.pan123.download`; files of 8 MiB and more fsynced one by one before their
+rename, the smaller ones made durable and renamed in batches by
+:class:`~syncagent.restore.placing.Placer`: one ``syncfs`` per batch), then empty files and
+links (each made under a temporary name and renamed into place), one last ``syncfs`` so
+that the renames are durable too, and last the folders' modes and mtimes, deepest first
+(writing into a folder changes its mtime).
 
 Before anything is written, the folders of its path are checked again (no link, no file on
 the way), so nothing is written outside the target folder. A stop (SIGINT/SIGTERM) lets the
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from syncagent.errors import Interrupted, RemoteError
 from syncagent.progress import NoProgress, Progress
+from syncagent.restore.placing import Placer
 from syncagent.restore.plan import Action
 
 if TYPE_CHECKING:
@@ -36,7 +40,7 @@ __all__ = ["Progress", "RestoreReport", "Restorer"]
 log = logging.getLogger("syncagent")
 
 # Files this big are made durable one by one before their rename; smaller ones (an fsync
-# costs ~7 ms a file here, more than the download of a small file) by one sync at the end.
+# costs ~7 ms a file here, more than the download of a small file) in batches (placing.py).
 FSYNC_EACH = 8 << 20
 
 
@@ -103,16 +107,23 @@ class Restorer:
             self._guard(report, a, self._mkdir)
         downloads = by.get("download", [])
         self.progress.start(len(downloads), sum(a.entry.size for a in downloads))
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="restore") as pool:
-            for future in [pool.submit(self._download, a, report) for a in downloads]:
-                future.result()
-        for a in by.get("empty", []):
-            self._guard(report, a, self._empty)
-        for a in by.get("link", []):
-            self._guard(report, a, self._link)
-        for a in by.get("same", []):
-            self._guard(report, a, self._same)
-        os.sync()  # the small files written without an fsync of their own
+        placer = Placer()
+        placer.sync_also(self.dest)
+        try:
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="restore") as pool:
+                futures = [pool.submit(self._download, a, report, placer) for a in downloads]
+                for future in futures:
+                    future.result()
+            for a in by.get("empty", []):
+                self._guard(report, a, self._empty)
+            for a in by.get("link", []):
+                self._guard(report, a, self._link)
+            for a in by.get("same", []):
+                self._guard(report, a, self._same)
+        finally:
+            placer.close()  # the small files' batches, then the renames made durable
+        for reason in placer.errors:
+            report.failed.append((".", reason))
         if self.stop.is_set():
             report.interrupted = True
             return report
@@ -170,10 +181,18 @@ class Restorer:
             os.unlink(path)
         os.mkdir(path, 0o700)
 
-    def _download(self, action: Action, report: RestoreReport) -> None:
+    def _download(self, action: Action, report: RestoreReport, placer: Placer) -> None:
         e = action.entry
         if self.stop.is_set():
             return
+
+        def placed(error: OSError | None) -> None:
+            if error is None:
+                self._done(report, e.path, e.size)
+            else:
+                self._failed(report, e.path, error.strerror or str(error))
+
+        batched = e.size < FSYNC_EACH
         try:
             self._check_path(e.path)
             assert e.file_id is not None and e.md5 is not None
@@ -185,7 +204,7 @@ class Restorer:
                 mode=self._file_mode if e.mode is None else e.mode,
                 mtime_ns=e.mtime_ns,
                 on_progress=self.progress.advance,
-                fsync=e.size >= FSYNC_EACH,
+                place=(lambda tmp, target: placer.add(tmp, target, placed)) if batched else None,
             )
         except Interrupted:
             with self._lock:
@@ -193,16 +212,24 @@ class Restorer:
             return
         except (RemoteError, OSError, _Blocked) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            with self._lock:
-                report.failed.append((e.path, reason))
-            self.progress.file_done(e.path, False)
-            log.warning("restoring %s failed: %s", e.path, reason)
+            self._failed(report, e.path, reason)
             return
         with self._lock:
-            report.downloaded += 1
-            report.bytes_restored += e.size
             report.bytes_fetched += result.fetched
-        self.progress.file_done(e.path, True)
+        if not batched:
+            self._done(report, e.path, e.size)
+
+    def _done(self, report: RestoreReport, path: str, size: int) -> None:
+        with self._lock:
+            report.downloaded += 1
+            report.bytes_restored += size
+        self.progress.file_done(path, True)
+
+    def _failed(self, report: RestoreReport, path: str, reason: str) -> None:
+        with self._lock:
+            report.failed.append((path, reason))
+        self.progress.file_done(path, False)
+        log.warning("restoring %s failed: %s", path, reason)
 
     def _temp(self, path: Path) -> Path:
         return path.with_name(f".{threading.get_ident()}.syncagent-new")
