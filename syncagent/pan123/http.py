@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
+from urllib.parse import urlencode
 
 import requests
 import urllib3
@@ -86,6 +87,7 @@ class FormFile:
     open: Callable[[], IO[bytes]]
 
 
+_NO_RETRIES = urllib3.Retry(0, read=False)  # as requests' adapter with max_retries=0
 _CERT_REASON = re.compile(r"certificate verify failed:?\s*([^(')]*)")
 _TLS_REASON = re.compile(r"\[SSL[^\]]*\]\s*([^(')]+)")
 
@@ -93,16 +95,16 @@ _TLS_REASON = re.compile(r"\[SSL[^\]]*\]\s*([^(')]+)")
 class StreamAnswer:
     """The answer to a streamed GET: status, headers, and the body in pieces (read once)."""
 
-    def __init__(self, response: requests.Response) -> None:
-        self.status = response.status_code
-        self.headers: Mapping[str, str] = response.headers
-        self._response = response
+    def __init__(self, raw: urllib3.BaseHTTPResponse) -> None:
+        self.status = raw.status
+        self.headers: Mapping[str, str] = raw.headers
+        self._raw = raw
 
     def pieces(self, size: int) -> Iterator[bytes]:
         """The body, at most ``size`` bytes at a time, each piece as soon as it arrives; a
         cut connection raises TransportError after every byte received was yielded
         (``iter_content`` would drop the part of a piece that arrived before the cut)."""
-        raw = self._response.raw
+        raw = self._raw
         with _translated("download"):
             try:
                 while piece := raw.read1(size, decode_content=True):
@@ -180,6 +182,9 @@ class HttpTransport:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update({**PLATFORM_HEADER, "User-Agent": USER_AGENT})
+        self._base_headers = dict(self._session.headers)
+        self._urllib3_timeout = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        self._pool_keys: dict[str, tuple[HTTPAdapter, dict[str, Any], dict[str, Any]]] = {}
 
     def __repr__(self) -> str:
         return f"<HttpTransport {self.api_base}>"
@@ -279,19 +284,86 @@ class HttpTransport:
     def stream(self, url: str, headers: Mapping[str, str] | None = None) -> Iterator[StreamAnswer]:
         """GET ``url`` (a download URL: no token is sent) and stream its body; no retries
         here, the caller resumes. Raises TransportError when no answer arrives."""
+        # identity: byte ranges count bytes of the file, not of a compressed body
+        sent = {"Accept-Encoding": "identity", **(headers or {})}
         with _translated("download"):
-            # identity: byte ranges count bytes of the file, not of a compressed body
-            response = self._session.get(
-                url,
-                headers={"Accept-Encoding": "identity", **(headers or {})},
-                stream=True,
-                timeout=self._timeout,
-                proxies=self._proxies_for(url),
-            )
+            raw = self._direct(url, sent, stream=True)
+            if raw is None:
+                raw = self._session.get(
+                    url,
+                    headers=sent,
+                    stream=True,
+                    timeout=self._timeout,
+                    proxies=self._proxies_for(url),
+                ).raw
         try:
-            yield StreamAnswer(response)
+            yield StreamAnswer(raw)
         finally:
-            response.close()
+            # as requests' Response.close: a body not read to its end closes the connection
+            raw.close()
+            raw.release_conn()
+
+    def _direct(
+        self, url: str, headers: Mapping[str, str], *, stream: bool
+    ) -> urllib3.BaseHTTPResponse | None:
+        """GET ``url`` straight through the session's urllib3 pool, the way requests' adapter
+        does (same pools, TLS settings, timeouts, no retries or redirects), without
+        requests' per-call work (~0.5 ms of CPU a call: a restore of small files spends
+        most of its CPU there). None when the URL needs what only requests does here (a
+        proxy, credentials or characters to quote in the URL): the caller uses requests.
+
+        Raises requests' exceptions, as requests would, for :func:`_translated`.
+        """
+        if not url.isascii() or not url.isprintable() or " " in url or self._proxies_for(url):
+            return None
+        scheme, _, rest = url.partition("://")
+        host, slash, path = rest.partition("/")
+        if "@" in host or scheme not in ("http", "https") or not slash:
+            return None
+        origin = f"{scheme}://{host}"
+        found = self._pool_keys.get(origin)
+        if found is None:
+            adapter = self._session.get_adapter(url)
+            if not isinstance(adapter, HTTPAdapter):  # another transport mounted (tests)
+                return None
+            host_params, pool_kwargs = adapter.build_connection_pool_key_attributes(
+                requests.Request("GET", origin + "/").prepare(), self._session.verify or False
+            )
+            found = self._pool_keys[origin] = (adapter, dict(host_params), dict(pool_kwargs))
+        adapter, host_params_, pool_kwargs_ = found
+        try:
+            pool = adapter.poolmanager.connection_from_host(
+                **host_params_, pool_kwargs=pool_kwargs_
+            )
+            answer: urllib3.BaseHTTPResponse = pool.urlopen(
+                "GET",
+                "/" + path.partition("#")[0],
+                headers={**self._base_headers, **headers},
+                redirect=False,
+                assert_same_host=False,
+                preload_content=not stream,
+                decode_content=not stream,
+                retries=_NO_RETRIES,
+                timeout=self._urllib3_timeout,
+            )
+            return answer
+        except (urllib3.exceptions.ProtocolError, OSError) as exc:
+            raise requests.ConnectionError(exc) from exc
+        except urllib3.exceptions.MaxRetryError as exc:
+            reason = exc.reason
+            if isinstance(reason, urllib3.exceptions.ConnectTimeoutError) and not isinstance(
+                reason, urllib3.exceptions.NewConnectionError
+            ):
+                raise requests.exceptions.ConnectTimeout(exc) from exc
+            if isinstance(reason, urllib3.exceptions.SSLError):
+                raise requests.exceptions.SSLError(exc) from exc
+            raise requests.ConnectionError(exc) from exc
+        except urllib3.exceptions.SSLError as exc:
+            raise requests.exceptions.SSLError(exc) from exc
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ReadTimeout(exc) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise requests.ConnectionError(exc) from exc
 
     def _once(
         self,
@@ -319,6 +391,11 @@ class HttpTransport:
                         headers={**headers, "Content-Type": encoder.content_type},
                     )
             else:
+                if endpoint.method == "GET" and body is None and form is None:
+                    query = f"?{urlencode(params, doseq=True)}" if params else ""
+                    direct = self._direct(url + query, headers, stream=False)
+                    if direct is not None:
+                        return _decode(name, direct.status, direct.data)
                 response = self._session.request(
                     endpoint.method,
                     url,
