@@ -132,6 +132,7 @@ class Downloader:
         """
         md5 = md5.lower()
         tmp = temp_path(target, md5)
+        seal = _Seal(md5, mode, mtime_ns, fsync and place is None)
         url: str | None = None
         fetched = wrong = 0
         resumed_from = _size_of(tmp)
@@ -142,7 +143,7 @@ class Downloader:
             try:
                 if url is None:
                     url = self._api.download_url(file_id)
-                digest, got = self._fetch(url, tmp, size, on_progress)
+                digest, got, sealed = self._fetch(url, tmp, size, on_progress, seal)
                 fetched += got
             except _Expired:
                 url, last_error = None, "the download URL was refused"
@@ -164,7 +165,8 @@ class Downloader:
                 self._pause(attempt)
                 continue
             if digest == md5:
-                _finish(tmp, mode, mtime_ns, fsync and place is None)
+                if not sealed:
+                    _finish(tmp, seal)
                 if place is None:
                     os.replace(tmp, target)
                 else:
@@ -188,9 +190,16 @@ class Downloader:
             raise Interrupted("download stopped")
 
     def _fetch(
-        self, url: str, tmp: Path, size: int, on_progress: Callable[[int], None] | None
-    ) -> tuple[str, int]:
-        """Bring ``tmp`` to ``size`` bytes; returns (MD5 of tmp, bytes received)."""
+        self,
+        url: str,
+        tmp: Path,
+        size: int,
+        on_progress: Callable[[int], None] | None,
+        seal: _Seal,
+    ) -> tuple[str, int, bool]:
+        """Bring ``tmp`` to ``size`` bytes; returns (MD5 of tmp, bytes received, sealed):
+        ``sealed`` when the file came out right and ``seal`` was applied through the
+        descriptor it was written with (saving an open of it again)."""
         have = _size_of(tmp)
         if have > size:
             tmp.unlink()
@@ -201,7 +210,7 @@ class Downloader:
                 while piece := f.read(PIECE):
                     digest.update(piece)
         if have == size:
-            return digest.hexdigest(), 0
+            return digest.hexdigest(), 0, False
         headers = {"Range": f"bytes={have}-"} if have else {}
         got = 0
         with self._transport.stream(url, headers) as answer:
@@ -241,11 +250,15 @@ class Downloader:
                     raise _Cut(str(exc), got) from exc
                 finally:
                     writer.close()  # every piece counted in ``got`` is in the file
+                hexdigest = digest.hexdigest()
+                sealed = have + got == size and hexdigest == seal.md5
+                if sealed:
+                    seal.apply(fd)
             finally:
                 os.close(fd)
         if have + got != size:
             raise _Cut(f"the body ended after {have + got} of {size} bytes", got)
-        return digest.hexdigest(), got
+        return hexdigest, got, sealed
 
 
 class _Inline:
@@ -281,15 +294,29 @@ def _size_of(path: Path) -> int:
         return 0
 
 
-def _finish(tmp: Path, mode: int | None, mtime_ns: int | None, fsync: bool) -> None:
-    """Make the complete file durable (``fsync``), give it its mode and mtime."""
+@dataclass(frozen=True)
+class _Seal:
+    """What a complete, checked file gets before its rename."""
+
+    md5: str
+    mode: int | None
+    mtime_ns: int | None
+    fsync: bool
+
+    def apply(self, fd: int) -> None:
+        """Make the file durable (``fsync``), give it its mode and mtime."""
+        if self.fsync:
+            os.fsync(fd)
+        if self.mode is not None:
+            os.fchmod(fd, self.mode & 0o7777)
+        if self.mtime_ns is not None:
+            os.utime(fd, ns=(self.mtime_ns, self.mtime_ns))
+
+
+def _finish(tmp: Path, seal: _Seal) -> None:
+    """Seal a complete file found on disk (left by an earlier run)."""
     fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
     try:
-        if fsync:
-            os.fsync(fd)
-        if mode is not None:
-            os.fchmod(fd, mode & 0o7777)
-        if mtime_ns is not None:
-            os.utime(fd, ns=(mtime_ns, mtime_ns))
+        seal.apply(fd)
     finally:
         os.close(fd)
