@@ -87,10 +87,13 @@ class Placer:
     """Renames checked temporary files into place in durable batches (see the module).
 
     :param interval: seconds at least between two batches (each costs a ``syncfs``).
+    :param sync: what makes a filesystem durable (:func:`syncfs`; tests wrap it to watch
+        the order of syncs and renames).
     """
 
-    def __init__(self, *, interval: float = 0.2) -> None:
+    def __init__(self, *, interval: float = 0.2, sync: Callable[[Path], bool] = syncfs) -> None:
         self._interval = interval
+        self._sync = sync
         self._cond = threading.Condition()
         self._pending: list[_Item] = []
         self._closing = False
@@ -128,9 +131,9 @@ class Placer:
             with self._cond:
                 while not self._pending and not self._closing:
                     self._cond.wait()
-                wait = last + self._interval - time.monotonic()
-                if wait > 0 and not self._closing:
-                    self._cond.wait(wait)  # let a batch gather
+                deadline = last + self._interval
+                while not self._closing and (now := time.monotonic()) < deadline:
+                    self._cond.wait(deadline - now)  # let a batch gather
                 batch, self._pending = self._pending, []
                 closing = self._closing and not batch
             if closing:
@@ -147,7 +150,7 @@ class Placer:
                 folders.setdefault(os.lstat(item.tmp.parent).st_dev, item.tmp.parent)
         try:
             for folder in folders.values():
-                if not syncfs(folder):
+                if not self._sync(folder):
                     for item in batch:
                         _fsync(item.tmp)
         except OSError as exc:
@@ -175,7 +178,7 @@ class Placer:
             folders = list(self._folders.values())
         for folder in folders:
             try:
-                if not syncfs(folder):
+                if not self._sync(folder):
                     os.sync()
             except OSError as exc:
                 log.warning("syncing %s failed: %s", folder, exc)
