@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--loop", type=int, default=200)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="restore-bench-") as tmp_name:
         tmp = Path(tmp_name)
         proc, info = start_emulator(tmp / "emulator", drain_output=True)
@@ -165,6 +166,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=30)
     size_mb = args.large_mib * MIB / 1e6
+    load_after = os.getloadavg()[0]
+    print(f"load average (1 min): {load_before:.1f} at the start, {load_after:.1f} at the end")
     print(f"large file: {args.large_mib} MiB")
     print(f"  syncagent restore:      {ours:6.2f} s = {size_mb / ours:5.0f} MB/s")
     print(f"  curl -o + md5sum:       {baseline:6.2f} s = {size_mb / baseline:5.0f} MB/s")
