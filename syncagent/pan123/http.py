@@ -392,7 +392,8 @@ class HttpTransport:
                     )
             else:
                 if endpoint.method == "GET" and body is None and form is None:
-                    query = f"?{urlencode(params, doseq=True)}" if params else ""
+                    kept = {k: v for k, v in (params or {}).items() if v is not None}
+                    query = f"?{urlencode(kept, doseq=True)}" if kept else ""  # as requests
                     direct = self._direct(url + query, headers, stream=False)
                     if direct is not None:
                         return _decode(name, direct.status, direct.data)
