@@ -88,6 +88,7 @@ class FormFile:
 
 
 _NO_RETRIES = urllib3.Retry(0, read=False)  # as requests' adapter with max_retries=0
+_REDIRECTS = frozenset((301, 302, 303, 307, 308))
 _CERT_REASON = re.compile(r"certificate verify failed:?\s*([^(')]*)")
 _TLS_REASON = re.compile(r"\[SSL[^\]]*\]\s*([^(')]+)")
 
@@ -310,7 +311,8 @@ class HttpTransport:
         does (same pools, TLS settings, timeouts, no retries or redirects), without
         requests' per-call work (~0.5 ms of CPU a call: a restore of small files spends
         most of its CPU there). None when the URL needs what only requests does here (a
-        proxy, credentials or characters to quote in the URL): the caller uses requests.
+        proxy, credentials or characters to quote in the URL) or answers with a redirect:
+        the caller then uses requests, which follows it.
 
         Raises requests' exceptions, as requests would, for :func:`_translated`.
         """
@@ -346,6 +348,10 @@ class HttpTransport:
                 retries=_NO_RETRIES,
                 timeout=self._urllib3_timeout,
             )
+            if answer.status in _REDIRECTS and answer.get_redirect_location():
+                answer.close()  # requests follows it (a CDN may send a download elsewhere)
+                answer.release_conn()
+                return None
             return answer
         except (urllib3.exceptions.ProtocolError, OSError) as exc:
             raise requests.ConnectionError(exc) from exc
