@@ -94,3 +94,20 @@ def test_a_large_download_through_the_direct_path_is_exact(
     result = client.download(fid, target, size=len(data), md5=md5(data), mode=0o600)
     assert target.read_bytes() == data
     assert result.fetched == len(data)
+
+
+def test_a_large_download_cut_mid_block_resumes_without_fetching_a_byte_twice(
+    tmp_path: Path, emulator: Emulator, client: Pan123Client
+) -> None:
+    """The block writer keeps every byte received before the cut (the partial block too),
+    and the resume starts at that unaligned offset, written the ordinary way."""
+    data = blob(THREADED * 2 + 999, 9)
+    fid = put(emulator, "cut-big.bin", data)
+    emulator.reset_activity()
+    emulator.drop_next_download(fid, after_bytes=THREADED + 4096 * 3 + 123)
+    target = tmp_path / "cut-big.bin"
+    result = client.download(fid, target, size=len(data), md5=md5(data))
+    assert target.read_bytes() == data
+    assert result.attempts == 2
+    assert int(emulator.activity()["counts"].get("download_bytes", 0)) == len(data)
+    assert [p for p in tmp_path.iterdir() if p.name.endswith(".syncagent-part")] == []
