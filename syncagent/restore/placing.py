@@ -145,9 +145,9 @@ class Placer:
     def _place(self, batch: list[_Item]) -> None:
         self.batches += 1
         folders: dict[int, Path] = {}
-        for item in batch:
+        for parent in {item.tmp.parent for item in batch}:
             with contextlib.suppress(OSError):  # reported by its rename below
-                folders.setdefault(os.lstat(item.tmp.parent).st_dev, item.tmp.parent)
+                folders.setdefault(os.lstat(parent).st_dev, parent)
         try:
             for folder in folders.values():
                 if not self._sync(folder):
