@@ -96,7 +96,8 @@ def fetch(client: Pan123Client, root_folder_id: int) -> Fetched | None:
         for item in reversed(_objects(client, folder)):
             target = Path(tmp) / item.name
             try:
-                client.download(item.file_id, target, size=item.size, md5=item.etag)
+                # read once from a temporary folder: no fsync needed
+                client.download(item.file_id, target, size=item.size, md5=item.etag, fsync=False)
                 header, entries, versions = decode_all(target.read_bytes())
             except (CatalogError, IntegrityError) as exc:
                 log.warning("catalog %s cannot be used (%s); trying an older one", item.name, exc)
