@@ -10,7 +10,7 @@ refused (tmpfs, some network and FUSE filesystems, other systems: ``EINVAL`` at 
 the first write), or the write starts at an unaligned offset (a resumed partial file), the
 same writer falls back to ordinary writes, so the caller never needs to know.
 
-Writing overlaps receiving and hashing (each releases the GIL). At most ``depth`` pieces
+Writing overlaps receiving and hashing (each releases the GIL). At most ``DEPTH`` pieces
 wait for the thread, plus one buffer: memory stays bounded whatever the file's size.
 Whatever happens, after :meth:`BlockWriter.close` every piece given to :meth:`put` is in
 the file (the caller counts them as kept for a resume), or the write error is raised.
@@ -30,6 +30,7 @@ __all__ = ["ALIGN", "BLOCK", "BlockWriter"]
 
 ALIGN = 4096  # offsets, lengths and buffer addresses of O_DIRECT writes: a multiple of this
 BLOCK = 4 << 20  # bytes written by one O_DIRECT pwrite
+DEPTH = 8  # pieces that may wait for the thread
 
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 _OPEN_FLAGS = os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW
@@ -58,7 +59,7 @@ class BlockWriter:
         self._buffer = mmap.mmap(-1, BLOCK) if self._direct_fd >= 0 else None
         self._filled = 0
         self.direct_bytes = 0  # how many were written with O_DIRECT
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=DEPTH)
         self._error: OSError | None = None
         self._thread = threading.Thread(target=self._run, name="download-writer", daemon=True)
         self._thread.start()
@@ -69,7 +70,7 @@ class BlockWriter:
         return self._direct_fd >= 0
 
     def put(self, piece: bytes) -> None:
-        """Queue ``piece`` (waits while the thread is ``depth`` pieces behind); raises the
+        """Queue ``piece`` (waits while the thread is ``DEPTH`` pieces behind); raises the
         error of an earlier write, if any."""
         if self._error is not None:
             raise self._error
