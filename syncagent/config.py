@@ -79,6 +79,7 @@ class RootConfig:
     versions: bool = True  # keep a changed file's previous remote copy (False: plain replace)
     versions_keep: int | None = None  # retention: newest N versions per file
     versions_keep_days: float | None = None  # retention: versions superseded within N days
+    guard: GuardSettings | None = None  # the root's own guard settings (None: the top level's)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,11 @@ class SyncConfig:
     # What loading decided that the user should hear about (a root given as a symbolic link
     # is backed up as the folder it points to); the commands log these at start.
     notices: tuple[str, ...] = ()
+
+    def guard_for(self, root: RootConfig) -> GuardSettings:
+        """The mass-change guard's settings for ``root``: its own ``guard:``, key by key
+        over the top-level ones."""
+        return root.guard or self.guard
 
     @property
     def own_paths(self) -> tuple[Path, ...]:
@@ -316,6 +322,7 @@ def _roots(
     cli_paths: list[str],
     notices: list[str],
     required: bool = True,
+    guard_defaults: GuardSettings | None = None,
 ) -> tuple[RootConfig, ...]:
     if cli_paths:
         roots = []
@@ -350,6 +357,7 @@ def _roots(
                 "poll_interval",
                 "max_deletes",
                 "versions",
+                "guard",
             ),
             problems,
         )
@@ -411,11 +419,35 @@ def _roots(
                 versions=versions,
                 versions_keep=keep,
                 versions_keep_days=keep_days,
+                guard=(
+                    None
+                    if r.raw.get("guard") is None
+                    else _guard(r.raw["guard"], r.key("guard"), problems, guard_defaults)
+                ),
             )
         )
         checked.append((f"roots[{i}]", root, local_ok, remote is not None))
     _overlaps(checked, problems)
     return tuple(roots)
+
+
+def _guard(
+    raw: Any, key: str, problems: _Problems, defaults: GuardSettings | None
+) -> GuardSettings:
+    """``guard:`` at the top level, or in a root (its keys over the top level's, which
+    ``defaults`` holds; a root may set only ``min_files``, say)."""
+    base = defaults or GuardSettings()
+    g = _Reader(raw, key, ("enabled", "max_changed", "min_files"), problems)
+    return GuardSettings(
+        enabled=g.get("enabled", base.enabled, _bool, "true or false"),
+        max_changed=g.get(
+            "max_changed",
+            base.max_changed,
+            _fraction,
+            "a fraction above 0 and at most 1 (e.g. 0.5 or 50%)",
+        ),
+        min_files=g.get("min_files", base.min_files, _int(1), "a whole number >= 1"),
+    )
 
 
 def _versions(raw: Any, key: str, problems: _Problems) -> tuple[bool, int | None, float | None]:
@@ -512,7 +544,15 @@ def validate(
     raw = _expand(raw, "", env, problems) if raw is not None else {}
     top = _Reader(raw, "", _TOP, problems)
     notices: list[str] = []
-    roots = _roots(top.raw.get("roots"), problems, list(cli_paths or []), notices, roots_required)
+    guard_settings = _guard(top.raw.get("guard"), "guard", problems, None)
+    roots = _roots(
+        top.raw.get("roots"),
+        problems,
+        list(cli_paths or []),
+        notices,
+        roots_required,
+        guard_settings,
+    )
 
     cred = _Reader(
         top.raw.get("credentials"),
@@ -621,16 +661,6 @@ def validate(
     monitor_host = mon.get("host", "127.0.0.1", _str, "an address")
     if not _is_loopback(monitor_host):
         problems.add("monitoring.host", "must be a loopback address (127.0.0.1, ::1, localhost)")
-
-    guard_keys = ("enabled", "max_changed", "min_files")
-    guard = _Reader(top.raw.get("guard"), "guard", guard_keys, problems)
-    guard_settings = GuardSettings(
-        enabled=guard.get("enabled", True, _bool, "true or false"),
-        max_changed=guard.get(
-            "max_changed", 0.5, _fraction, "a fraction above 0 and at most 1 (e.g. 0.5 or 50%)"
-        ),
-        min_files=guard.get("min_files", 20, _int(1), "a whole number >= 1"),
-    )
 
     config = SyncConfig(
         roots=roots,

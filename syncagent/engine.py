@@ -354,7 +354,7 @@ class SyncEngine:
                     present=present,
                     unreadable=unreadable,
                     found=len(found.entries),
-                    settings=self.config.guard,
+                    settings=self.config.guard_for(root),
                     stopped=self._stop.is_set,
                 )
             self._guarded(root, root_id, hold, holds, report, dry_run)

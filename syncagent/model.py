@@ -78,7 +78,9 @@ class Upload:
 
     ``recorded_md5`` is set (why ``"recheck"``) for a done file whose size and mtime are as
     recorded but whose ctime is not (``cp -p``, ``tar x`` and ``touch -r`` keep the mtime):
-    it is hashed again and sent only if its MD5 differs from the recorded one.
+    it is hashed again and sent only if its MD5 differs from the recorded one. It is set
+    for a changed done file of its recorded size too (why ``"changed"``): put back as it was
+    (after a guard hold, say), it is not sent again.
     """
 
     entry: LocalEntry

@@ -2,12 +2,12 @@
 
 A file whose (size, mtime_ns, ctime_ns, dev, inode) match the ledger keeps its recorded MD5
 and, when it is done, needs nothing; a done file with only a new ctime (new content with the
-old mtime: ``cp -p``, ``tar x``, ``touch -r``; or only a chmod) is hashed again and sent only
-if its MD5 changed; a file that failed waits until its next-attempt time; everything else is
-uploaded, with its names mapped for 123pan or skipped with the reason. Empty files and files
-over 123pan's 10 GB limit are refused on their size, before anything reads them. Things the
-scanner could not read are recorded as skipped. Only changes are returned: a pass over an
-unchanged tree plans nothing.
+old mtime: ``cp -p``, ``tar x``, ``touch -r``; or only a chmod), or a changed done file of its
+recorded size, is hashed again and sent only if its MD5 changed; a file that failed waits
+until its next-attempt time; everything else is uploaded, with its names mapped for 123pan or
+skipped with the reason. Empty files and files over 123pan's 10 GB limit are refused on their
+size, before anything reads them. Things the scanner could not read are recorded as skipped.
+Only changes are returned: a pass over an unchanged tree plans nothing.
 """
 
 from __future__ import annotations
@@ -125,5 +125,16 @@ def plan(
         )
         # the recorded MD5 holds only while the ctime does too
         md5 = facts.md5 if same and facts is not None and not _ctime_moved(entry, facts) else None
-        result.uploads.append(Upload(entry, remote, why, md5))
+        # A done file of its recorded size may hold its recorded content again (put back
+        # after a guard hold, restored from a backup, rewritten by a tool that saves the same
+        # bytes): the worker hashes it anyway before sending, and sends it only if it differs.
+        recorded = (
+            facts.md5
+            if facts is not None
+            and facts.state == FileState.DONE
+            and facts.size == entry.size
+            and md5 is None
+            else None
+        )
+        result.uploads.append(Upload(entry, remote, why, md5, recorded))
     return result

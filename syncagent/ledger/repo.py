@@ -582,12 +582,23 @@ def get_value(ledger: Ledger, key: str) -> str | None:
 
 def get_values(ledger: Ledger, prefix: str) -> dict[str, str]:
     """Every ``kv`` setting whose key starts with ``prefix`` (one query, through the raw
-    cursor: every pass asks, the no-op ones included)."""
+    cursor: every pass asks, the no-op ones included).
+
+    On SQLite (keys compared byte-wise) a range on the primary key, ``prefix <= key <
+    prefix`` with its last character raised, reads only those rows: the ``version.`` records
+    can number 100,000s and a no-op pass asks for the catalog's handful. Other databases
+    (whose collation may not compare byte-wise) use ``LIKE``."""
+    if ledger.engine.dialect.name != "sqlite" or not prefix:
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with ledger.session() as s:
+            rows = s.execute(text("SELECT key, value FROM kv WHERE key LIKE :p"), {"p": like})
+            return {str(k): str(v) for k, v in rows if str(k).startswith(prefix)}
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     raw = ledger.engine.raw_connection()
     try:
         cursor = raw.cursor()
-        cursor.execute("SELECT key, value FROM kv")
-        return {str(k): str(v) for k, v in cursor.fetchall() if str(k).startswith(prefix)}
+        cursor.execute("SELECT key, value FROM kv WHERE key >= ? AND key < ?", (prefix, upper))
+        return {str(k): str(v) for k, v in cursor.fetchall()}
     finally:
         raw.close()
 

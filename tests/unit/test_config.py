@@ -341,3 +341,38 @@ def test_guard_settings_have_defaults_and_every_wrong_key_is_named(root: Path) -
     bad = {"max_changed": 1.5, "min_files": 0, "enabled": "maybe", "max_change": 1}
     keys = {p.split(":")[0] for p in _problems(good(root, guard=bad))}
     assert keys == {"guard.max_changed", "guard.min_files", "guard.enabled", "guard.max_change"}
+
+
+def test_a_root_may_override_guard_settings_key_by_key(root: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    raw: dict[str, Any] = {
+        "roots": [
+            {"local": str(root), "remote": "/backup/docs", "guard": {"max_changed": "90%"}},
+            {"local": str(other), "remote": "/backup/other"},
+            {"local": str(tmp_path), "remote": "/backup/t", "guard": {"enabled": False}},
+        ],
+        "guard": {"max_changed": 0.3, "min_files": 7},
+    }
+    raw["roots"][2]["local"] = str(tmp_path / "third")
+    (tmp_path / "third").mkdir()
+    cfg = validate(raw, {})
+    first, second, third = (cfg.guard_for(r) for r in cfg.roots)
+    assert (first.enabled, first.max_changed, first.min_files) == (True, 0.9, 7)
+    assert second == cfg.guard and (second.max_changed, second.min_files) == (0.3, 7)
+    assert (third.enabled, third.max_changed, third.min_files) == (False, 0.3, 7)
+
+
+def test_a_roots_guard_settings_are_validated_under_its_key(root: Path) -> None:
+    bad = {"max_changed": 0, "min_files": -1, "enabled": "yes", "min_file": 3}
+    raw = {"roots": [{"local": str(root), "remote": "/backup/docs", "guard": bad}]}
+    keys = {p.split(":")[0] for p in _problems(raw)}
+    assert keys == {
+        "roots[0].guard.max_changed",
+        "roots[0].guard.min_files",
+        "roots[0].guard.enabled",
+        "roots[0].guard.min_file",
+    }
+    assert {
+        p.split(":")[0] for p in _problems({**raw, "roots": [{**raw["roots"][0], "guard": 5}]})
+    } == {"roots[0].guard"}

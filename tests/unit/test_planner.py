@@ -129,3 +129,23 @@ def test_a_file_over_10_gb_is_refused_on_its_size_before_anything_reads_it() -> 
     assert "10 GB" in p.skips[0].reason
     at_limit = plan([E._replace(size=MAX_FILE_SIZE)], [], {}, names="map", now=0.0)
     assert len(at_limit.uploads) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "known", "recorded"),
+    [
+        ("done, same size, new mtime", facts(FileState.DONE, mtime_ns=99), "m" * 32),
+        ("done, same size, new inode", facts(FileState.DONE, inode=8), "m" * 32),
+        ("done, new size", facts(FileState.DONE, size=9), None),
+        ("failed, same size, new mtime", facts(FileState.FAILED, mtime_ns=99), None),
+        ("pending, same size, new mtime", facts(FileState.PENDING, mtime_ns=99), None),
+        ("done, no md5", facts(FileState.DONE, mtime_ns=99, md5=None), None),
+    ],
+)
+def test_a_changed_done_file_of_its_recorded_size_is_checked_against_its_md5(
+    name: str, known: LedgerFacts, recorded: str | None
+) -> None:
+    """Put back as it was (after a guard hold, say), a file is hashed and not sent again; the
+    recorded MD5 is only a hint for a copy 123pan holds (done)."""
+    [u] = plan([E], [], {E.rel_path: known}, names="map", now=100.0).uploads
+    assert (u.md5, u.recorded_md5) == (None, recorded), name
