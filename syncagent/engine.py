@@ -82,6 +82,7 @@ class PassReport:
     vanished: int = 0
     moved: int = 0
     trashed: int = 0  # mirror mode
+    kept_deleted: int = 0  # mirror mode, versions on: deleted files kept as versions
     deleted_local: int = 0  # move mode
     refused: list[str] = field(default_factory=list)  # deletions refused by the guards
     skipped: list[tuple[str, str]] = field(default_factory=list)
@@ -270,7 +271,9 @@ class SyncEngine:
             stopped=self._stop.is_set,
         )
         report.notices = checks.notices  # the same list: filled as the roots are checked
-        deletions: list[tuple[RootConfig, int, list[tuple[str, int]], int]] = []
+        deletions: list[
+            tuple[RootConfig, int, list[tuple[str, int]], int, Mapping[str, LedgerFacts]]
+        ] = []
         work: list[tuple[RootConfig, int, int, Upload]] = []
         not_read = {} if dry_run else repo.root_problems(self.ledger)
         holds, approved = ({}, {}) if dry_run else repo.guard_state(self.ledger)
@@ -383,8 +386,14 @@ class SyncEngine:
                 mover = RemoteMover(
                     self.client, self.ledger, root_id, remote_id, pass_id, root.local
                 )
-                if replacing:
-                    mover.replace(replacing)
+                if replacing:  # with versions, the retired copies are kept (set_aside.py)
+                    retire = (
+                        self._displaced(remote_id, root_id, replacing, facts)
+                        if root.versions
+                        else replacing
+                    )
+                    if retire is not None:
+                        mover.replace(retire)
                 for fm in folder_moves:
                     planned.uploads += mover.folder(fm)
                 planned.uploads += mover.files(moves)
@@ -392,12 +401,13 @@ class SyncEngine:
                 report.moved += mover.moved
                 report.hashed += mover.hashed
                 work.extend((root, root_id, remote_id, u) for u in planned.uploads)
-                if root.versions:  # the done remote copies these uploads would replace
+                if root.versions:  # the remote copies these uploads would replace: a done
+                    # file's, or (archive, move) one deleted locally whose name a new file takes
                     self._prior.update(
                         ((root_id, u.entry.rel_path), f)
                         for u in planned.uploads
                         if (f := facts.get(u.entry.rel_path)) is not None
-                        and f.state == FileState.DONE
+                        and f.state in (FileState.DONE, FileState.GONE)
                         and f.remote_id
                         and f.md5
                         and f.remote_name == u.remote_rel
@@ -418,7 +428,7 @@ class SyncEngine:
             if root.mode == "mirror" and "." in unreadable and lost.unknown:
                 self._refuse(f"{root.local} is missing, empty or not mounted", report)
             elif root.mode == "mirror":
-                deletions.append((root, root_id, lost.trash, len(found.entries)))
+                deletions.append((root, root_id, lost.trash, len(found.entries), facts))
         if dry_run:
             return
         self.progress.start(len(work), sum(w[3].entry.size for w in work))
@@ -428,9 +438,9 @@ class SyncEngine:
         with self._lock:
             rest, self._sent = self._sent, []
         self._verify(rest, report, pass_id)
-        for root, root_id, gone, scanned in deletions:
+        for root, root_id, gone, scanned, known in deletions:
             if not self._stop.is_set():
-                self._mirror_deletes(root, root_id, gone, scanned, report)
+                self._mirror_deletes(root, root_id, gone, scanned, report, known)
         if not self._stop.is_set() and report.fatal is None:
             from syncagent.versions import prune
 
@@ -529,10 +539,11 @@ class SyncEngine:
         gone: list[tuple[str, int]],
         scanned: int,
         report: PassReport,
+        facts: Mapping[str, LedgerFacts],
     ) -> None:
-        """Mirror mode: put the remote copies of files deleted locally in the recycle bin,
-        unless that looks like an accident (a missing, empty or unmounted root, or more
-        deletions than ``max_deletes``)."""
+        """Mirror mode: keep the remote copies of files deleted locally as versions (with
+        versions off: put them in the recycle bin), unless that looks like an accident (a
+        missing, empty or unmounted root, or more deletions than ``max_deletes``)."""
         if not gone:
             return
         refusal = None
@@ -546,13 +557,27 @@ class SyncEngine:
         if refusal is not None:
             self._refuse(refusal, report)
             return
-        self.client.trash([remote_id for _, remote_id in gone])
-        repo.forget_many(self.ledger, root_id, [rel for rel, _ in gone])
-        with self._lock:
-            report.trashed += len(gone)
-        log.info("mirror: %d files deleted locally went to the 123pan recycle bin", len(gone))
-        folders = vacated([rel for rel, _ in gone], lambda f: os.path.lexists(root.local / f))
+        retired = [rel for rel, _ in gone]
         remote_root = repo.ensure_root(self.ledger, str(root.local), root.remote, root.mode)[1]
+        whole = True
+        if root.versions and remote_root is not None:
+            from syncagent.set_aside import deleted
+
+            kept, gone, whole = deleted(self.client, self.ledger, remote_root, root_id, gone, facts)
+            repo.forget_many(self.ledger, root_id, kept)
+            with self._lock:
+                report.kept_deleted += len(kept)
+            if kept:
+                log.info("mirror: %d files deleted locally were kept as versions", len(kept))
+        if gone:
+            self.client.trash([remote_id for _, remote_id in gone])
+            repo.forget_many(self.ledger, root_id, [rel for rel, _ in gone])
+            with self._lock:
+                report.trashed += len(gone)
+            log.info("mirror: %d files deleted locally went to the 123pan recycle bin", len(gone))
+        if not whole:  # a copy not yet kept may sit in a vacated folder: the next pass
+            return
+        folders = vacated(retired, lambda f: os.path.lexists(root.local / f))
         if folders and remote_root is not None:
             self._trash_folders(remote_root, folders)
 
@@ -677,6 +702,19 @@ class SyncEngine:
                 put_back(self.client, self.ledger, remote_root, kept)
             except RemoteError as exc:  # tried again by the next pass
                 log.warning("%s: the previous copy could not be put back: %s", kept.path, exc)
+
+    def _displaced(
+        self,
+        remote_root: int,
+        root_id: int,
+        replacing: Replacements,
+        facts: Mapping[str, LedgerFacts],
+    ) -> Replacements | None:
+        """Versions: the copies displaced by entries of the other kind are kept (what is
+        left to retire), or None when one could not be kept (nothing retired this pass)."""
+        from syncagent.set_aside import displaced
+
+        return displaced(self.client, self.ledger, remote_root, root_id, replacing, facts)
 
     def _keep_previous(
         self, remote_id: int, root_id: int, rel: str, remote_rel: str, prior: LedgerFacts

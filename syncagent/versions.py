@@ -66,6 +66,10 @@ class Kept:
     mtime_ns: int
     at: float  # when it was superseded (kept aside)
     done: bool = False
+    # why it was kept: "changed" (new content replaced it), "deleted" (mirror mode: deleted
+    # locally), "displaced" (a folder of its name took its place, or it was below a folder
+    # a file of that name replaced); see syncagent.set_aside
+    why: str = "changed"
 
     @property
     def key(self) -> str:
@@ -100,8 +104,10 @@ def load(ledger: Ledger, root_id: int) -> list[Kept]:
 def orphans(kept: Iterable[Kept], current: Mapping[str, int | None]) -> list[Kept]:
     """Copies kept aside whose replacement never reached 123pan: the ledger still names the
     kept copy as the path's current one (``current``: rel path -> its recorded fileID), as
-    after a crash between keeping it aside and the upload. Pure."""
-    return [k for k in kept if k.done and current.get(k.path) == k.file_id]
+    after a crash between keeping it aside and the upload. A copy set aside because its file
+    was deleted or displaced is never one (a crash before its row was forgotten leaves the
+    same row, and the rerun finishes that step). Pure."""
+    return [k for k in kept if k.done and k.why == "changed" and current.get(k.path) == k.file_id]
 
 
 def put_back(client: Pan123Client, ledger: Ledger, remote_root: int, kept: Kept) -> None:
@@ -138,6 +144,7 @@ def keep_aside(
     size: int,
     md5: str,
     mtime_ns: int,
+    why: str = "changed",
 ) -> Kept | None:
     """Keep the remote copy ``file_id`` (at ``remote_rel``) as a version; idempotent.
 
@@ -147,8 +154,9 @@ def keep_aside(
     key = f"{KEY_PREFIX}{root_id}.{file_id}"
     try:
         return _keep_aside(
-            client, ledger, remote_root, root_id, file_id, path, remote_rel, size, md5, mtime_ns
-        )
+            client, ledger, remote_root, root_id, file_id, path, remote_rel, size, md5, mtime_ns,
+            why,
+        )  # fmt: skip
     except RemoteError:
         if any(f.file_id == file_id and not f.trashed for f in client.infos([file_id])):
             raise
@@ -168,6 +176,7 @@ def _keep_aside(
     size: int,
     md5: str,
     mtime_ns: int,
+    why: str,
 ) -> Kept:
     raw = repo.get_value(ledger, f"{KEY_PREFIX}{root_id}.{file_id}")
     if raw is not None:
@@ -182,7 +191,7 @@ def _keep_aside(
         now = time.time()
         kept = Kept(
             root_id, file_id, path, remote_rel, version_name(now, remote_rel), size, md5,
-            mtime_ns, now,
+            mtime_ns, now, why=why,
         )  # fmt: skip
         _save(ledger, kept)  # recorded before any remote call: it names a complete copy
         renamed = False

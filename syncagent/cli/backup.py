@@ -164,6 +164,8 @@ def sync_command(
         click.echo(f"{report.vanished} files were deleted before they could be uploaded", err=True)
     for message in report.refused:
         click.echo(message, err=True)
+    if report.kept_deleted:
+        click.echo(f"mirror: {report.kept_deleted} files deleted locally were kept as versions")
     if report.trashed:
         click.echo(f"mirror: {report.trashed} files deleted locally went to the 123pan recycle bin")
     if report.deleted_local:

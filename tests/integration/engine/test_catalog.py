@@ -92,11 +92,12 @@ def test_a_pass_that_changed_something_publishes_a_catalog_and_a_no_op_pass_does
     got = fetch(client, docs)
     assert got is not None and "new.txt" in {e.path for e in got.entries}
 
-    # mirror deletes and verify leave the catalog alone
+    # mirror deletes (kept as versions) and verify leave one catalog
     (root / "new.txt").unlink()
     report = engine.run_once()
-    assert report.trashed == 1
-    assert len(catalog_objects(client)) == 1
+    assert (report.kept_deleted, report.trashed) == (1, 0)  # kept as a version, not binned
+    assert [n for n in catalog_objects(client) if n.startswith("catalog-")] != second
+    assert len([n for n in catalog_objects(client) if n.startswith("catalog-")]) == 1
     assert verify(config, ledger, client)[1] == []
 
 
