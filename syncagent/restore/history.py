@@ -3,7 +3,9 @@
 A catalog lists each file's current content and its previous versions, each with the time
 it was superseded (:mod:`syncagent.versions`). The content a file had at time T is the
 oldest one superseded after T (the current one if none was); a content whose mtime is
-after T did not exist yet at T, so a file whose only content is newer is left out.
+after T did not exist yet at T, so a file whose only content is newer is left out. A file
+kept when a folder took its name (``syncagent.set_aside``) is chosen over that folder when
+it was displaced after T.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ def as_of(entries: Sequence[Entry], versions: Sequence[Entry], at: float) -> lis
     for e in entries:
         seen.add(e.path)
         if e.kind != "file":
-            out.append(e)
+            # a file that this folder (or link) displaced after ``at`` was there at ``at``
+            displaced = _content_at(by_path[e.path], None, at) if e.path in by_path else None
+            out.append(displaced or e)
         elif (chosen := _content_at(by_path.get(e.path, []), e, at)) is not None:
             out.append(chosen)
     for path, kept in by_path.items():  # gone since (mirror mode): still there at ``at``?

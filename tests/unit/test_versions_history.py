@@ -102,3 +102,31 @@ def test_orphans_are_kept_copies_the_ledger_still_calls_current() -> None:
     # b.txt: its row names the new copy 21; c.txt: still being kept aside (pending)
     current = {"a.txt": 10, "b.txt": 21, "c.txt": 30}
     assert [k.file_id for k in orphans(records, current)] == [10]
+
+
+def test_deleted_and_displaced_copies_are_no_orphans() -> None:
+    from syncagent.versions import Kept, orphans
+
+    records = [
+        Kept(1, 10, "a.txt", "a.txt", "t~a.txt", 3, "0" * 32, 1, 1.0, True, why="deleted"),
+        Kept(1, 20, "x", "x", "t~x", 3, "0" * 32, 1, 1.0, True, why="displaced"),
+        Kept(1, 30, "c.txt", "c.txt", "t~c.txt", 3, "0" * 32, 1, 1.0, True),
+    ]
+    # a crash before their rows were forgotten: the rows still name the kept copies
+    assert [k.file_id for k in orphans(records, {"a.txt": 10, "x": 20, "c.txt": 30})] == [30]
+
+
+def test_the_tree_as_of_a_time_has_the_file_a_folder_displaced_later() -> None:
+    """``x`` was a file until 20, then a folder (holding a file made at 25); ``d`` was a
+    folder of ``d/one`` until 20, then a file made at 25."""
+    versions = [_file("x", "old-x", 5, superseded=20), _file("d/one", "one", 5, superseded=20)]
+    current = [Entry("x", "dir"), _file("x/inner", "in", 25), _file("d", "d-file", 25)]
+    assert {e.path: (e.kind, e.md5) for e in as_of(current, versions, 10)} == {
+        "x": ("file", "old-x"),
+        "d/one": ("file", "one"),
+    }
+    assert {e.path: (e.kind, e.md5) for e in as_of(current, versions, 30)} == {
+        "x": ("dir", None),
+        "x/inner": ("file", "in"),
+        "d": ("file", "d-file"),
+    }
