@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import Api, md5
-from test_run_agent import _config, _log, _start, _stop, _trashed, _wait
+from test_run_agent import _config, _kept, _log, _start, _stop, _trashed, _wait
 from test_sync_cli import BIN, cli_env, file_uploads, folder_id, make_cli, remote_files
 
 from syncagent.emulator import Emulator
@@ -101,22 +101,15 @@ def test_ransomware_is_held_visibly_until_approved(
         approve = _cli(env, tmp_path, "approve", "--config", str(config), str(root))
         assert approve.returncode == 0, approve.stderr
         assert "approved" in approve.stdout
-        # the running agent picks the approval up and runs the pass: mirror trashes the
-        # deleted ones; the 20 rewritten ones are replaced, their previous content kept as
-        # versions (under .syncagent/versions, which remote_files leaves out)
-        _wait(lambda: _trashed(api) == set(victims), 60)
+        # the running agent picks the approval up and runs the pass: mirror keeps the
+        # deleted ones as versions; the 20 rewritten ones are replaced, their previous
+        # content kept as versions too (under .syncagent/versions, which remote_files
+        # leaves out); nothing goes to the recycle bin
+        _wait(lambda: _kept(api) == set(victims) | set(rewritten), 90)
+        assert not _trashed(api)
         _wait(
             lambda: all(remote_files(api, "/agent")[r]["etag"] != before[r] for r in rewritten), 30
         )
-        kept = {
-            name
-            for name in (
-                i["filename"]
-                for i in api.listing(folder_id(api, "/agent/.syncagent/versions"))
-                if not i["trashed"]
-            )
-        }
-        assert kept == set(rewritten), kept
         _wait(lambda: requests.get(f"{base}/healthz", timeout=2).status_code == 200, 30)
         metrics = requests.get(f"{base}/metrics", timeout=2).text
         assert "syncagent_guard_held_roots 0" in metrics
@@ -157,6 +150,7 @@ def test_an_emptied_mirror_root_is_held_and_clears_when_its_files_are_back(
     result = cli.sync()
     assert result.returncode == 0, result.stderr
     assert "HELD" not in result.stderr
+    assert "0 uploaded" in result.stdout  # the same bytes: hashed, not sent again
     status = cli.run("status", "--config", str(cli.config))
     assert "HELD" not in status.stdout
     live = {rel: f["etag"] for rel, f in remote_files(api, "/mirror").items()}

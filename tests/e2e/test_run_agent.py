@@ -426,6 +426,21 @@ def _trashed(api: Api) -> set[str]:
     return {i["filename"] for i in api.listing(folder_id(api, "/agent")) if i["trashed"]}
 
 
+def _kept(api: Api) -> set[str]:
+    """Files of /agent kept as versions (mirror deletions among them), by their path."""
+    folder = folder_id(api, "/agent")
+    for part in (CATALOG_DIR, "versions"):
+        found = [i for i in api.listing(folder) if i["filename"] == part and not i["trashed"]]
+        if not found:
+            return set()
+        folder = int(found[0]["fileId"])
+    return {
+        i["filename"]
+        for i in api.listing(folder)
+        if not i["trashed"] and any(not v["trashed"] for v in api.listing(int(i["fileId"])))
+    }
+
+
 def test_renaming_a_folder_of_100_files_sends_no_file_bytes(
     emulator: Emulator, api: Api, tmp_path: Path
 ) -> None:
@@ -464,14 +479,15 @@ def test_archive_mode_deletes_change_nothing_remote(
         _stop(proc)
 
 
-def test_mirror_mode_trashes_deletes_but_not_an_emptied_or_removed_root(
+def test_mirror_mode_keeps_deletes_but_not_an_emptied_or_removed_root(
     emulator: Emulator, api: Api, tmp_path: Path
 ) -> None:
     files = {f"f{i}.txt": f"{i}" for i in range(4)}
     proc, root, config = _start_on(tmp_path, emulator, files, mode="mirror", max_deletes=10)
     try:
         (root / "f0.txt").unlink()
-        _wait(lambda: _trashed(api) == {"f0.txt"}, 15)  # in the recycle bin, not destroyed
+        _wait(lambda: _kept(api) == {"f0.txt"}, 15)  # kept as a version, not binned
+        assert not _trashed(api)
         assert _live(api) == {"f1.txt", "f2.txt", "f3.txt"}
 
         def refusals() -> int:  # passes that found the root missing or empty
@@ -488,7 +504,7 @@ def test_mirror_mode_trashes_deletes_but_not_an_emptied_or_removed_root(
         _wait(lambda: f"{root} cannot be read (No such file or directory)" in _log(config), 15)
         time.sleep(QUIET + 0.5)
         assert _live(api) == {"f1.txt", "f2.txt", "f3.txt"}
-        assert _trashed(api) == {"f0.txt"}
+        assert _kept(api) == {"f0.txt"} and not _trashed(api)
 
         (tmp_path / "elsewhere").rename(root)  # back, like a remount: watched again
         _wait(lambda: "watching it" in _log(config), 10)

@@ -562,10 +562,13 @@ def test_mirror_mode_trashes_deleted_files_with_guards(
     assert cli.sync().returncode == 0
     (root / "f0.txt").unlink()
     result = cli.sync()
-    assert result.returncode == 0 and "1 files deleted locally" in result.stdout
+    assert result.returncode == 0
+    assert "1 files deleted locally were kept as versions" in result.stdout
     assert _live_names(api, "/mirror") == {f"f{i}.txt" for i in range(1, 6)}
-    trashed = [i for i in api.listing(folder_id(api, "/mirror")) if i["trashed"]]
-    assert [i["filename"] for i in trashed] == ["f0.txt"]  # in the recycle bin, not destroyed
+    # kept under .syncagent/versions (not the recycle bin, which empties itself)
+    assert not [i for i in api.listing(folder_id(api, "/mirror")) if i["trashed"]]
+    kept = api.listing(folder_id(api, f"/mirror/{CATALOG_DIR}/versions/f0.txt"))
+    assert [i["filename"].endswith("Z~f0.txt") and not i["trashed"] for i in kept] == [True]
     # more deletions than max_deletes: refused, nothing trashed
     for i in (1, 2, 3):
         (root / f"f{i}.txt").unlink()
