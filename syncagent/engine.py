@@ -442,11 +442,16 @@ class SyncEngine:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report, known)
         if not self._stop.is_set() and report.fatal is None:
-            from syncagent.versions import prune
+            from syncagent.versions import prune, prune_due
 
-            for root, root_id, changed in touched:
-                if changed:
-                    prune(lambda: self.client, self.ledger, root, root_id)
+            due = prune_due(self.ledger, ((r, i) for r, i, c in touched if not c), time.time())
+            for n, (root, root_id, changed) in enumerate(touched):
+                # keep_days: also in a pass that changed nothing, once a version's time came
+                pruned = (changed or root_id in due) and prune(
+                    lambda: self.client, self.ledger, root, root_id
+                )
+                if pruned and not changed:
+                    touched[n] = (root, root_id, True)  # its catalog lists fewer versions
         if not self._stop.is_set() and report.fatal is None:
             from syncagent.catalog.keeper import CatalogKeeper  # loaded on the pass's end
 

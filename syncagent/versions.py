@@ -42,6 +42,7 @@ __all__ = [
     "load",
     "orphans",
     "prune",
+    "prune_due",
     "put_back",
     "to_prune",
 ]
@@ -49,6 +50,7 @@ __all__ = [
 log = logging.getLogger("syncagent")
 
 KEY_PREFIX = "version."
+DUE_PREFIX = "version_due."  # + root id: when keep_days next drops a version (epoch s)
 VERSIONS_DIR = f"{CATALOG_DIR}/versions"
 
 
@@ -228,14 +230,42 @@ def to_prune(
     return out
 
 
+def prune_due(ledger: Ledger, roots: Iterable[tuple[RootConfig, int]], now: float) -> set[int]:
+    """The roots (ids) among ``roots`` whose ``keep_days`` drops a version by ``now``,
+    though their pass changed nothing: one ``kv`` read of a handful of keys, none when no
+    root sets ``keep_days`` (a no-op pass must not load the version records)."""
+    aging = {root_id for root, root_id in roots if root.versions and root.versions_keep_days}
+    if not aging:
+        return set()
+    due = repo.get_values(ledger, DUE_PREFIX)
+    return {
+        root_id
+        for root_id in aging
+        if (when := due.get(f"{DUE_PREFIX}{root_id}")) is not None and float(when) <= now
+    }
+
+
+def _next_due(ledger: Ledger, root_id: int, kept: list[Kept], keep_days: float | None) -> None:
+    """Record when ``keep_days`` next drops one of ``kept`` (for :func:`prune_due`)."""
+    key = f"{DUE_PREFIX}{root_id}"
+    if keep_days is None or not kept:
+        repo.delete_values(ledger, [key])
+    else:
+        repo.set_value(ledger, key, repr(min(k.at for k in kept) + keep_days * 86400.0))
+
+
 def prune(
     client: Callable[[], Pan123Client], ledger: Ledger, root: RootConfig, root_id: int
 ) -> int:
     """Apply a root's retention: records dropped first, then copies to the recycle bin
-    (``client`` is made only when something is dropped)."""
+    (``client`` is made only when something is dropped). Records when ``keep_days`` next
+    drops a version, so that a pass that changes nothing prunes then (:func:`prune_due`)."""
     if not root.versions or (root.versions_keep is None and root.versions_keep_days is None):
         return 0
-    drop = to_prune(load(ledger, root_id), root.versions_keep, root.versions_keep_days, time.time())
+    kept = load(ledger, root_id)
+    drop = to_prune(kept, root.versions_keep, root.versions_keep_days, time.time())
+    dropped = {k.key for k in drop}
+    _next_due(ledger, root_id, [k for k in kept if k.key not in dropped], root.versions_keep_days)
     if not drop:
         return 0
     repo.delete_values(ledger, [k.key for k in drop])
