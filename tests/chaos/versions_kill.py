@@ -98,6 +98,7 @@ def _md5(data: bytes) -> str:
 class _Run:
     def __init__(self, seed: int, work: Path, emu: Emulator) -> None:
         self.rng = random.Random(seed)
+        work.mkdir(parents=True, exist_ok=True)
         self.work = work
         self.root = work / "root"
         self.emu = emu
