@@ -568,7 +568,9 @@ class SyncEngine:
         if root.versions and remote_root is not None:
             from syncagent.set_aside import deleted
 
-            kept, gone, whole = deleted(self.client, self.ledger, remote_root, root_id, gone, facts)
+            kept, gone, whole = deleted(
+                self.client, self.ledger, remote_root, root_id, gone, facts, self._stop.is_set
+            )
             repo.forget_many(self.ledger, root_id, kept)
             with self._lock:
                 report.kept_deleted += len(kept)

@@ -20,7 +20,7 @@ ledger knows below it are kept (what is left in it is nothing the agent backed u
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -58,12 +58,15 @@ def keep_rows(
     root_id: int,
     rows: Sequence[tuple[str, LedgerFacts]],
     why: str,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> list[str]:
     """Keep the copies of ``rows`` as versions, in order; the rows done (kept, or no longer
-    on 123pan), to be forgotten by the caller. The first failure stops: the rows after it
-    stay for the next pass (the failure is logged, or raised when fatal)."""
+    on 123pan), to be forgotten by the caller. The first failure, or a stop, ends it: the
+    rows after it stay for the next pass (a failure is logged, or raised when fatal)."""
     kept: list[str] = []
     for rel, facts in rows:
+        if stopped():
+            break
         assert facts.remote_id is not None and facts.remote_name is not None
         assert facts.md5 is not None
         try:
@@ -108,6 +111,7 @@ def deleted(
     root_id: int,
     gone: Sequence[tuple[str, int]],
     facts: Mapping[str, LedgerFacts],
+    stopped: Callable[[], bool] = lambda: False,
 ) -> tuple[list[str], list[tuple[str, int]], bool]:
     """Mirror mode: keep the copies of files deleted locally (``gone``: (rel, fileID)) as
     versions. Returns the rows kept (to forget), the ones with nothing a record needs (no
@@ -115,5 +119,5 @@ def deleted(
     rest stay for the next pass)."""
     keepable = [(r, f) for r, _ in gone if (f := facts.get(r)) is not None and _keepable(f)]
     names = {r for r, _ in keepable}
-    kept = keep_rows(client, ledger, remote_root, root_id, keepable, DELETED)
+    kept = keep_rows(client, ledger, remote_root, root_id, keepable, DELETED, stopped)
     return kept, [g for g in gone if g[0] not in names], len(kept) == len(keepable)
