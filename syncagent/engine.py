@@ -431,12 +431,12 @@ class SyncEngine:
         for root, root_id, gone, scanned in deletions:
             if not self._stop.is_set():
                 self._mirror_deletes(root, root_id, gone, scanned, report)
-        if not self._stop.is_set() and report.fatal is None:
-            from syncagent.versions import prune
+        changed_roots = [(root, root_id) for root, root_id, changed in touched if changed]
+        if changed_roots and not self._stop.is_set() and report.fatal is None:
+            from syncagent.versions import prune  # not loaded by a no-op pass
 
-            for root, root_id, changed in touched:
-                if changed:
-                    prune(lambda: self.client, self.ledger, root, root_id)
+            for root, root_id in changed_roots:
+                prune(lambda: self.client, self.ledger, root, root_id)
         if not self._stop.is_set() and report.fatal is None:
             from syncagent.catalog.keeper import CatalogKeeper  # loaded on the pass's end
 

@@ -274,7 +274,7 @@ class ScanJob:
         while True:  # the helpers are joined even when they took every chunk before this
             while True:
                 try:
-                    chunk = self._queue.pop()
+                    chunk = self._queue.popleft()  # the biggest left (see _chunks)
                 except IndexError:
                     break
                 worker.do(*chunk)
@@ -315,7 +315,7 @@ class ScanJob:
 def _chunks(root: str, ignore: FastMatcher, want: int) -> list[Chunk]:
     """Split a root into about ``want`` chunks by listing its first folders, widest first:
     each listed folder becomes a chunk of its own entries, each folder not listed a chunk
-    with everything below it."""
+    with everything below it. In the order they should be walked in: biggest first."""
     listed: list[Chunk] = []
     pending: deque[Folder] = deque([("", root)])
     while pending and len(pending) + len(listed) < want:
@@ -326,4 +326,8 @@ def _chunks(root: str, ignore: FastMatcher, want: int) -> list[Chunk]:
             continue
         listed.append((folder[0], False))
         pending.extend(below)
-    return listed + [(rel, True) for rel, _ in pending]
+    # Biggest first (every process takes from the front): whole folders, the shallowest
+    # (most below them) first, then the listed folders' own entries. The queue ends with
+    # small chunks, so the processes finish together instead of one walking a big chunk
+    # while the others wait for it.
+    return [(rel, True) for rel, _ in pending] + listed
