@@ -252,6 +252,7 @@ class ScanJob:
         python: str = sys.executable,
     ) -> None:
         matcher = ignore.matcher
+        self._result: ScanResult | None = None
         self._worker = ChunkWorker(str(root), matcher, ledger_file)
         self._queue: deque[Chunk] = deque([("", True)])
         self._helpers: list[_Helper] = []
@@ -269,7 +270,13 @@ class ScanJob:
                 break
 
     def result(self) -> ScanResult:
-        """Walk from the queue here until it is empty, then merge the helpers' verdicts."""
+        """Walk from the queue here until it is empty, then merge the helpers' verdicts
+        (once: a second call returns the same result)."""
+        if self._result is None:
+            self._result = self._finish()
+        return self._result
+
+    def _finish(self) -> ScanResult:
         worker = self._worker
         while True:  # the helpers are joined even when they took every chunk before this
             while True:
