@@ -383,8 +383,11 @@ def main() -> None:
             shutil.rmtree(work / name, ignore_errors=True)
         proc, info = start_emulator(work / "emu", drain_output=True, port=meta["port"])
         upload = info["upload host"]
+        # Compiled modules, as an installed package has (pip compiles them at install; an
+        # editable checkout run with PYTHONDONTWRITEBYTECODE=1 recompiles every module
+        # every run, ~0.05 s CPU more).
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
             "PAN123_CLIENT_ID": info["client ID"],
             "PAN123_CLIENT_SECRET": info["client secret"],
             "PAN123_API_BASE": info["API base URL"],
