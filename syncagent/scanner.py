@@ -256,7 +256,7 @@ class ScanJob:
         self._worker = ChunkWorker(str(root), matcher, ledger_file)
         self._queue: deque[Chunk] = deque([("", True)])
         self._helpers: list[_Helper] = []
-        if (rows if rows is not None else self._worker.rows or 0) < min_rows:
+        if not (rows >= min_rows if rows is not None else self._worker.has_rows(min_rows)):
             helpers = 0
         if helpers <= 0 or not isinstance(matcher, FastMatcher):
             return
