@@ -249,6 +249,8 @@ COUNT_ROWS = (
     " - (SELECT count(*) FROM files WHERE state = 'gone' AND root_id = ?)"
 )
 
+BY_NAME = 500  # a folder's own entries up to this many are looked up by name
+
 # Columns in RawFile's order, so a row and a walked file compare as tuples.
 _DONE_ROWS = (
     "SELECT rel_path, size, mtime_ns, ctime_ns, dev, inode FROM files "
@@ -336,7 +338,14 @@ class ChunkWorker:
     def _compare(self, rel: str, descend: bool, files: list[RawFile], skips: list[RawSkip]) -> bool:
         assert self._db is not None
         args: tuple[object, ...]
-        if descend and not rel:  # the whole root
+        names = [] if descend else [f[0] for f in files] + [name for name, _ in skips]
+        if not descend and len(names) <= BY_NAME:
+            # A folder's own entries, by name: its range (or, for the root, its rows without
+            # a "/") would read every row below it, 10,000s for a top folder.
+            if not names:
+                return True
+            sql, args = f" AND rel_path IN ({', '.join('?' * len(names))})", tuple(names)
+        elif descend and not rel:  # the whole root
             sql, args = "", ()
         elif descend:
             sql, args = " AND rel_path >= ? AND rel_path < ?", (f"{rel}/", f"{rel}0")

@@ -17,7 +17,7 @@ import pytest
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.model import LocalEntry
-from syncagent.scanner import NOT_UTF8, ScanJob, ScanResult, scan, sqlite_file
+from syncagent.scanner import NOT_UTF8, ScanJob, ScanResult, _chunks, scan, sqlite_file
 from syncagent.walk import FastMatcher
 
 pytestmark = pytest.mark.timeout(120)
@@ -309,8 +309,6 @@ def test_rows_recorded_gone_are_not_counted(tree: Path, tmp_path: Path) -> None:
 def test_chunks_are_queued_biggest_first(tmp_path: Path) -> None:
     """Whole folders (shallowest first) before the listed folders' own entries: every
     process takes from the front, so a scan ends on small chunks."""
-    from syncagent.scanner import _chunks
-
     root = tmp_path / "root"
     for top in range(3):
         for sub in range(4):
@@ -324,3 +322,35 @@ def test_chunks_are_queued_biggest_first(tmp_path: Path) -> None:
     assert chunks == [(rel, True) for rel in whole] + [(rel, False) for rel in own]
     assert len(whole) == 6 and all("/" not in rel for rel in whole[:2])  # shallowest first
     assert sorted(whole[2:]) == [f"{own[1]}/s{i}" for i in range(4)]
+
+
+def test_a_folders_own_entries_are_compared_by_name(tree: Path, tmp_path: Path) -> None:
+    """The chunks of a folder's own entries (the root's among them) look their rows up by
+    name: a changed, new or re-skipped entry right there is still caught."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    ledger = Ledger(url)
+    ledger.migrate()
+    _record(ledger, tree, scan(tree, IgnoreRules(RULES)))
+    rows = repo.count_files(ledger, 1)
+    matcher = IgnoreRules(RULES).matcher
+    assert isinstance(matcher, FastMatcher)
+    assert ("", False) in _chunks(str(tree), matcher, 32)  # the root's own entries: one chunk
+
+    def matched() -> int | None:
+        job = ScanJob(tree, IgnoreRules(RULES), helpers=1, ledger_file=sqlite_file(url), min_rows=0)
+        try:
+            return job.result().matched
+        finally:
+            job.close()
+
+    assert matched() == rows
+    (tree / "top.txt").write_text("top, edited")
+    assert matched() is None
+    _record(ledger, tree, scan(tree, IgnoreRules(RULES)))
+    assert matched() == rows
+    (tree / "second.txt").write_text("new at the top")
+    assert matched() is None
+    (tree / "second.txt").unlink()
+    os.mkfifo(tree / "pipe-at-top")
+    assert matched() is None  # a skip without a row
+    ledger.close()
