@@ -382,6 +382,9 @@ def main() -> None:
         for name in ("small", "state-small", "state-seeded"):
             shutil.rmtree(work / name, ignore_errors=True)
         proc, info = start_emulator(work / "emu", drain_output=True, port=meta["port"])
+        if "upload host" not in info:  # e.g. the kept port is taken now
+            proc.kill()
+            sys.exit(f"the emulator did not start on port {meta['port']} (taken?)")
         upload = info["upload host"]
         # Compiled modules, as an installed package has (pip compiles them at install; an
         # editable checkout run with PYTHONDONTWRITEBYTECODE=1 recompiles every module
