@@ -25,8 +25,8 @@ emulator's store and the state dir in DIR, and a later run with the same ``--fil
 ledger's rows stay bound to the same account).
 
 Usage: ``python bench/sync_bench.py [--files 100000] [--folders 1000] [--size 16] [--runs 3]
-[--small 2000] [--deleted 1] [--keep DIR]`` (``--small 0`` leaves out the first pass of small
-files). All traffic goes to 127.0.0.1.
+[--small 2000] [--deleted 1] [--keep DIR] [--no-seeded] [--baseline CHECKOUT]`` (``--small 0``
+leaves out the first pass of small files). All traffic goes to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -271,6 +271,7 @@ class NoopFigures:
     label: str
     finds: list[Run] = field(default_factory=list)
     syncs: list[Run] = field(default_factory=list)
+    baseline: list[Run] = field(default_factory=list)  # the sync with --baseline's code
     calls: int = 0
     rss_mib: float | None = None
     quick: bool = False  # decided without loading the ledger's libraries (syncagent.noop)
@@ -290,16 +291,23 @@ def measure_noop(
     runs: int,
     *,
     rss: bool = False,
+    baseline: str | None = None,
 ) -> NoopFigures:
     """``runs`` timings of each command, alternating (a load that comes and goes falls on
-    both sides alike), after one warm-up run of each."""
+    both sides alike), after one warm-up run of each; with ``baseline`` (a checkout's
+    path), the same sync with that checkout's code too."""
+    base_env = {**env, "PYTHONPATH": baseline} if baseline else None
     run(find_cmd)
     run(sync_cmd, env)  # warm-up: the first pass after a change may still record things
+    if base_env is not None:
+        run(sync_cmd, base_env)
     figures = NoopFigures(label)
     before = upload_calls(info)
     for _ in range(runs):
         figures.finds.append(run(find_cmd))
         figures.syncs.append(run(sync_cmd, env))
+        if base_env is not None:
+            figures.baseline.append(run(sync_cmd, base_env))
     if rss:
         figures.rss_mib = peak_rss_mib(sync_cmd, env)
     figures.calls = upload_calls(info) - before
@@ -324,6 +332,13 @@ def report(figures: NoopFigures) -> None:
         f"  ratio sync/find:         {sync_s / find_s:6.2f}x wall (target <= 3x), "
         f"{sync_c / max(find_c, 1e-3):6.2f}x CPU"
     )
+    if figures.baseline:
+        base_s = med([r.wall for r in figures.baseline])
+        base_c = med([r.cpu for r in figures.baseline])
+        print(
+            f"  the same with --baseline's code: {base_s:6.2f} s wall, {base_c:6.2f} s CPU "
+            f"({base_s / find_s:.2f}x, {base_c / max(find_c, 1e-3):.2f}x CPU of find)"
+        )
     print(f"  summary: {figures.summary}; upload requests: {figures.calls}")
     way = "quick (syncagent.noop, no SQLAlchemy)" if figures.quick else "FULL (engine)"
     print(f"  the way the pass took: {way}")
@@ -364,6 +379,12 @@ def main() -> None:
         "--keep", type=Path, default=None, help="keep the tree, store and ledger here for reuse"
     )
     parser.add_argument("--no-seeded", action="store_true", help="leave out the seeded line")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help="a checkout (e.g. git worktree add --detach /tmp/main-check main) whose code "
+        "runs the real-ledger no-op pass too, alternated with this one (PYTHONPATH)",
+    )
     args = parser.parse_args()
     folders = args.folders or max(1, args.files // 100)
 
@@ -425,6 +446,7 @@ def main() -> None:
                     info,
                     args.runs,
                     rss=True,
+                    baseline=args.baseline,
                 )
             ]
 
