@@ -20,10 +20,10 @@ PLATFORM = {"Platform": "open_platform"}
 
 
 def start_emulator(
-    data_dir: Path, *, drain_output: bool = False
+    data_dir: Path, *, drain_output: bool = False, port: int = 0
 ) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    """Start ``python -m syncagent.emulator`` on a free port (rate limits off, completion on the
-    first poll), storing into ``data_dir``.
+    """Start ``python -m syncagent.emulator`` on ``port`` (0: a free one; rate limits off,
+    completion on the first poll), storing into ``data_dir``.
 
     :param drain_output: keep reading its stdout after the start-up lines, so it can never
         block on a full pipe.
@@ -36,7 +36,7 @@ def start_emulator(
             "-m",
             "syncagent.emulator",
             "--port",
-            "0",
+            str(port),
             "--data-dir",
             str(data_dir),
             "--rate-limits",

@@ -14,12 +14,13 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-import pathspec
-from pathspec.pattern import RegexPattern
+from typing import TYPE_CHECKING
 
 from syncagent.errors import ConfigError
 from syncagent.walk import IGNORE_FILE, FastMatcher, Matcher
+
+if TYPE_CHECKING:  # pathspec loads only for rules beyond the built-in ones
+    import pathspec
 
 __all__ = [
     "BUILTIN",
@@ -59,8 +60,40 @@ BUILTIN = (
 )
 
 
+# What the fast path makes of BUILTIN alone (see IgnoreRules): the usual root, with no
+# patterns of its own and none of syncagent's files inside it, gets its matcher without
+# loading pathspec and compiling each pattern (~0.1 s CPU of a no-op pass, before its scan
+# can start). A test checks that it is what pathspec makes of BUILTIN.
+BUILTIN_NAMES = (
+    "(?:^[^/]*\\.part(?:(?:/)|$))"
+    "|(?:^[^/]*\\.partial(?:(?:/)|$))"
+    "|(?:^[^/]*\\.crdownload(?:(?:/)|$))"
+    "|(?:^[^/]*\\.download(?:(?:/)|$))"
+    "|(?:^[^/]*\\.tmp(?:(?:/)|$))"
+    "|(?:^[^/]*\\.temp(?:(?:/)|$))"
+    "|(?:^\\~\\$[^/]*(?:(?:/)|$))"
+    "|(?:^\\.\\~lock\\.[^/]*\\#(?:(?:/)|$))"
+    "|(?:^[^/]*\\.swp(?:(?:/)|$))"
+    "|(?:^[^/]*\\.swo(?:(?:/)|$))"
+    "|(?:^[^/]*\\.swx(?:(?:/)|$))"
+    "|(?:^[^/]*\\~(?:(?:/)|$))"
+    "|(?:^\\.\\#[^/]*(?:(?:/)|$))"
+    "|(?:^\\.DS_Store(?:(?:/)|$))"
+    "|(?:^Thumbs\\.db(?:(?:/)|$))"
+    "|(?:^desktop\\.ini(?:(?:/)|$))"
+    "|(?:^\\.Trash\\-[^/]*(?:/))"
+    "|(?:^\\.syncagent\\-[^/]*(?:(?:/)|$))"
+    "|(?:^[^/]*\\.syncagent\\-part(?:(?:/)|$))"
+    "|(?:^[^/]*\\.syncagent\\-new(?:(?:/)|$))"
+    "|(?:^__pycache__(?:/))"
+    "|(?:^\\.syncignore(?:(?:/)|$))"
+)
+
+
 def pattern_problem(pattern: str) -> str | None:
     """Why ``pattern`` is not a valid gitignore pattern (None when it is)."""
+    import pathspec
+
     try:
         pathspec.GitIgnoreSpec.from_lines([pattern])
     except (ValueError, re.error) as exc:  # pathspec's GitIgnorePatternError is a ValueError
@@ -103,6 +136,8 @@ def read_ignore_file(root: Path) -> list[str]:
 def _combine(patterns: Sequence[object], bare_names: bool) -> str | None:
     """One regex source for ``patterns``; for bare names the "any folder prefix" part is
     dropped."""
+    from pathspec.pattern import RegexPattern
+
     regexes = [p.regex.pattern for p in patterns if isinstance(p, RegexPattern) and p.regex]
     if bare_names:
         regexes = [r.replace("^(?:.+/)?", "^", 1) for r in regexes]
@@ -157,7 +192,14 @@ class IgnoreRules:
 
     def __init__(self, patterns: Iterable[str] = (), always: Iterable[str] = ()) -> None:
         """``always``: patterns ignored whatever ``patterns`` say (syncagent's own files)."""
-        always = list(always)
+        always, patterns = list(always), list(patterns)
+        self.matcher: Matcher
+        if not patterns and not always:
+            self.matcher = FastMatcher(BUILTIN_NAMES, None)
+            return
+        import pathspec
+        from pathspec.pattern import RegexPattern
+
         spec = pathspec.GitIgnoreSpec.from_lines([*BUILTIN, *patterns, *always])
         active = [p for p in spec.patterns if p.include is not None]
         # Fast path, used when there is no negation ("!pattern"): a path is ignored when any
@@ -167,7 +209,6 @@ class IgnoreRules:
         # faster than pathspec's per-pattern loop over full paths, and, being plain regex
         # sources, it can be handed to a scan helper process. The patterns' named group is
         # renamed away, as a group name may appear only once in a regex.
-        self.matcher: Matcher
         if all(p.include and isinstance(p, RegexPattern) and p.regex is not None for p in active):
             by_name = [p for p in active if "/" not in str(getattr(p, "pattern", "/")).rstrip("/")]
             by_path = [p for p in active if p not in by_name]

@@ -252,10 +252,11 @@ class ScanJob:
         python: str = sys.executable,
     ) -> None:
         matcher = ignore.matcher
+        self._result: ScanResult | None = None
         self._worker = ChunkWorker(str(root), matcher, ledger_file)
         self._queue: deque[Chunk] = deque([("", True)])
         self._helpers: list[_Helper] = []
-        if (rows if rows is not None else self._worker.rows or 0) < min_rows:
+        if not (rows >= min_rows if rows is not None else self._worker.has_rows(min_rows)):
             helpers = 0
         if helpers <= 0 or not isinstance(matcher, FastMatcher):
             return
@@ -269,12 +270,18 @@ class ScanJob:
                 break
 
     def result(self) -> ScanResult:
-        """Walk from the queue here until it is empty, then merge the helpers' verdicts."""
+        """Walk from the queue here until it is empty, then merge the helpers' verdicts
+        (once: a second call returns the same result)."""
+        if self._result is None:
+            self._result = self._finish()
+        return self._result
+
+    def _finish(self) -> ScanResult:
         worker = self._worker
         while True:  # the helpers are joined even when they took every chunk before this
             while True:
                 try:
-                    chunk = self._queue.pop()
+                    chunk = self._queue.popleft()  # the biggest left (see _chunks)
                 except IndexError:
                     break
                 worker.do(*chunk)
@@ -315,7 +322,7 @@ class ScanJob:
 def _chunks(root: str, ignore: FastMatcher, want: int) -> list[Chunk]:
     """Split a root into about ``want`` chunks by listing its first folders, widest first:
     each listed folder becomes a chunk of its own entries, each folder not listed a chunk
-    with everything below it."""
+    with everything below it. In the order they should be walked in: biggest first."""
     listed: list[Chunk] = []
     pending: deque[Folder] = deque([("", root)])
     while pending and len(pending) + len(listed) < want:
@@ -326,4 +333,8 @@ def _chunks(root: str, ignore: FastMatcher, want: int) -> list[Chunk]:
             continue
         listed.append((folder[0], False))
         pending.extend(below)
-    return listed + [(rel, True) for rel, _ in pending]
+    # Biggest first (every process takes from the front): whole folders, the shallowest
+    # (most below them) first, then the listed folders' own entries. The queue ends with
+    # small chunks, so the processes finish together instead of one walking a big chunk
+    # while the others wait for it.
+    return [(rel, True) for rel, _ in pending] + listed

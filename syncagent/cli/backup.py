@@ -117,6 +117,19 @@ def sync_command(
         )
         for r in config.roots
     }
+    if not (dry_run or check_remote):  # nothing changed: done before SQLAlchemy loads
+        from syncagent.noop import quick_pass
+
+        unchanged = quick_pass(config, scans)
+        if unchanged is not None:
+            for job in scans.values():
+                job.close()
+            lock.release()
+            click.echo(
+                f"0 uploaded ({mb(0)}), 0 moved, {unchanged} unchanged, 0 skipped, 0 failed; "
+                "hashed 0 files"
+            )
+            sys.exit(0)
     from syncagent.app import open_app
     from syncagent.engine import SyncEngine
 

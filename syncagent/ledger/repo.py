@@ -103,9 +103,9 @@ def _raw_rows(ledger: Ledger, columns: str, where: str, root_id: int) -> list[An
 
 def count_files(ledger: Ledger, root_id: int) -> int:
     """The root's rows, leaving out files recorded gone (a scan never matches those)."""
-    return int(
-        _raw_rows(ledger, "count(*)", f" AND state != '{FileState.GONE.value}'", root_id)[0][0]
-    )
+    every = _raw_rows(ledger, "count(*)", "", root_id)[0][0]  # from the index alone
+    gone = _raw_rows(ledger, "count(*)", f" AND state = '{FileState.GONE.value}'", root_id)
+    return int(every) - int(gone[0][0])
 
 
 # Values a new row needs when the caller does not give them (NOT NULL columns).

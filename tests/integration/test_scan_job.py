@@ -17,7 +17,8 @@ import pytest
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.model import LocalEntry
-from syncagent.scanner import NOT_UTF8, ScanJob, ScanResult, scan, sqlite_file
+from syncagent.scanner import NOT_UTF8, ScanJob, ScanResult, _chunks, scan, sqlite_file
+from syncagent.walk import FastMatcher
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -281,4 +282,75 @@ def test_a_real_name_that_looks_escaped_and_a_name_not_in_utf8_keep_their_own_ro
     assert matched() == rows  # escaped keys sit in their folder's chunk
     (tree / "a0" / "b0" / "c0" / "f1.txt").chmod(0o600)  # only the ctime moves
     assert matched() is None
+    ledger.close()
+
+
+def test_rows_recorded_gone_are_not_counted(tree: Path, tmp_path: Path) -> None:
+    """Both counts of a root's rows (the scan's, read with the stdlib, and the engine's)
+    leave out rows recorded gone, and agree."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    ledger = Ledger(url)
+    ledger.migrate()
+    root_id = _record(ledger, tree, scan(tree, IgnoreRules(RULES)))
+    every = repo.count_files(ledger, root_id)
+    other = _record(ledger, tmp_path, scan(tree, IgnoreRules(RULES)))  # another root's rows
+    gone = ["a0/b0/c0/f0.txt", "a1/b1/c1/f1.txt", "top.txt"]
+    repo.mark_gone(ledger, root_id, gone, 0)
+    repo.mark_gone(ledger, other, ["a2/b2/c2/f2.txt"], 0)
+    assert repo.count_files(ledger, root_id) == every - len(gone)
+    job = ScanJob(tree, IgnoreRules(RULES), helpers=0, ledger_file=sqlite_file(url))
+    try:
+        assert job._worker.rows == every - len(gone)
+    finally:
+        job.close()
+    ledger.close()
+
+
+def test_chunks_are_queued_biggest_first(tmp_path: Path) -> None:
+    """Whole folders (shallowest first) before the listed folders' own entries: every
+    process takes from the front, so a scan ends on small chunks."""
+    root = tmp_path / "root"
+    for top in range(3):
+        for sub in range(4):
+            (root / f"t{top}" / f"s{sub}").mkdir(parents=True)
+    matcher = IgnoreRules().matcher
+    assert isinstance(matcher, FastMatcher)
+    chunks = _chunks(str(root), matcher, 8)
+    whole = [rel for rel, below in chunks if below]
+    own = [rel for rel, below in chunks if not below]
+    assert len(own) == 2 and own[0] == "" and "/" not in own[1]  # the root and one top folder
+    assert chunks == [(rel, True) for rel in whole] + [(rel, False) for rel in own]
+    assert len(whole) == 6 and all("/" not in rel for rel in whole[:2])  # shallowest first
+    assert sorted(whole[2:]) == [f"{own[1]}/s{i}" for i in range(4)]
+
+
+def test_a_folders_own_entries_are_compared_by_name(tree: Path, tmp_path: Path) -> None:
+    """The chunks of a folder's own entries (the root's among them) look their rows up by
+    name: a changed, new or re-skipped entry right there is still caught."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    ledger = Ledger(url)
+    ledger.migrate()
+    _record(ledger, tree, scan(tree, IgnoreRules(RULES)))
+    rows = repo.count_files(ledger, 1)
+    matcher = IgnoreRules(RULES).matcher
+    assert isinstance(matcher, FastMatcher)
+    assert ("", False) in _chunks(str(tree), matcher, 32)  # the root's own entries: one chunk
+
+    def matched() -> int | None:
+        job = ScanJob(tree, IgnoreRules(RULES), helpers=1, ledger_file=sqlite_file(url), min_rows=0)
+        try:
+            return job.result().matched
+        finally:
+            job.close()
+
+    assert matched() == rows
+    (tree / "top.txt").write_text("top, edited")
+    assert matched() is None
+    _record(ledger, tree, scan(tree, IgnoreRules(RULES)))
+    assert matched() == rows
+    (tree / "second.txt").write_text("new at the top")
+    assert matched() is None
+    (tree / "second.txt").unlink()
+    os.mkfifo(tree / "pipe-at-top")
+    assert matched() is None  # a skip without a row
     ledger.close()

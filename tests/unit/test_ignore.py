@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pathspec
 import pytest
 
 from syncagent.errors import ConfigError
-from syncagent.ignore import BUILTIN, IgnoreRules, anchored, inside, read_ignore_file
+from syncagent.ignore import (
+    BUILTIN,
+    BUILTIN_NAMES,
+    IgnoreRules,
+    anchored,
+    inside,
+    read_ignore_file,
+)
+from syncagent.walk import FastMatcher
 
 NAMES = [
     "a.tmp",
@@ -120,3 +130,31 @@ def test_no_syncignore_is_no_rules_and_a_good_one_applies(tmp_path: Path) -> Non
     (tmp_path / ".syncignore").write_text("secrets/\n*.log\n")
     rules = IgnoreRules.for_root(tmp_path)
     assert rules.folder("secrets") and rules.file("a/b.log") and not rules.file("a.txt")
+
+
+def test_the_built_in_matcher_is_what_pathspec_makes_of_the_built_in_patterns() -> None:
+    built = IgnoreRules([""]).matcher  # a blank line: no pattern, but the pathspec way
+    assert isinstance(built, FastMatcher)
+    assert (built.names_source, built.paths_source) == (BUILTIN_NAMES, None)
+    fast = IgnoreRules().matcher
+    assert isinstance(fast, FastMatcher)
+    assert (fast.names_source, fast.paths_source) == (BUILTIN_NAMES, None)
+
+
+def test_the_built_in_rules_alone_do_not_load_pathspec(tmp_path: Path) -> None:
+    """A root without patterns of its own gets its rules without pathspec (a no-op pass
+    pays for loading it before its scan starts); with a .syncignore, pathspec reads it."""
+    code = (
+        "import sys; from pathlib import Path; from syncagent.ignore import IgnoreRules; "
+        "r = IgnoreRules.for_root(Path(sys.argv[1])); "
+        "print('pathspec' in sys.modules, r.file('a.tmp'), r.file('a.txt'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "True", "False"]
+    (tmp_path / ".syncignore").write_text("*.txt\n")
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["True", "True", "True"]
