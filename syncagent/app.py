@@ -76,6 +76,8 @@ def open_ledger(
     :raises LedgerError: it cannot be opened or migrated; read-only, its schema is not
         this version's.
     """
+    from syncagent import fleet
+    from syncagent.host import load_host
     from syncagent.ledger import SCHEMA_HEAD, Ledger
     from syncagent.ledger.outage import WAIT
 
@@ -84,7 +86,8 @@ def open_ledger(
         ledger = Ledger(config.ledger_url, outage_wait=wait)
         try:
             ledger.migrate()
-        except LedgerError:
+            fleet.register(ledger, load_host(config))  # this host's roots and passes
+        except SyncAgentError:
             ledger.close()
             raise
         return ledger
@@ -109,6 +112,7 @@ def open_ledger(
             f"{SCHEMA_HEAD}; a dry run does not upgrade it: run `syncagent db upgrade` "
             "(or a sync) first"
         )
+    fleet.scope_read_only(ledger, config)
     return ledger
 
 
@@ -216,6 +220,7 @@ def open_app(
     try:
         if dry_run:
             ledger = open_ledger(config, read_only=True)
+            config = _for_this_host(config, ledger)
             # the account is known without a request, except the embedded emulator's
             # (its client ID is made by the emulator, which a dry run does not start)
             account = None
@@ -229,13 +234,20 @@ def open_app(
             return
         emulator, client_id, secret, api_base = _account(config, say)
         ledger = open_ledger(config)
+        config = _for_this_host(config, ledger)
         token_dir = _token_dir(config, emulator is not None)
         ledger_ = ledger
 
         def make_client() -> Pan123Client:
+            from syncagent.fleet import is_shared
             from syncagent.ledger.repo import LedgerUploadState
+            from syncagent.ledger.token_store import LedgerTokenStore
             from syncagent.pan123 import Pan123Client, UploadSettings
 
+            # a fleet: one token for every host, kept in the ledger (encrypted)
+            shared_token = None
+            if is_shared(config, config.ledger_url):
+                shared_token = LedgerTokenStore(ledger_, client_id, secret, token_dir)
             return Pan123Client(
                 client_id,
                 secret,
@@ -249,6 +261,7 @@ def open_app(
                     contain_dir=config.contain_dir,
                 ),
                 upload_state=LedgerUploadState(ledger_),
+                token_store=shared_token,
                 # the embedded emulator is in this process on loopback: never via a proxy
                 use_environment=emulator is None,
             )
@@ -264,6 +277,14 @@ def open_app(
             emulator.stop()
         if ledger is not None:
             ledger.close()
+
+
+def _for_this_host(config: SyncConfig, ledger: Ledger) -> SyncConfig:
+    """The roots' remote folders as this host backs up into them (a fleet: per host)."""
+    from syncagent.fleet import effective_config
+    from syncagent.host import host_name
+
+    return effective_config(config, ledger, host_name(config))
 
 
 def _no_client() -> Pan123Client:

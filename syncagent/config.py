@@ -80,6 +80,7 @@ class RootConfig:
     versions_keep: int | None = None  # retention: newest N versions per file
     versions_keep_days: float | None = None  # retention: versions superseded within N days
     guard: GuardSettings | None = None  # the root's own guard settings (None: the top level's)
+    shared_remote: bool = False  # fleet: every host backs up into `remote` itself (no /<host>)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class SyncConfig:
     secret_files: tuple[Path, ...] = ()
     unhealthy_after: float = 300.0  # /healthz: 503 once 123pan is unreachable this long
     guard: GuardSettings = field(default_factory=GuardSettings)  # the mass-change guard
+    fleet_host: str | None = None  # fleet.host: this host's name (None: the hostname)
+    fleet_shared: Literal["auto", "on", "off"] = "auto"  # auto: shared when not SQLite
     # What loading decided that the user should hear about (a root given as a symbolic link
     # is backed up as the folder it points to); the commands log these at start.
     notices: tuple[str, ...] = ()
@@ -358,6 +361,7 @@ def _roots(
                 "max_deletes",
                 "versions",
                 "guard",
+                "shared_remote",
             ),
             problems,
         )
@@ -424,6 +428,7 @@ def _roots(
                     if r.raw.get("guard") is None
                     else _guard(r.raw["guard"], r.key("guard"), problems, guard_defaults)
                 ),
+                shared_remote=r.get("shared_remote", False, _bool, "true or false"),
             )
         )
         checked.append((f"roots[{i}]", root, local_ok, remote is not None))
@@ -523,6 +528,7 @@ _TOP = (
     "logging",
     "monitoring",
     "guard",
+    "fleet",
 )
 
 
@@ -662,6 +668,21 @@ def validate(
     if not _is_loopback(monitor_host):
         problems.add("monitoring.host", "must be a loopback address (127.0.0.1, ::1, localhost)")
 
+    fleet = _Reader(top.raw.get("fleet"), "fleet", ("host", "shared"), problems)
+    fleet_host = fleet.get(
+        "host",
+        None,
+        lambda v: v.strip() if isinstance(v, str) and v.strip() and "/" not in v else None,
+        "a host name (no /)",
+    )
+    fleet_shared = fleet.get(
+        "shared",
+        "auto",
+        # YAML 1.1 reads bare on/off/true/false as booleans
+        lambda v: ("on" if v else "off") if isinstance(v, bool) else v if v == "auto" else None,
+        "auto, true or false",
+    )
+
     config = SyncConfig(
         roots=roots,
         credentials=credentials,
@@ -705,6 +726,8 @@ def validate(
         unhealthy_after=mon.get("unhealthy_after", 300.0, positive, "a duration (e.g. 5m)"),
         notices=tuple(notices),
         guard=guard_settings,
+        fleet_host=fleet_host,
+        fleet_shared=fleet_shared,
     )
     if problems.items:  # checked after every key was read, so all problems are listed
         raise ConfigError(problems.items)

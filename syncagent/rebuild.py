@@ -66,12 +66,25 @@ def set_aside(ledger_url: str, now: float | None = None) -> Path | None:
 
 
 def clear_rows(ledger: Ledger) -> None:
-    """A ledger that is not a file (PostgreSQL): forget every root and file row."""
+    """A ledger that is not a file (PostgreSQL): forget this host's roots and their rows.
+
+    A fleet shares the ledger: the other hosts' roots, files and passes stay as they are
+    (a rebuild on one host must not make every other host upload everything again).
+    Without a host (``ledger.host_id`` None) every row goes, as before hosts existed.
+    """
     from sqlalchemy import text
 
     with ledger.write() as conn:
-        for table in ("upload_slices", "upload_sessions", "remote_dirs", "files", "roots"):
-            conn.execute(text(f"DELETE FROM {table}"))
+        if ledger.host_id is None:
+            for table in ("upload_slices", "upload_sessions", "remote_dirs", "files", "roots"):
+                conn.execute(text(f"DELETE FROM {table}"))
+            return
+        mine = "SELECT id FROM roots WHERE host_id = :host"
+        for table in ("remote_dirs", "files"):
+            conn.execute(
+                text(f"DELETE FROM {table} WHERE root_id IN ({mine})"), {"host": ledger.host_id}
+            )
+        conn.execute(text("DELETE FROM roots WHERE host_id = :host"), {"host": ledger.host_id})
 
 
 def rebuild_ledger(

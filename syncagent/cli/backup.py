@@ -138,8 +138,8 @@ def sync_command(
             open_app(config, lambda m: click.echo(m, err=True), dry_run=dry_run) as app,
             live as progress,
         ):
-            engine = SyncEngine(
-                config, app.ledger, app.client_factory(), progress=progress, account=app.account
+            engine = SyncEngine(  # app.config: the remote folders as this host's (fleet)
+                app.config, app.ledger, app.client_factory(), progress=progress, account=app.account
             )
             with stopped_by_signals(engine.stop) as stopped:
                 report = engine.run_once(dry_run=dry_run, scans=scans, check_remote=check_remote)
@@ -243,7 +243,7 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
         lock.acquire()
         with open_app(config, lambda m: click.echo(m, err=True)) as app:
             agent = Agent(
-                config,
+                app.config,  # the remote folders as this host's (fleet)
                 app.ledger,
                 lambda cfg, progress: SyncEngine(
                     cfg, app.ledger, app.client_factory(), progress=progress, account=app.account
@@ -261,7 +261,7 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
                     "health and metrics at %s/healthz and %s/metrics", monitor.url, monitor.url
                 )
             say = logging.getLogger("syncagent").info
-            for root in config.roots:  # the first screen says where everything goes
+            for root in app.config.roots:  # the first screen says where everything goes
                 say("backing up %s to %s on 123pan (%s mode)", root.local, root.remote, root.mode)
             say("running until stopped: press Ctrl-C or send SIGTERM (systemctl stop, podman stop)")
             try:

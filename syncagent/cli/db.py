@@ -66,7 +66,7 @@ def db_rebuild_command(config_path: Path | None, verbosity: int) -> None:
         with open_app(config, lambda m: click.echo(m, err=True)) as app:
             if kept is None:
                 clear_rows(app.ledger)
-            rebuilt = rebuild_ledger(config, app.ledger, app.client_factory(), app.account)
+            rebuilt = rebuild_ledger(app.config, app.ledger, app.client_factory(), app.account)
     except SyncAgentError as err:
         fail(err)
     finally:

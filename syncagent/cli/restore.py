@@ -51,11 +51,13 @@ root_option = click.option(
 def _config(config_path: Path | None) -> SyncConfig:
     """sync.yaml if there is one (its roots name the roots), else the environment only."""
     from syncagent.config import load_config
+    from syncagent.host import host_name, mapped_config
 
     try:
-        return load_config(config_path or discover_config(), roots_required=False)
+        config = load_config(config_path or discover_config(), roots_required=False)
     except ConfigError as err:
         fail(err)
+    return mapped_config(config, host_name(config))  # a fleet: this host's folders
 
 
 def _say(message: str) -> None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from syncagent.cli.common import config_option, fail, load, mb, shown, verbosity_options
 from syncagent.errors import ConfigError, LedgerUnavailableError, SyncAgentError
+
+if TYPE_CHECKING:
+    from syncagent.config import SyncConfig
+    from syncagent.ledger import Ledger
 
 __all__ = ["status_command"]
 
@@ -21,15 +25,17 @@ LEDGER_WAIT = 5.0  # seconds status waits for a ledger server that does not answ
 @config_option
 @verbosity_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--fleet", is_flag=True, help="Every host of a shared ledger (see docs/fleet.md).")
 @click.argument("paths", nargs=-1, type=click.Path(file_okay=False))
 def status_command(
-    config_path: Path | None, as_json: bool, verbosity: int, paths: tuple[str, ...]
+    config_path: Path | None, as_json: bool, fleet: bool, verbosity: int, paths: tuple[str, ...]
 ) -> None:
     """Show where every file stands, from the ledger (no request to the cloud).
 
     \b
     Example:
       syncagent status --json
+      syncagent status --fleet     # every host sharing the ledger
     """
     from syncagent.activity import read_activity
     from syncagent.app import human_time, open_ledger, token_expiry
@@ -39,11 +45,17 @@ def status_command(
     # Every root the ledger knows (the agent's own record of what it backs up), so a bare
     # `status` works after `run PATH` or `sync PATH` with no sync.yaml; PATHs filter.
     config = load(config_path, roots_required=False)
+    if fleet:
+        from syncagent.cli.fleet_status import show_fleet
+
+        show_fleet(config, as_json, LEDGER_WAIT)
+        return
     try:
         ledger = open_ledger(config, outage_wait=LEDGER_WAIT)
         try:
             roots = repo.root_status(ledger)
             last = repo.last_pass(ledger)
+            fleet_token = _fleet_token_expiry(config, ledger)
         finally:
             ledger.close()
     except LedgerUnavailableError as err:  # the agent may be waiting it out: say so, exit 1
@@ -62,7 +74,7 @@ def status_command(
         if unknown:
             fail(ConfigError([f"{p}: not a root this ledger knows" for p in sorted(unknown)]))
         roots = [r for r in roots if r.local_path in wanted]
-    expiry = token_expiry(config)
+    expiry = fleet_token or token_expiry(config)
     agent = read_activity(config.state_dir)
     if as_json:
         click.echo(
@@ -119,6 +131,16 @@ def status_command(
         )
     click.echo(f"access token expires: {human_time(expiry)}")
     click.echo(f"agent: {_describe(agent)}")
+
+
+def _fleet_token_expiry(config: SyncConfig, ledger: Ledger) -> float | None:
+    """On a shared ledger the fleet's token is kept there: when it expires."""
+    from syncagent.fleet import is_shared
+    from syncagent.ledger.token_store import stored_expiry
+
+    if config.credentials is None or not is_shared(config, config.ledger_url):
+        return None
+    return stored_expiry(ledger, config.credentials.client_id)
 
 
 def _describe(agent: dict[str, Any] | None) -> str:

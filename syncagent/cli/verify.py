@@ -35,7 +35,7 @@ def verify_command(
     try:
         with open_app(config, lambda m: click.echo(m, err=True)) as app:
             checked, problems = verify(
-                config, app.ledger, app.client, repair=repair, account=app.account
+                app.config, app.ledger, app.client, repair=repair, account=app.account
             )
     except SyncAgentError as err:
         fail(err)

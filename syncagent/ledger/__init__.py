@@ -59,7 +59,7 @@ log = logging.getLogger("syncagent")
 
 T = TypeVar("T")
 
-SCHEMA_HEAD = "0002"  # the newest revision in migrations/versions (a test keeps them equal)
+SCHEMA_HEAD = "0003"  # the newest revision in migrations/versions (a test keeps them equal)
 LOCK_WAIT = 300.0  # seconds a write waits, in all, for another program's lock on the ledger
 BUSY_TIMEOUT = 10.0  # seconds SQLite itself waits for a lock before answering "locked"
 
@@ -200,6 +200,7 @@ class Ledger:
         self.lock_wait = lock_wait
         self._busy_timeout = busy_timeout
         self.where = self.url  # what messages call it: the file, or the masked URL
+        self.host_id: str | None = None  # the host whose roots and passes this uses (fleet)
         try:
             parsed = make_url(url)
             self._sqlite = parsed.get_backend_name() == "sqlite"

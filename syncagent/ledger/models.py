@@ -1,6 +1,7 @@
 """The ledger's tables (SQLAlchemy 2.x declarative models); Alembic migrations mirror them.
 
-- ``roots``: each watched folder, the remote folder it maps to, and the 123pan account its
+- ``hosts``: every agent that uses the ledger (a fleet shares one): stable ID, name, seen.
+- ``roots``: each watched folder of a host, the remote folder it maps to, and the 123pan account its
   rows are bound to (API base, client ID, uid): rows made for another account or another
   remote folder prove nothing about this one.
 - ``files``: one row per local file: what was seen (size, mtime_ns, ctime_ns, dev, inode), its
@@ -32,6 +33,7 @@ __all__ = [
     "KV",
     "Base",
     "FileRow",
+    "Host",
     "PassRow",
     "RemoteDir",
     "Root",
@@ -52,11 +54,23 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+class Host(Base):
+    __tablename__ = "hosts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # kept in its state dir
+    name: Mapped[str] = mapped_column(Text)  # fleet.host, or the machine's hostname
+    first_seen: Mapped[float] = mapped_column(Float)
+    last_seen: Mapped[float] = mapped_column(Float)
+
+
 class Root(Base):
     __tablename__ = "roots"
+    __table_args__ = (UniqueConstraint("host_id", "local_path"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    local_path: Mapped[str] = mapped_column(Text, unique=True)
+    # None: made before hosts existed (0003), until the first host claims it
+    host_id: Mapped[str | None] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    local_path: Mapped[str] = mapped_column(Text)
     remote_path: Mapped[str] = mapped_column(Text)
     remote_id: Mapped[int | None] = mapped_column(BigInteger)
     mode: Mapped[str] = mapped_column(String(16), default="archive")
@@ -129,8 +143,10 @@ class UploadSliceRow(Base):
 
 class PassRow(Base):
     __tablename__ = "passes"
+    __table_args__ = (Index("ix_passes_host_id", "host_id", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[float] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float)
     uploaded: Mapped[int] = mapped_column(Integer, default=0)

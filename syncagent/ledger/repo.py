@@ -1,8 +1,10 @@
 """Reads and writes of the ledger, one function per question or state change.
 
-Bulk reads use SQLAlchemy Core (one query per root, not one per path: a 100,000-file rescan
-must cost one read). Each state change is its own short transaction, committed before the
-caller acknowledges it. Every database error leaves this module as a
+Roots and passes belong to a host (``ledger.host_id``, set by :mod:`syncagent.fleet` when a
+command opens the ledger; None: the rows of no host, as before hosts existed): each host
+sees its own. Bulk reads use SQLAlchemy Core (one query per root, not one per path: a
+100,000-file rescan must cost one read). Each state change is its own short transaction,
+committed before the caller acknowledges it. Every database error leaves this module as a
 :class:`~syncagent.errors.LedgerError` (the raw DB-API reads are translated too). Also the
 ledger-backed :class:`LedgerUploadState`, which keeps resumable chunked uploads across restarts.
 """
@@ -21,6 +23,7 @@ from syncagent.ledger import Ledger
 from syncagent.ledger.models import (
     KV,
     FileRow,
+    Host,
     PassRow,
     Root,
     UploadSessionRow,
@@ -46,16 +49,27 @@ __all__ = [
 ]
 
 
+def _this_host(ledger: Ledger) -> Any:
+    """The condition "the root is this ledger user's host's"."""
+    return Root.host_id.is_(None) if ledger.host_id is None else Root.host_id == ledger.host_id
+
+
 def ensure_root(ledger: Ledger, local: str, remote: str, mode: str) -> tuple[int, int | None]:
-    """The root's id and its remote folder id (None until resolved).
+    """The root's id and its remote folder id (None until resolved), this host's.
 
     A changed ``remote`` is not recorded here: the root's rows were made for the old folder,
     and :func:`syncagent.ledger.trust.bind_root` re-binds them (the engine does, first).
     """
     with ledger.session() as s:
-        row = s.scalars(select(Root).where(Root.local_path == local)).first()
+        row = s.scalars(select(Root).where(_this_host(ledger), Root.local_path == local)).first()
         if row is None:
-            row = Root(local_path=local, remote_path=remote, mode=mode, created_at=time.time())
+            row = Root(
+                host_id=ledger.host_id,
+                local_path=local,
+                remote_path=remote,
+                mode=mode,
+                created_at=time.time(),
+            )
             s.add(row)
             s.flush()
         elif row.mode != mode:
@@ -67,7 +81,9 @@ def find_root(ledger: Ledger, local: str) -> tuple[int, int | None] | None:
     """The root's id and remote folder id, if the ledger knows the root (reads only: a dry
     run uses this where a pass uses :func:`ensure_root`)."""
     with ledger.session(write=False) as s:
-        row = s.execute(select(Root.id, Root.remote_id).where(Root.local_path == local)).first()
+        row = s.execute(
+            select(Root.id, Root.remote_id).where(_this_host(ledger), Root.local_path == local)
+        ).first()
     return None if row is None else (int(row[0]), row[1])
 
 
@@ -329,12 +345,23 @@ def mark_gone(ledger: Ledger, root_id: int, rel_paths: list[str], pass_id: int) 
         )
 
 
+def _pass_of_host(ledger: Ledger) -> Any:
+    host = ledger.host_id
+    return PassRow.host_id.is_(None) if host is None else PassRow.host_id == host
+
+
 def start_pass(ledger: Ledger) -> int:
+    """A new pass of this host (its 100 newest are kept); the host is seen now."""
     with ledger.session() as s:
-        row = PassRow(started_at=time.time())
+        now = time.time()
+        row = PassRow(started_at=now, host_id=ledger.host_id)
         s.add(row)
         s.flush()
-        old = select(PassRow.id).order_by(PassRow.id.desc()).offset(100)
+        if ledger.host_id is not None:
+            s.execute(update(Host).where(Host.id == ledger.host_id).values(last_seen=now))
+        old = (
+            select(PassRow.id).where(_pass_of_host(ledger)).order_by(PassRow.id.desc()).offset(100)
+        )
         s.execute(delete(PassRow).where(PassRow.id.in_(old.scalar_subquery())))
         return row.id
 
@@ -422,7 +449,7 @@ def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
     not_read = root_problems(ledger)
     holds = guard_state(ledger)[0]
     with ledger.session(write=False) as s:
-        for root in s.scalars(select(Root).order_by(Root.id)):
+        for root in s.scalars(select(Root).where(_this_host(ledger)).order_by(Root.id)):
             counts = dict(
                 s.execute(
                     select(FileRow.state, func.count())
@@ -461,7 +488,9 @@ def root_status(ledger: Ledger, most: int = 200) -> list[RootStatus]:
 
 def last_pass(ledger: Ledger) -> PassRow | None:
     with ledger.session(write=False) as s:
-        return s.scalars(select(PassRow).order_by(PassRow.id.desc()).limit(1)).first()
+        return s.scalars(
+            select(PassRow).where(_pass_of_host(ledger)).order_by(PassRow.id.desc()).limit(1)
+        ).first()
 
 
 class LedgerUploadState:

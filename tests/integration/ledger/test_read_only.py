@@ -30,7 +30,7 @@ def test_a_closed_ledger_is_read_without_creating_or_changing_a_file(tmp_path: P
     root_id, _ = repo.ensure_root(ledger, "/somewhere", "/d", "archive")
     ledger.close()
     before = _listing(tmp_path / "state")
-    assert sorted(before) == ["ledger.sqlite3"]  # closed cleanly: no -wal, no -shm
+    assert sorted(before) == ["host_id", "ledger.sqlite3"]  # closed cleanly: no -wal, no -shm
 
     view = open_ledger(config, read_only=True)
     try:
