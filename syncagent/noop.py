@@ -32,6 +32,7 @@ from pathlib import Path
 
 from syncagent.binding import Account, Bound, binding_change
 from syncagent.config import RootConfig, SyncConfig
+from syncagent.host import host_name, mapped_config, read_host_id
 from syncagent.scanner import ScanJob, root_problem, sqlite_file
 from syncagent.walk import COUNT_ROWS
 
@@ -39,7 +40,7 @@ __all__ = ["SCHEMA_HEAD", "quick_pass"]
 
 log = logging.getLogger("syncagent")
 
-SCHEMA_HEAD = "0002"  # syncagent.ledger.SCHEMA_HEAD (a test keeps them equal)
+SCHEMA_HEAD = "0003"  # syncagent.ledger.SCHEMA_HEAD (a test keeps them equal)
 BUSY_TIMEOUT = 10.0  # seconds to wait for another program's lock before going the full way
 DUE_PREFIX = "version_due."  # syncagent.versions.DUE_PREFIX (a test keeps them equal)
 KEPT_PASSES = 100  # as syncagent.ledger.repo.start_pass keeps
@@ -50,6 +51,10 @@ def quick_pass(config: SyncConfig, scans: Mapping[Path, ScanJob]) -> int | None:
     then recorded); None: the pass must run the full way."""
     if config.credentials is None:
         return None
+    host_id = read_host_id(config.state_dir)  # none yet: the full way registers the host
+    if host_id is None:
+        return None
+    config = mapped_config(config, host_name(config))  # the folders this host backs up into
     path = sqlite_file(config.ledger_url)
     if path is None or not os.path.isfile(path):
         return None
@@ -64,10 +69,10 @@ def quick_pass(config: SyncConfig, scans: Mapping[Path, ScanJob]) -> int | None:
     except sqlite3.Error:
         return None
     try:
-        unchanged = _unchanged(db, config, scans)
+        unchanged = _unchanged(db, config, scans, host_id)
         if unchanged is None:
             return None
-        _record_pass(db, started)
+        _record_pass(db, started, host_id)
     except (sqlite3.Error, UnicodeError, ValueError, TypeError) as exc:
         log.debug("no quick no-op check (%s); the pass runs the full way", exc)
         return None
@@ -78,7 +83,7 @@ def quick_pass(config: SyncConfig, scans: Mapping[Path, ScanJob]) -> int | None:
 
 
 def _unchanged(
-    db: sqlite3.Connection, config: SyncConfig, scans: Mapping[Path, ScanJob]
+    db: sqlite3.Connection, config: SyncConfig, scans: Mapping[Path, ScanJob], host_id: str
 ) -> int | None:
     if db.execute("SELECT version_num FROM alembic_version").fetchall() != [(SCHEMA_HEAD,)]:
         return None
@@ -92,8 +97,8 @@ def _unchanged(
             return None
         row = db.execute(
             "SELECT id, remote_path, mode, api_base, client_id, account_uid FROM roots "
-            "WHERE local_path = ?",
-            (str(root.local),),
+            "WHERE local_path = ? AND host_id = ?",
+            (str(root.local), host_id),
         ).fetchone()
         if row is None:
             return None
@@ -142,18 +147,20 @@ def _kv_says_act(db: sqlite3.Connection, root: RootConfig, root_id: int, now: fl
     return float(due) <= now
 
 
-def _record_pass(db: sqlite3.Connection, started: float) -> None:
+def _record_pass(db: sqlite3.Connection, started: float, host_id: str) -> None:
+    """The pass of this host (``repo.start_pass``/``finish_pass`` in one); the host seen."""
     db.execute("BEGIN IMMEDIATE")
     try:
         db.execute(
-            "INSERT INTO passes (started_at, finished_at, uploaded, failed, bytes_sent, result) "
-            "VALUES (?, ?, 0, 0, 0, 'ok')",
-            (started, time.time()),
+            "INSERT INTO passes (started_at, finished_at, uploaded, failed, bytes_sent, result, "
+            "host_id) VALUES (?, ?, 0, 0, 0, 'ok', ?)",
+            (started, time.time(), host_id),
         )
+        db.execute("UPDATE hosts SET last_seen = ? WHERE id = ?", (started, host_id))
         db.execute(
-            "DELETE FROM passes WHERE id IN "
-            "(SELECT id FROM passes ORDER BY id DESC LIMIT -1 OFFSET ?)",
-            (KEPT_PASSES,),
+            "DELETE FROM passes WHERE id IN (SELECT id FROM passes WHERE host_id = ? "
+            "ORDER BY id DESC LIMIT -1 OFFSET ?)",
+            (host_id, KEPT_PASSES),
         )
         db.execute("COMMIT")
     except BaseException:
