@@ -7,6 +7,7 @@ misunderstanding of the API cannot hide on both sides.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 import requests
+from pg_support import PgServer, find_pg_bin
 
 from syncagent.emulator import Emulator
 
@@ -228,3 +230,45 @@ def api(emulator: Emulator) -> Iterator[Api]:
     client = Api(emulator)
     yield client
     client.close()
+
+
+# -- PostgreSQL (tests/pg_support.py) ---------------------------------------------------------
+
+_pg_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One throw-away PostgreSQL server for the whole session (started on first use)."""
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.fail(
+            "PostgreSQL is not installed (no pg_ctl): apt-get install postgresql "
+            "(.ci/run does), or set SYNCAGENT_PG_BIN"
+        )
+    server = PgServer(bin_dir)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_database(pg_server: PgServer) -> Iterator[str]:
+    """The name of a new, empty database on ``pg_server``, dropped after the test
+    (URLs: ``pg_server.url(pg_database, driver=..., socket=...)``)."""
+    name = f"t{os.getpid()}_{next(_pg_names)}"
+    pg_server.create_database(name)
+    yield name
+    if pg_server.running:
+        pg_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A ledger URL of an empty database, once per backend: an SQLite file, and a new
+    database on the session's PostgreSQL server (psycopg)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    name: str = request.getfixturevalue("pg_database")
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.url(name)
