@@ -27,12 +27,14 @@ Failing parts:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import re
 import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -109,6 +111,35 @@ def _cause(exc: BaseException) -> str:
 
 def _locked(exc: BaseException) -> bool:
     return any(s in _cause(exc) for s in _LOCKED)
+
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+@functools.lru_cache(maxsize=128)
+def _in_paramstyle(sql: str, paramstyle: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` with its ``:name`` parameters written in a DB-API ``paramstyle``, and the
+    names in the order a positional style takes them."""
+    names: list[str] = []
+    if paramstyle in ("format", "pyformat"):
+        sql = sql.replace("%", "%%")
+
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        names.append(name)
+        if paramstyle == "qmark":
+            return "?"
+        if paramstyle == "numeric":
+            return f":{len(names)}"
+        if paramstyle == "named":
+            return f":{name}"
+        if paramstyle == "format":
+            return "%s"
+        if paramstyle == "pyformat":
+            return f"%({name})s"
+        raise LedgerError(f"the database driver's parameter style {paramstyle!r} is not known")
+
+    return _PARAM.sub(one, sql), tuple(names)
 
 
 def _read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -240,12 +271,41 @@ class Ledger:
         except foreign as exc:
             raise self.error(exc, doing) from exc
 
+    def raw_rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Every row of one query, read through the DB-API cursor (no per-row processing by
+        SQLAlchemy: several times cheaper for the big reads of every pass).
+
+        ``sql`` takes ``:name`` parameters, written here in the driver's own paramstyle
+        (``?`` for SQLite, ``%(name)s`` for psycopg, ``%s`` for pg8000...).
+        """
+        style = str(self.engine.dialect.paramstyle)
+        statement, names = _in_paramstyle(sql, style)
+        values = params or {}
+        args: Any = (
+            dict(values) if style in ("named", "pyformat") else tuple(values[n] for n in names)
+        )
+        with self.translated("read"):  # the DB-API's own errors come through here raw
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                cursor.execute(statement, args)
+                return list(cursor.fetchall())  # (the pool rolls the read back on close)
+            finally:
+                raw.close()
+
     # -- transactions ---------------------------------------------------------------------
 
     def _begin_write(self, conn: Connection) -> None:
         """Take SQLite's write lock now (``BEGIN IMMEDIATE``), waiting out another program's
-        lock for up to ``lock_wait``; nothing in the transaction can then find it locked."""
+        lock for up to ``lock_wait``; nothing in the transaction can then find it locked.
+
+        Other databases: ``BEGIN`` now, on the connection. A :class:`Session` bound to a
+        connection that is not in a transaction begins its own and rolls it back when it
+        closes, whatever the connection commits after: on PostgreSQL every ORM write was
+        silently lost that way."""
         if not self._sqlite:
+            if not conn.in_transaction():
+                conn.begin()
             return
         deadline = time.monotonic() + self.lock_wait
         warned = False

@@ -96,16 +96,9 @@ def load_facts(ledger: Ledger, root_id: int) -> dict[str, LedgerFacts]:
 def _raw_rows(ledger: Ledger, columns: str, where: str, root_id: int) -> list[Any]:
     """``SELECT columns FROM files WHERE root_id = <root_id> AND where`` through the DB-API
     cursor (see :func:`load_facts` for why)."""
-    qmark = ledger.engine.dialect.paramstyle == "qmark"
-    sql = f"SELECT {columns} FROM files WHERE root_id = {'?' if qmark else '%(root)s'}{where}"
-    with ledger.translated("read"):  # the DB-API's own errors come through here raw
-        raw = ledger.engine.raw_connection()
-        try:
-            cursor = raw.cursor()
-            cursor.execute(sql, (root_id,) if qmark else {"root": root_id})
-            return list(cursor.fetchall())
-        finally:
-            raw.close()
+    return ledger.raw_rows(
+        f"SELECT {columns} FROM files WHERE root_id = :root{where}", {"root": root_id}
+    )
 
 
 def count_files(ledger: Ledger, root_id: int) -> int:
@@ -590,17 +583,14 @@ def get_values(ledger: Ledger, prefix: str) -> dict[str, str]:
     (whose collation may not compare byte-wise) use ``LIKE``."""
     if ledger.engine.dialect.name != "sqlite" or not prefix:
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        with ledger.session() as s:
-            rows = s.execute(text("SELECT key, value FROM kv WHERE key LIKE :p"), {"p": like})
-            return {str(k): str(v) for k, v in rows if str(k).startswith(prefix)}
+        rows = ledger.raw_rows("SELECT key, value FROM kv WHERE key LIKE :p", {"p": like})
+        return {str(k): str(v) for k, v in rows if str(k).startswith(prefix)}
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-    raw = ledger.engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute("SELECT key, value FROM kv WHERE key >= ? AND key < ?", (prefix, upper))
-        return {str(k): str(v) for k, v in cursor.fetchall()}
-    finally:
-        raw.close()
+    rows = ledger.raw_rows(
+        "SELECT key, value FROM kv WHERE key >= :low AND key < :high",
+        {"low": prefix, "high": upper},
+    )
+    return {str(k): str(v) for k, v in rows}
 
 
 def set_value(ledger: Ledger, key: str, value: str) -> None:
