@@ -14,6 +14,9 @@ Failing parts:
   the version stamp then commit together or not at all (and two first starts at once run it
   one after the other). A ledger left half-made by an older syncagent (tables, all empty, and
   no version) is cleared and migrated again.
+- **Agents sharing a PostgreSQL ledger upgrade it once**: the upgrade holds an advisory
+  lock (:mod:`syncagent.ledger.locks`) for its transaction; the others wait, then find the
+  schema at head.
 - **Another program's lock is waited out.** Each write transaction starts with
   ``BEGIN IMMEDIATE`` and, while the database is locked by someone else, retries for up to
   ``lock_wait`` seconds before giving up with a message naming the file.
@@ -380,7 +383,12 @@ class Ledger:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(migrations_dir()))
+        from syncagent.ledger.locks import MIGRATION_LOCK, hold_for_transaction
+
         with self.migration_connection() as connection:
+            # Several agents starting at once on one PostgreSQL ledger: one upgrades, the
+            # others wait here, then find the schema at head and do nothing.
+            hold_for_transaction(connection, MIGRATION_LOCK)
             self._clear_interrupted_start(connection)
             cfg.attributes["connection"] = connection
             command.upgrade(cfg, revision)
