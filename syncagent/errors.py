@@ -10,7 +10,9 @@ at the boundary where they happen, so nothing above that boundary catches a fore
     ├── ConfigError                   every problem of a configuration at once, with key paths
     ├── LedgerError                   the ledger database cannot be opened, read, written or
     │   │                             upgraded (or stayed locked by another program too long)
-    │   └── LedgerCorruptError        the ledger file is damaged (not a database, malformed)
+    │   ├── LedgerCorruptError        the ledger file is damaged (not a database, malformed)
+    │   └── LedgerUnavailableError    a database server ledger cannot be reached (down,
+    │                                 restarting, connection lost) after retrying for a while
     ├── StateError                    the state dir (lock, token, activity) cannot be used
     ├── StateLockedError              another syncagent already works on this state dir
     ├── CatalogError                  a catalog in the cloud is torn, foreign or too new
@@ -62,6 +64,7 @@ __all__ = [
     "Interrupted",
     "LedgerCorruptError",
     "LedgerError",
+    "LedgerUnavailableError",
     "LocalFileError",
     "MultipartError",
     "QuotaExceededError",
@@ -134,6 +137,13 @@ class LedgerError(SyncAgentError):
 
 class LedgerCorruptError(LedgerError):
     """The ledger file is damaged: SQLite says it is malformed or not a database."""
+
+
+class LedgerUnavailableError(LedgerError):
+    """The ledger's database server cannot be reached (stopped, restarting, the connection
+    cut): nothing is wrong with the ledger itself, and the same work succeeds once it is
+    back. Raised after retrying for a while, or at once when a connection is lost in the
+    middle of a transaction (which the server rolled back)."""
 
 
 class StateError(SyncAgentError):

@@ -46,11 +46,12 @@ from urllib.parse import quote
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool, StaticPool
 
 import syncagent
 from syncagent.errors import LedgerCorruptError, LedgerError
+from syncagent.ledger.outage import WAIT, Outage, is_connection_loss
 
 __all__ = ["LOCK_WAIT", "SCHEMA_HEAD", "Ledger", "masked_url", "migrations_dir"]
 
@@ -177,6 +178,8 @@ class Ledger:
         no journal mode set, and any write fails. The database must exist.
     :param lock_wait: how long, in all, a write waits for another program's lock.
     :param busy_timeout: how long SQLite waits before each "locked" answer.
+    :param outage_wait: how long an operation waits for a database server that does not
+        answer (restarting, connection lost) before :class:`LedgerUnavailableError`.
     """
 
     def __init__(
@@ -186,6 +189,7 @@ class Ledger:
         read_only: bool = False,
         lock_wait: float = LOCK_WAIT,
         busy_timeout: float = BUSY_TIMEOUT,
+        outage_wait: float = WAIT,
     ) -> None:
         self.url = masked_url(url)  # for messages; the password stays in the engine
         self._password = _password(url)
@@ -207,7 +211,9 @@ class Ledger:
             else:
                 if sqlite_file and self._file:
                     Path(sqlite_file).parent.mkdir(parents=True, exist_ok=True)
-                self.engine = create_engine(url)
+                # A server database: each pooled connection is pinged when handed out, so
+                # one the server closed (a restart) is replaced instead of failing a write.
+                self.engine = create_engine(url, pool_pre_ping=not self._sqlite)
                 if self._sqlite:
                     event.listen(
                         self.engine,
@@ -224,7 +230,7 @@ class Ledger:
             raise LedgerError(
                 f"cannot open the ledger {self.where}: {self._clean(_cause(exc))}"
             ) from exc
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.outage = Outage(self.url, wait=outage_wait, enabled=not self._sqlite)
         # SQLite takes one writer at a time and makes the others sleep in its busy handler
         # (1, 2, 5... ms steps): with 8 workers that sleeping dominated a pass of small files.
         # Queueing the writers here instead costs nothing; other databases need no lock.
@@ -272,7 +278,17 @@ class Ledger:
         try:
             yield
         except foreign as exc:
+            if self.outage.enabled and is_connection_loss(exc):
+                raise self.outage.unavailable(self._clean(_cause(exc))) from exc
             raise self.error(exc, doing) from exc
+
+    def _connect(self, engine: Engine | None = None) -> Connection:
+        """A connection, waiting out a database server that does not answer (see
+        :mod:`syncagent.ledger.outage`)."""
+        return self.outage.retry((engine or self.engine).connect, self._cause)
+
+    def _cause(self, exc: BaseException) -> str:
+        return self._clean(_cause(exc))
 
     def raw_rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Any]:
         """Every row of one query, read through the DB-API cursor (no per-row processing by
@@ -287,7 +303,8 @@ class Ledger:
         args: Any = (
             dict(values) if style in ("named", "pyformat") else tuple(values[n] for n in names)
         )
-        with self.translated("read"):  # the DB-API's own errors come through here raw
+
+        def read() -> list[Any]:
             raw = self.engine.raw_connection()
             try:
                 cursor = raw.cursor()
@@ -295,6 +312,9 @@ class Ledger:
                 return list(cursor.fetchall())  # (the pool rolls the read back on close)
             finally:
                 raw.close()
+
+        with self.translated("read"):  # the DB-API's own errors come through here raw
+            return self.outage.retry(read, self._cause)  # a read can be tried again whole
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -331,7 +351,7 @@ class Ledger:
 
     def current_revision(self) -> str | None:
         """The schema revision the database is at (None: not created yet)."""
-        with self.translated("read"), self.engine.connect() as conn:
+        with self.translated("read"), self._connect() as conn:
             if not inspect(conn).has_table("alembic_version"):
                 return None
             value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -354,7 +374,7 @@ class Ledger:
                 _pragmas(busy_timeout=self._busy_timeout, foreign_keys=False, autocommit=True),
             )
         try:
-            with self.translated("upgrade"), engine.connect() as conn:
+            with self.translated("upgrade"), self._connect(engine) as conn:
                 self._begin_write(conn)
                 yield conn
                 if self._sqlite:
@@ -421,7 +441,7 @@ class Ledger:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction on a plain connection (Core statements, no ORM)."""
-        with self._write_lock, self.translated("write"), self.engine.connect() as conn:
+        with self._write_lock, self.translated("write"), self._connect() as conn:
             self._begin_write(conn)
             yield conn
             conn.commit()
@@ -434,10 +454,14 @@ class Ledger:
             wait for writers.
         """
         if not write or self.read_only:  # read only: any write fails (query_only)
-            with self.translated("read"), self._sessions() as session:
+            with (
+                self.translated("read"),
+                self._connect() as conn,
+                Session(bind=conn, expire_on_commit=False) as session,
+            ):
                 yield session
             return
-        with self._write_lock, self.translated("write"), self.engine.connect() as conn:
+        with self._write_lock, self.translated("write"), self._connect() as conn:
             self._begin_write(conn)
             with Session(bind=conn, expire_on_commit=False) as session:
                 yield session

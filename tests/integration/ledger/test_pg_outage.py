@@ -1,0 +1,94 @@
+"""A PostgreSQL ledger rides out a server restart: stale connections are replaced, work
+waits for the server to return, and a server that stays away ends in LedgerUnavailableError."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from pg_support import PgServer
+
+from syncagent.errors import LedgerError, LedgerUnavailableError
+from syncagent.ledger import Ledger, repo
+
+
+@pytest.fixture
+def server(pg_server: PgServer) -> Iterator[PgServer]:
+    """The session's server, running again after the test whatever it did."""
+    yield pg_server
+    pg_server.start()
+
+
+def _until(predicate: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def test_pooled_connections_survive_a_restart(server: PgServer, pg_database: str) -> None:
+    ledger = Ledger(server.url(pg_database))
+    try:
+        ledger.migrate()
+        repo.set_value(ledger, "before", "1")  # its connection goes back to the pool
+        server.restart()
+        repo.set_value(ledger, "after", "2")  # the stale one is replaced, not used
+        assert repo.get_values(ledger, "") == {"before": "1", "after": "2"}
+        assert ledger.outage.since is None
+    finally:
+        ledger.close()
+
+
+def test_work_waits_for_the_server_to_come_back(server: PgServer, pg_database: str) -> None:
+    ledger = Ledger(server.url(pg_database))
+    errors: list[BaseException] = []
+    try:
+        ledger.migrate()
+        server.stop()
+
+        def write() -> None:
+            try:
+                repo.ensure_root(ledger, "/during", "/remote", "upload")
+                repo.set_value(ledger, "during", "yes")
+            except BaseException as exc:
+                errors.append(exc)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        _until(lambda: ledger.outage.since is not None, 30)  # waiting, and says so
+        assert not errors and writer.is_alive()
+        server.start()
+        writer.join(timeout=60)
+        assert not writer.is_alive() and not errors, errors
+        assert ledger.outage.since is None
+        assert repo.get_value(ledger, "during") == "yes"
+        assert repo.find_root(ledger, "/during") is not None
+    finally:
+        ledger.close()
+
+
+def test_a_server_that_stays_away_is_reported_without_the_password(
+    server: PgServer, pg_database: str
+) -> None:
+    url = server.url(pg_database).replace("postgres@", "postgres:pw-Secret-9@")
+    ledger = Ledger(url, outage_wait=1.0)
+    try:
+        ledger.migrate()
+        server.stop()
+        started = time.monotonic()
+        with pytest.raises(LedgerUnavailableError) as caught:
+            repo.set_value(ledger, "k", "v")
+        assert 0.9 <= time.monotonic() - started < 30
+        assert isinstance(caught.value, LedgerError)
+        assert "unreachable" in str(caught.value)
+        assert "pw-Secret-9" not in str(caught.value)
+        with pytest.raises(LedgerUnavailableError):
+            repo.load_facts(ledger, 1)  # the raw reads too
+        assert ledger.outage.since is not None
+        server.start()
+        repo.set_value(ledger, "k", "v")
+        assert ledger.outage.since is None
+    finally:
+        ledger.close()
