@@ -23,7 +23,7 @@ from pathlib import Path
 from syncagent.activity import ActivityFile
 from syncagent.config import SyncConfig
 from syncagent.engine import Progress, SyncEngine, retry_delay
-from syncagent.errors import RemoteError
+from syncagent.errors import LedgerUnavailableError, RemoteError
 from syncagent.ledger import Ledger, repo
 from syncagent.statelock import StateLock
 from syncagent.watcher import Dirty, RootWatcher
@@ -37,6 +37,8 @@ log = logging.getLogger("syncagent")
 MIN_SETTLE_WAIT = 5.0
 APPROVAL_POLL = 2.0  # seconds between looks for `syncagent approve` while a root is held
 MAX_PASS_RETRY = 600.0  # a pass that failed as a whole is tried again within 10 min
+LEDGER_RETRY = 5.0  # a pass stopped by an unreachable ledger server: again in 5 s, 10 s...
+MAX_LEDGER_RETRY = 60.0
 
 
 class Agent:
@@ -75,6 +77,7 @@ class Agent:
         self.fatal_error: RemoteError | None = None
         self.held: dict[str, str] = {}  # root -> why the mass-change guard holds its passes
         self._approvals_checked = 0.0
+        self._ledger_failures = 0  # passes in a row stopped by an unreachable ledger server
 
     def stop(self) -> None:
         """Ask the agent to finish: no new upload starts; in-flight ones complete."""
@@ -103,8 +106,16 @@ class Agent:
             return
         try:
             report = engine.run_once(retry_failed=retry_failed, check_remote=check_remote)
+        except LedgerUnavailableError as exc:  # the server is restarting or away: wait it out
+            self._ledger_failures += 1
+            delay = min(MAX_LEDGER_RETRY, LEDGER_RETRY * self._ledger_failures)
+            log.warning("pass stopped: %s; a full pass runs again in %.0f s", exc, delay)
+            self._next_rescan = min(self._next_rescan, self._clock() + delay)
+            self.activity.phase("idle")
+            return
         finally:
             self._current = None
+        self._ledger_failures = 0
         for root, hold in report.held.items():
             if hold is None:
                 self.held.pop(root, None)
@@ -163,6 +174,8 @@ class Agent:
             "missing_roots": [str(w.root.local) for w in self._watchers if w.missing],
             "held": dict(self.held),
             "phase": self.activity.current_phase,
+            "ledger_down_since": self.ledger.outage.since,
+            "ledger_error": self.ledger.outage.reason,
             "last_pass_at": self.last_pass_at,
         }
 
@@ -211,7 +224,10 @@ class Agent:
         if not self.held or self._clock() - self._approvals_checked < APPROVAL_POLL:
             return []
         self._approvals_checked = self._clock()
-        approved = set(repo.guard_state(self.ledger)[1].values())
+        try:
+            approved = set(repo.guard_state(self.ledger)[1].values())
+        except LedgerUnavailableError:  # asked again in a few seconds
+            return []
         return [r.local for r in self.config.roots if str(r.local) in approved]
 
     def _rescan_time(self) -> float:

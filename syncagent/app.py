@@ -65,25 +65,35 @@ class App:
             self._client.close()
 
 
-def open_ledger(config: SyncConfig, *, read_only: bool = False) -> Ledger:
+def open_ledger(
+    config: SyncConfig, *, read_only: bool = False, outage_wait: float | None = None
+) -> Ledger:
     """The ledger, migrated to this version's schema; ``read_only``: as it is, changing
     nothing (a missing or empty ledger reads as an empty one, kept in memory).
 
+    :param outage_wait: how long to wait for a database server that does not answer
+        (default: the ledger's, 60 s).
     :raises LedgerError: it cannot be opened or migrated; read-only, its schema is not
         this version's.
     """
     from syncagent.ledger import SCHEMA_HEAD, Ledger
+    from syncagent.ledger.outage import WAIT
 
+    wait = WAIT if outage_wait is None else outage_wait
     if not read_only:
-        ledger = Ledger(config.ledger_url)
-        ledger.migrate()
+        ledger = Ledger(config.ledger_url, outage_wait=wait)
+        try:
+            ledger.migrate()
+        except LedgerError:
+            ledger.close()
+            raise
         return ledger
     url = config.ledger_url
     if url.startswith("sqlite:///") and not os.path.exists(
         url.removeprefix("sqlite:///").split("?", 1)[0]
     ):
         return _empty_ledger()
-    ledger = Ledger(url, read_only=True)
+    ledger = Ledger(url, read_only=True, outage_wait=wait)
     try:
         revision = ledger.current_revision()
     except LedgerError:

@@ -2,8 +2,9 @@
 
 ``/healthz`` answers 200 while the agent's loop runs and its work gets done (a long first scan
 counts as healthy), and 503 with the reason (:func:`health`, pure) when it stopped on a fatal
-error (refused credentials, no quota), when 123pan has been unreachable (passes failing as a
-whole) for longer than ``monitoring.unhealthy_after``, or when a root is missing; 503
+error (refused credentials, no quota), while its ledger's database server is unreachable
+(a PostgreSQL restart: the agent waits for it), when 123pan has been unreachable (passes
+failing as a whole) for longer than ``monitoring.unhealthy_after``, or when a root is missing; 503
 "degraded" while the mass-change guard holds a root's passes. ``/metrics``
 exposes pass and upload counters in the Prometheus text format. Served by the standard
 library on its own daemon thread.
@@ -40,12 +41,19 @@ def health(snap: dict[str, Any], now: float) -> tuple[bool, str]:
     Keys read: ``healthy`` (the loop runs), ``fatal``, ``failing_since`` (wall time of the
     first pass that failed as a whole in the current outage, or None), ``unhealthy_after``
     (seconds of outage tolerated), ``missing_roots`` and ``held`` (root -> why the
-    mass-change guard holds its passes: degraded until ``syncagent approve``).
+    mass-change guard holds its passes: degraded until ``syncagent approve``),
+    ``ledger_down_since`` (wall time the ledger's server stopped answering, or None) and
+    ``ledger_error``.
     """
     if snap.get("fatal"):
         return False, f"stopped: {snap['fatal']}"
     if not snap.get("healthy"):
         return False, "stopped"
+    down = snap.get("ledger_down_since")
+    if down is not None:
+        return False, (
+            f"ledger unreachable for {now - float(down):.0f} s: {snap.get('ledger_error')}"
+        )
     missing = snap.get("missing_roots") or []
     if missing:
         return False, "root missing: " + ", ".join(map(str, missing))

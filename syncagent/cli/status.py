@@ -10,9 +10,11 @@ from typing import Any
 import click
 
 from syncagent.cli.common import config_option, fail, load, mb, shown, verbosity_options
-from syncagent.errors import ConfigError, SyncAgentError
+from syncagent.errors import ConfigError, LedgerUnavailableError, SyncAgentError
 
 __all__ = ["status_command"]
+
+LEDGER_WAIT = 5.0  # seconds status waits for a ledger server that does not answer
 
 
 @click.command("status")
@@ -38,12 +40,20 @@ def status_command(
     # `status` works after `run PATH` or `sync PATH` with no sync.yaml; PATHs filter.
     config = load(config_path, roots_required=False)
     try:
-        ledger = open_ledger(config)
+        ledger = open_ledger(config, outage_wait=LEDGER_WAIT)
         try:
             roots = repo.root_status(ledger)
             last = repo.last_pass(ledger)
         finally:
             ledger.close()
+    except LedgerUnavailableError as err:  # the agent may be waiting it out: say so, exit 1
+        agent = read_activity(config.state_dir)
+        if as_json:
+            click.echo(json.dumps({"ledger": "unreachable", "error": str(err), "agent": agent}))
+        else:
+            click.echo(f"ledger: UNREACHABLE: {err}")
+            click.echo(f"agent: {_describe(agent)}")
+        raise SystemExit(1) from None
     except SyncAgentError as err:
         fail(err)
     if paths:
