@@ -44,7 +44,7 @@ from syncagent.errors import (
 from syncagent.gone import unreadable_folders, vacated, vanished
 from syncagent.guard import Hold, assess
 from syncagent.ignore import IgnoreRules
-from syncagent.ledger import Ledger, repo
+from syncagent.ledger import Ledger, repo, unchanged
 from syncagent.localfile import LocalFile, open_below
 from syncagent.model import FileState, FolderMove, LedgerFacts, LocalEntry, Move, Skip, Upload
 from syncagent.moves import RemoteMover, find_dir
@@ -306,6 +306,10 @@ class SyncEngine:
                 continue
             try:
                 found = job.result()
+                if found.matched is None and not rechecked and unchanged.applies(self.ledger):
+                    found.matched = unchanged.unchanged_rows(  # (PostgreSQL: one query)
+                        self.ledger, root_id, found.files, found.raw_skips
+                    )
                 if found.matched == rows and not rechecked:  # all as recorded, nothing gone
                     report.unchanged += rows
                     report.plans.append((root, Plan(unchanged=rows)))
