@@ -25,7 +25,7 @@ OLD = 1_000_000_000_000_000_000  # 2001-09-09, in ns
 
 
 @pytest.fixture
-def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
+def setup(emulator: Emulator, tmp_path: Path, ledger_url: str) -> Iterator[Any]:
     root = tmp_path / "docs"
     (root / "sub").mkdir(parents=True)
     (root / "empty-dir").mkdir()
@@ -39,6 +39,7 @@ def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
         {
             "roots": [{"local": str(root), "remote": "/backup/docs", "mode": "mirror"}],
             "state_dir": str(tmp_path / "state"),
+            "ledger": {"url": ledger_url},
             "stability": {"quiet": "0s"},
             "limits": {"qps": "off"},
         },

@@ -19,7 +19,7 @@ from syncagent.ledger.repo import last_pass, root_status
 
 
 @pytest.fixture
-def two_roots(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
+def two_roots(emulator: Emulator, tmp_path: Path, ledger_url: str) -> Iterator[Any]:
     roots = [tmp_path / "one", tmp_path / "two"]
     for root in roots:
         (root / "secrets").mkdir(parents=True)
@@ -29,6 +29,7 @@ def two_roots(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
         {
             "roots": [{"local": str(r), "remote": f"/backup/{r.name}"} for r in roots],
             "state_dir": str(tmp_path / "state"),
+            "ledger": {"url": ledger_url},
             "stability": {"quiet": "0s"},
             "limits": {"qps": "off"},
         },

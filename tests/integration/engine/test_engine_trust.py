@@ -22,7 +22,7 @@ from syncagent.pan123 import Pan123Client
 
 
 @pytest.fixture
-def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
+def setup(emulator: Emulator, tmp_path: Path, ledger_url: str) -> Iterator[Any]:
     root = tmp_path / "docs"
     (root / "sub").mkdir(parents=True)
     for name in ("a.txt", "sub/b.txt", "sub/c.txt"):
@@ -31,6 +31,7 @@ def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
         {
             "roots": [{"local": str(root), "remote": "/backup/docs"}],
             "state_dir": str(tmp_path / "state"),
+            "ledger": {"url": ledger_url},
             "stability": {"quiet": "0s"},
             "limits": {"qps": "off"},
             "remote_check": {"files": 2},
@@ -85,7 +86,7 @@ def test_the_remote_check_walks_a_rotating_sample_and_resends_what_is_gone(
 
 
 def test_another_123pan_user_behind_the_same_address_and_client_is_noticed_by_the_check(
-    tmp_path: Path,
+    tmp_path: Path, ledger_url: str
 ) -> None:
     """Same API base, same client ID, another account (uid): a plain pass cannot tell (it
     makes no request for it), the remote check reads the uid and re-checks the root."""
@@ -97,6 +98,7 @@ def test_another_123pan_user_behind_the_same_address_and_client_is_noticed_by_th
         {
             "roots": [{"local": str(root), "remote": "/backup"}],
             "state_dir": str(tmp_path / "state"),
+            "ledger": {"url": ledger_url},
             "stability": {"quiet": "0s"},
             "limits": {"qps": "off"},
         },

@@ -15,7 +15,7 @@ from syncagent.verify import verify
 
 
 @pytest.fixture
-def setup(emulator: Emulator, tmp_path: Path) -> Any:
+def setup(emulator: Emulator, tmp_path: Path, ledger_url: str) -> Any:
     root = tmp_path / "docs"
     (root / "sub").mkdir(parents=True)
     (root / "a.txt").write_text("alpha")
@@ -25,6 +25,7 @@ def setup(emulator: Emulator, tmp_path: Path) -> Any:
         {
             "roots": [{"local": str(root), "remote": "/backup/docs"}],
             "state_dir": str(tmp_path / "state"),
+            "ledger": {"url": ledger_url},
             "stability": {"quiet": "0s"},
             "limits": {"qps": "off"},
         },

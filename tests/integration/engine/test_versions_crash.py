@@ -19,10 +19,8 @@ from syncagent.versions import KEY_PREFIX, Kept, keep_aside, load, version_name
 
 
 @pytest.fixture
-def setup(emulator: Emulator, tmp_path: Path) -> Iterator[Any]:
-    with ledger_and_client(
-        emulator, tmp_path / "state", f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
-    ) as (
+def setup(emulator: Emulator, tmp_path: Path, ledger_url: str) -> Iterator[Any]:
+    with ledger_and_client(emulator, tmp_path / "state", ledger_url) as (
         ledger,
         client,
     ):

@@ -34,8 +34,8 @@ def test_upgrade_creates_every_model_table_in_wal_mode(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_models_and_migrations_agree(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+def test_models_and_migrations_agree(ledger_url: str) -> None:
+    url = ledger_url
     ledger = Ledger(url)
     ledger.migrate()
     ledger.close()
@@ -54,8 +54,8 @@ def test_check_detects_drift(tmp_path: Path) -> None:
         command.check(_config(url))
 
 
-def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+def test_downgrade_to_base_and_back(ledger_url: str) -> None:
+    url = ledger_url
     ledger = Ledger(url)
     ledger.migrate()
     command.downgrade(_config(url), "base")
@@ -65,8 +65,8 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     ledger.close()
 
 
-def test_rows_round_trip_and_unique_paths(tmp_path: Path) -> None:
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+def test_rows_round_trip_and_unique_paths(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url)
     ledger.migrate()
     with ledger.session() as s:
         root = Root(local_path="/data", remote_path="/backup", mode="archive", created_at=1.0)
@@ -96,10 +96,10 @@ def test_schema_head_constant_matches_the_migrations() -> None:
     assert script.get_current_head() == SCHEMA_HEAD
 
 
-def test_current_revision_after_migrate(tmp_path: Path) -> None:
+def test_current_revision_after_migrate(ledger_url: str) -> None:
     from syncagent.ledger import SCHEMA_HEAD
 
-    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    ledger = Ledger(ledger_url)
     assert ledger.current_revision() is None
     ledger.migrate()
     assert ledger.current_revision() == SCHEMA_HEAD
