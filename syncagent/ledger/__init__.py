@@ -439,6 +439,13 @@ class Ledger:
             conn.exec_driver_sql(f'DROP TABLE "{table}"')
 
     @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads (Core statements): errors translated, a server that does
+        not answer waited for (see :mod:`syncagent.ledger.outage`)."""
+        with self.translated("read"), self._connect() as conn:
+            yield conn
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction on a plain connection (Core statements, no ORM)."""
         with self._write_lock, self.translated("write"), self._connect() as conn:

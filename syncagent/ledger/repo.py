@@ -520,7 +520,7 @@ def done_files(ledger: Ledger, root_id: int) -> list[tuple[str, str | None, int,
     query = select(t.c.rel_path, t.c.remote_name, t.c.size, t.c.md5).where(
         t.c.root_id == root_id, t.c.state == FileState.DONE.value
     )
-    with ledger.translated("read"), ledger.engine.connect() as conn:
+    with ledger.reading() as conn:
         return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
 
 

@@ -52,7 +52,7 @@ class Claim(NamedTuple):
 def root_binding(ledger: Ledger, root_id: int) -> tuple[Bound, int, int]:
     """(the root's binding, 1 if it has file rows else 0, its rows awaiting verification),
     in one read (no count of all rows: this runs on every pass)."""
-    with ledger.engine.connect() as conn:
+    with ledger.reading() as conn:
         row = conn.execute(
             text(
                 "SELECT api_base, client_id, account_uid, remote_path, "
@@ -168,7 +168,7 @@ def confirm(ledger: Ledger, root_id: int, rel_paths: list[str]) -> None:
 
 
 def _claims(ledger: Ledger, sql: str, params: dict[str, object]) -> list[Claim]:
-    with ledger.engine.connect() as conn:
+    with ledger.reading() as conn:
         return [
             Claim(int(r[0]), str(r[1]), int(r[2]), int(r[3]), r[4], int(r[5]), int(r[6]))
             for r in conn.execute(
@@ -198,7 +198,7 @@ def sample_done(ledger: Ledger, root_id: int, after_id: int, limit: int) -> list
 
 
 def get_cursor(ledger: Ledger, name: str) -> int:
-    with ledger.engine.connect() as conn:
+    with ledger.reading() as conn:
         value = conn.execute(text("SELECT value FROM kv WHERE key = :k"), {"k": name}).scalar()
     try:
         return int(value or 0)

@@ -11,7 +11,7 @@ import pytest
 from pg_support import PgServer
 
 from syncagent.errors import LedgerError, LedgerUnavailableError
-from syncagent.ledger import Ledger, repo
+from syncagent.ledger import Ledger, repo, trust
 
 
 @pytest.fixture
@@ -86,6 +86,8 @@ def test_a_server_that_stays_away_is_reported_without_the_password(
         assert "pw-Secret-9" not in str(caught.value)
         with pytest.raises(LedgerUnavailableError):
             repo.load_facts(ledger, 1)  # the raw reads too
+        with pytest.raises(LedgerUnavailableError):
+            trust.root_binding(ledger, 1)  # and the Core reads (every pass makes this one)
         assert ledger.outage.since is not None
         server.start()
         repo.set_value(ledger, "k", "v")
