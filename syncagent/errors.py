@@ -143,7 +143,13 @@ class LedgerUnavailableError(LedgerError):
     """The ledger's database server cannot be reached (stopped, restarting, the connection
     cut): nothing is wrong with the ledger itself, and the same work succeeds once it is
     back. Raised after retrying for a while, or at once when a connection is lost in the
-    middle of a transaction (which the server rolled back)."""
+    middle of a transaction (which the server rolled back).
+
+    ``waited``: True once the retries ran out; False when a connection was lost inside a
+    transaction, which the caller may run again whole if it is idempotent.
+    """
+
+    waited: bool = True
 
 
 class StateError(SyncAgentError):

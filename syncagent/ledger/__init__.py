@@ -40,7 +40,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, event, inspect, text
@@ -56,6 +56,8 @@ from syncagent.ledger.outage import WAIT, Outage, is_connection_loss
 __all__ = ["LOCK_WAIT", "SCHEMA_HEAD", "Ledger", "masked_url", "migrations_dir"]
 
 log = logging.getLogger("syncagent")
+
+T = TypeVar("T")
 
 SCHEMA_HEAD = "0002"  # the newest revision in migrations/versions (a test keeps them equal)
 LOCK_WAIT = 300.0  # seconds a write waits, in all, for another program's lock on the ledger
@@ -452,6 +454,17 @@ class Ledger:
             self._begin_write(conn)
             yield conn
             conn.commit()
+
+    def write_retried(self, work: Callable[[Connection], T]) -> T:
+        """``work(conn)`` in one write transaction; when the server goes away meanwhile (the
+        transaction is lost), the whole transaction again once it is back (see
+        :mod:`syncagent.ledger.outage`). ``work`` must be idempotent: an upsert, a delete."""
+
+        def once() -> T:
+            with self.write() as conn:
+                return work(conn)
+
+        return self.outage.retry(once, self._cause)
 
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:

@@ -117,34 +117,44 @@ class Outage:
             log.warning("the ledger %s is reachable again after %.0f s", self.where,
                         time.time() - since)  # fmt: skip
 
-    def unavailable(self, reason: str) -> LedgerUnavailableError:
+    def unavailable(self, reason: str, *, waited: bool = False) -> LedgerUnavailableError:
         self.down(reason)
-        return LedgerUnavailableError(
+        error = LedgerUnavailableError(
             f"the ledger {self.where} is unreachable ({reason}); the work is tried again "
             "once it answers"
         )
+        error.waited = waited
+        return error
 
     def retry(self, attempt: Callable[[], T], cause: Callable[[BaseException], str]) -> T:
         """``attempt()``, tried again with backoff for up to ``wait`` seconds while it fails
-        with a lost connection; then :class:`LedgerUnavailableError`. Other errors pass."""
+        with a lost connection (or a :class:`LedgerUnavailableError` that did not wait: a
+        transaction cut short, run again whole); then :class:`LedgerUnavailableError`.
+        Other errors pass."""
         deadline: float | None = None
         delay = FIRST_DELAY
         while True:
             try:
                 result = attempt()
+            except LedgerUnavailableError as exc:
+                if exc.waited or exc.__cause__ is None:
+                    raise
+                lost: BaseException = exc.__cause__
             except Exception as exc:
                 if not self.enabled or not is_connection_loss(exc):
                     raise
-                reason = cause(exc)
-                self.down(reason)
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self.wait
-                    log.info("waiting up to %.0f s for the ledger %s", self.wait, self.where)
-                if now >= deadline:
-                    raise self.unavailable(reason) from exc
-                time.sleep(min(delay, max(0.0, deadline - now)))
-                delay = min(MAX_DELAY, delay * 2)
+                lost = exc
             else:
                 self.up()
                 return result
+            # the server is out of reach: wait, then try again
+            reason = cause(lost)
+            self.down(reason)
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.wait
+                log.info("waiting up to %.0f s for the ledger %s", self.wait, self.where)
+            if now >= deadline:
+                raise self.unavailable(reason, waited=True) from lost
+            time.sleep(min(delay, max(0.0, deadline - now)))
+            delay = min(MAX_DELAY, delay * 2)

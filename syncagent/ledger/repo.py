@@ -142,8 +142,8 @@ def _upsert_sql(inserted: tuple[str, ...], updated: tuple[str, ...]) -> TextClau
 def _upsert(ledger: Ledger, root_id: int, rel_path: str, values: dict[str, Any]) -> None:
     row = {**_NEW_ROW, **values}
     statement = _upsert_sql(tuple(sorted(row)), tuple(sorted(values)))
-    with ledger.write() as conn:
-        conn.execute(statement, {"root_id": root_id, "rel_path": rel_path, **row})
+    params = {"root_id": root_id, "rel_path": rel_path, **row}
+    ledger.write_retried(lambda conn: conn.execute(statement, params))  # (idempotent)
 
 
 def _stat_values(entry: LocalEntry) -> dict[str, Any]:
@@ -174,14 +174,11 @@ def record_done(ledger: Ledger, done: list[Done], pass_id: int) -> None:
     now = time.time()
     rows = [_done_values(d, now, pass_id) for d in done]
     statement = _upsert_sql(tuple(sorted(rows[0])), tuple(sorted(rows[0])))
-    with ledger.write() as conn:
-        conn.execute(
-            statement,
-            [
-                {"root_id": d.root_id, "rel_path": d.entry.rel_path, **r}
-                for d, r in zip(done, rows, strict=True)
-            ],
-        )
+    params = [
+        {"root_id": d.root_id, "rel_path": d.entry.rel_path, **r}
+        for d, r in zip(done, rows, strict=True)
+    ]
+    ledger.write_retried(lambda conn: conn.execute(statement, params))  # (idempotent)
 
 
 def record_uploaded(ledger: Ledger, uploaded: Done, pass_id: int) -> None:

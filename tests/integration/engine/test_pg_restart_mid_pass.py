@@ -1,6 +1,7 @@
-"""PostgreSQL restarted in the middle of a pass: the pass either rides it out or stops with
-LedgerUnavailableError (a write cut inside its transaction), and the next pass finishes the
-job: every file recorded done, each on 123pan once (real emulator, real server)."""
+"""PostgreSQL restarted in the middle of a pass: the pass rides it out (its per-file writes
+run again once the server is back), or stops with LedgerUnavailableError (a write that
+cannot be run again was cut), and the next pass finishes the job: every file recorded done,
+each on 123pan once (real emulator, real server)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from engine_support import ledger_and_client
 from pg_support import PgServer
 
@@ -25,7 +27,11 @@ def _uploads(emulator: Emulator) -> int:
 
 
 def test_a_restart_mid_pass_loses_nothing(
-    emulator: Emulator, tmp_path: Path, pg_server: PgServer, pg_database: str
+    emulator: Emulator,
+    tmp_path: Path,
+    pg_server: PgServer,
+    pg_database: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     root = tmp_path / "root"
     for i in range(FILES):
@@ -59,13 +65,15 @@ def test_a_restart_mid_pass_loses_nothing(
             try:
                 first = SyncEngine(config, ledger, client).run_once()
                 first_uploaded = first.uploaded
-            except LedgerUnavailableError:
-                first_uploaded = -1  # stopped; the agent would run the pass again
+            except LedgerUnavailableError:  # a write that cannot be run again was cut
+                first_uploaded = -1  # the agent runs the pass again, as below
+            during = restarted.is_set()
         finally:
             restarter.join(timeout=180)
             pg_server.start()  # (a no-op when it is running)
-        assert restarted.is_set()
-        assert first_uploaded < FILES, "the restart came after the pass: nothing was tested"
+        assert during, "the pass ended before the restart did: nothing was tested"
+        assert "is unreachable" in caplog.text  # the pass met the outage
+        assert first_uploaded in (-1, FILES)  # rode it out whole, or stopped
         second = SyncEngine(config, ledger, client).run_once()
         assert second.ok, second
         facts = repo.load_facts(ledger, repo.find_root(ledger, str(root))[0])  # type: ignore[index]

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from pg_support import PgServer
+from sqlalchemy import Connection, text
 
 from syncagent.errors import LedgerError, LedgerUnavailableError
 from syncagent.ledger import Ledger, repo, trust
@@ -92,5 +93,33 @@ def test_a_server_that_stays_away_is_reported_without_the_password(
         server.start()
         repo.set_value(ledger, "k", "v")
         assert ledger.outage.since is None
+    finally:
+        ledger.close()
+
+
+def test_a_transaction_cut_short_is_run_again_whole(server: PgServer, pg_database: str) -> None:
+    """write_retried: the server ends the connection inside the transaction (as a restart
+    does); the transaction, rolled back there, runs again once a connection is had."""
+    ledger = Ledger(server.url(pg_database))
+    calls: list[int] = []
+
+    def work(conn: Connection) -> None:
+        calls.append(1)
+        conn.execute(text("INSERT INTO kv (key, value) VALUES ('cut', :n)"), {"n": len(calls)})
+        if len(calls) == 1:
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            server.admin(f"SELECT pg_terminate_backend({int(pid or 0)})")
+            conn.execute(text("SELECT 1"))  # the connection is gone
+
+    try:
+        ledger.migrate()
+        # a plain write is not run again: it says so
+        with pytest.raises(LedgerUnavailableError) as once, ledger.write() as conn:
+            work(conn)
+        assert not once.value.waited
+        calls.clear()
+        ledger.write_retried(work)
+        assert len(calls) == 2
+        assert repo.get_value(ledger, "cut") == "2"
     finally:
         ledger.close()
