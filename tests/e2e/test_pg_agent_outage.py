@@ -89,6 +89,18 @@ def test_agent_rides_out_a_postgresql_restart(
         assert "ledger: UNREACHABLE" in status.stdout, status
         assert "agent: pid" in status.stdout, status
         assert PASSWORD not in status.stdout + status.stderr
+        as_json = subprocess.run(
+            [str(BIN), "status", "--json", "--config", str(config)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert as_json.returncode == 1, as_json
+        answer = json.loads(as_json.stdout)
+        assert answer["ledger"] == "unreachable" and answer["agent"]["pid"] == proc.pid
+        assert PASSWORD not in as_json.stdout
         assert proc.poll() is None, _log(config)
 
         server.start()

@@ -29,8 +29,11 @@ def _until(predicate: object, timeout: float) -> None:
         time.sleep(0.02)
 
 
-def test_pooled_connections_survive_a_restart(server: PgServer, pg_database: str) -> None:
-    ledger = Ledger(server.url(pg_database))
+@pytest.mark.parametrize("driver", ["psycopg", "pg8000"])
+def test_pooled_connections_survive_a_restart(
+    server: PgServer, pg_database: str, driver: str
+) -> None:
+    ledger = Ledger(server.url(pg_database, driver=driver))
     try:
         ledger.migrate()
         repo.set_value(ledger, "before", "1")  # its connection goes back to the pool
@@ -70,10 +73,11 @@ def test_work_waits_for_the_server_to_come_back(server: PgServer, pg_database: s
         ledger.close()
 
 
+@pytest.mark.parametrize("driver", ["psycopg", "pg8000"])
 def test_a_server_that_stays_away_is_reported_without_the_password(
-    server: PgServer, pg_database: str
+    server: PgServer, pg_database: str, driver: str
 ) -> None:
-    url = server.url(pg_database).replace("postgres@", "postgres:pw-Secret-9@")
+    url = server.url(pg_database, driver=driver).replace("postgres@", "postgres:pw-Secret-9@")
     ledger = Ledger(url, outage_wait=1.0)
     try:
         ledger.migrate()
