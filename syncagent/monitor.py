@@ -83,6 +83,11 @@ def render_metrics(snap: dict[str, Any]) -> str:
         "# TYPE syncagent_up gauge",
         f"syncagent_up {1 if snap.get('healthy') else 0}",
     ]
+    lines += [
+        "# HELP syncagent_ledger_reachable 0 while the ledger's database server is unreachable.",
+        "# TYPE syncagent_ledger_reachable gauge",
+        f"syncagent_ledger_reachable {0 if snap.get('ledger_down_since') is not None else 1}",
+    ]
     phase = str(snap.get("phase", "unknown"))
     lines += [
         "# HELP syncagent_phase What the agent is doing now.",

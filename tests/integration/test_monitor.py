@@ -53,6 +53,11 @@ def test_health_says_why_it_is_not_ok() -> None:
     ok, why = health({**base, "healthy": False, "fatal": "credentials refused"}, now=1000.0)
     assert not ok and "credentials refused" in why
     assert health({**base, "healthy": False}, now=1000.0) == (False, "stopped")
+    down = {**base, "ledger_down_since": 970.0, "ledger_error": "connection refused"}
+    ok, why = health(down, now=1000.0)  # at once: unhealthy_after is 123pan's allowance
+    assert not ok and why == "ledger unreachable for 30 s: connection refused"
+    assert "syncagent_ledger_reachable 0" in render_metrics(down)
+    assert "syncagent_ledger_reachable 1" in render_metrics(base)
 
 
 def test_a_held_root_is_degraded_with_its_reason_and_a_metric() -> None:
