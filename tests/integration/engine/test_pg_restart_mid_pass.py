@@ -19,7 +19,7 @@ from syncagent.engine import SyncEngine
 from syncagent.errors import LedgerUnavailableError
 from syncagent.ledger import repo
 
-FILES = 150
+FILES = 200
 
 
 def _uploads(emulator: Emulator) -> int:
@@ -53,7 +53,7 @@ def test_a_restart_mid_pass_loses_nothing(
 
     def restart_when_under_way() -> None:
         deadline = time.monotonic() + 120
-        while _uploads(emulator) < 20 and time.monotonic() < deadline:
+        while _uploads(emulator) < 10 and time.monotonic() < deadline:
             time.sleep(0.01)
         pg_server.restart()
         restarted.set()
