@@ -11,12 +11,13 @@ from syncagent.config import validate
 from syncagent.ledger import repo
 
 
-def test_a_prefix_reads_exactly_its_keys(tmp_path: Path) -> None:
+def test_a_prefix_reads_exactly_its_keys(tmp_path: Path, ledger_url: str) -> None:
     (tmp_path / "docs").mkdir()
     config = validate(
         {
             "roots": [{"local": str(tmp_path / "docs"), "remote": "/d"}],
             "state_dir": str(tmp_path / "state"),
+            "ledger": {"url": ledger_url},
         },
         {},
     )
