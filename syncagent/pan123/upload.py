@@ -216,7 +216,7 @@ class _Range:
         self._on_read = on_read
 
     def __len__(self) -> int:
-        # What is left to read: requests-toolbelt's encoder reads until this reaches 0.
+        # What is left to read: the multipart body's length is taken from it.
         return self._left
 
     def read(self, n: int = -1) -> bytes:

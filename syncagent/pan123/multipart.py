@@ -1,0 +1,71 @@
+"""A ``multipart/form-data`` request body streamed from a file with one copy per byte.
+
+An upload body is some small form fields, then the file's bytes. requests-toolbelt's
+``MultipartEncoder`` passes every byte of the file through its own in-memory buffers before
+the socket gets it: about as much CPU per gigabyte as hashing it (CPU-bound near 550 MB/s on
+this kind of machine). :class:`MultipartBody` renders the fields and the part headers once
+(with urllib3's ``RequestField``, the same formatting as toolbelt) and hands the file's own
+reads to the sender unchanged: the only copy is the file read itself.
+
+It is a file-like object with ``read`` and ``__len__``, which is what requests and urllib3
+stream as a body with a ``Content-Length``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from typing import IO
+
+from urllib3.fields import RequestField
+
+__all__ = ["MultipartBody"]
+
+
+class MultipartBody:
+    """``fields`` then the file part ``field`` (``filename``, from ``stream``) as one body.
+
+    :param stream: the file part's bytes; ``len(stream)`` must be the bytes it will give.
+    """
+
+    def __init__(
+        self, fields: Mapping[str, str], field: str, filename: str, stream: IO[bytes]
+    ) -> None:
+        self.boundary = secrets.token_hex(16)
+        dash = f"--{self.boundary}\r\n".encode()
+        head = bytearray()
+        for name, value in fields.items():
+            part = RequestField(name=name, data=value)
+            part.make_multipart()
+            head += dash + part.render_headers().encode() + value.encode() + b"\r\n"
+        part = RequestField(name=field, data=b"", filename=filename)
+        part.make_multipart(content_type="application/octet-stream")
+        head += dash + part.render_headers().encode()
+        self._head: bytes | None = bytes(head)
+        self._tail: bytes | None = f"\r\n--{self.boundary}--\r\n".encode()
+        self._stream = stream
+        self._left = len(stream)  # type: ignore[arg-type]
+        self._length = len(self._head) + self._left + len(self._tail)
+
+    @property
+    def content_type(self) -> str:
+        return f"multipart/form-data; boundary={self.boundary}"
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self, n: int = -1) -> bytes:
+        """The next bytes of the body: the head, then file pieces as read, then the tail."""
+        if self._head is not None:
+            head, self._head = self._head, None
+            return head
+        if self._left > 0:
+            piece = self._stream.read(self._left if n is None or n < 0 else min(n, self._left))
+            if piece:
+                self._left -= len(piece)
+                return piece
+            self._left = 0  # the stream ended early: the server sees a short body and says so
+        if self._tail is not None:
+            tail, self._tail = self._tail, None
+            return tail
+        return b""
