@@ -25,7 +25,8 @@ __all__ = ["MultipartBody"]
 class MultipartBody:
     """``fields`` then the file part ``field`` (``filename``, from ``stream``) as one body.
 
-    :param stream: the file part's bytes; ``len(stream)`` must be the bytes it will give.
+    :param stream: the file part's bytes: ``len(stream)`` must be the bytes it will give,
+        or it must be seekable (its length is then what is left from where it is).
     """
 
     def __init__(
@@ -44,7 +45,7 @@ class MultipartBody:
         self._head: bytes | None = bytes(head)
         self._tail: bytes | None = f"\r\n--{self.boundary}--\r\n".encode()
         self._stream = stream
-        self._left = len(stream)  # type: ignore[arg-type]
+        self._left = _length(stream)
         self._length = len(self._head) + self._left + len(self._tail)
 
     @property
@@ -55,12 +56,15 @@ class MultipartBody:
         return self._length
 
     def read(self, n: int = -1) -> bytes:
-        """The next bytes of the body: the head, then file pieces as read, then the tail."""
+        """The next bytes of the body: the head, then file pieces as read, then the tail
+        (``n < 0``: all that is left, as a file's ``read()``)."""
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
         if self._head is not None:
             head, self._head = self._head, None
             return head
         if self._left > 0:
-            piece = self._stream.read(self._left if n is None or n < 0 else min(n, self._left))
+            piece = self._stream.read(min(n, self._left))
             if piece:
                 self._left -= len(piece)
                 return piece
@@ -69,3 +73,13 @@ class MultipartBody:
             tail, self._tail = self._tail, None
             return tail
         return b""
+
+
+def _length(stream: IO[bytes]) -> int:
+    """The bytes ``stream`` will give: its ``len()``, else what is left of a seekable one."""
+    if hasattr(stream, "__len__"):
+        return len(stream)
+    here = stream.tell()
+    end = stream.seek(0, 2)
+    stream.seek(here)
+    return end - here
