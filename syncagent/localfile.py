@@ -15,18 +15,24 @@ Stdlib only, apart from the error tree and the scan's reasons.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from syncagent.errors import Interrupted, UnsupportedFileError
-from syncagent.hashing import READ_PIECE, FileDigest, digest_fd
 from syncagent.walk import LINK, not_regular
+
+if TYPE_CHECKING:
+    from syncagent.pan123.hashing import FileDigest
 
 __all__ = ["READ_PIECE", "LocalFile", "open_below"]
 
+READ_PIECE = 1 << 20  # hashing reads 1 MiB at a time
+_STOP_EVERY = 64  # pieces between checks for a shutdown while hashing (64 MiB)
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
@@ -42,7 +48,7 @@ class LocalFile:
     def __init__(self, fd: int, path: Path) -> None:
         self.fd = fd
         self.path = path
-        self.digest: FileDigest | None = None  # set by md5()
+        self.digest: FileDigest | None = None  # the slice MD5s, when md5() hashed them
 
     def stat(self) -> os.stat_result:
         """``fstat`` of the descriptor: the file read, not whatever the path holds now."""
@@ -54,13 +60,28 @@ class LocalFile:
         :param stopped: asked every 64 MiB; once true, hashing ends with
             :class:`~syncagent.errors.Interrupted` (a shutdown does not wait for a big file).
         :param slice_size: also hash the slices of this size in the same read (a file that
-            goes up in slices); they are kept in :attr:`digest` for the upload.
+            goes up in slices, see :mod:`syncagent.pan123.hashing`); they are kept in
+            :attr:`digest` for the upload.
         """
-        try:
-            self.digest = digest_fd(self.fd, slice_size, stopped)
-        except Interrupted:
-            raise Interrupted(f"hashing {self.path} stopped by the shutdown") from None
-        return self.digest.md5
+        if slice_size:
+            # loaded only for a big file, which the client is about to send anyway
+            from syncagent.pan123.hashing import digest_fd
+
+            try:
+                self.digest = digest_fd(self.fd, slice_size, stopped)
+            except Interrupted:
+                raise Interrupted(f"hashing {self.path} stopped by the shutdown") from None
+            return self.digest.md5
+        digest = hashlib.md5()
+        offset = 0
+        pieces = 0
+        while piece := os.pread(self.fd, READ_PIECE, offset):
+            digest.update(piece)
+            offset += len(piece)
+            pieces += 1
+            if stopped is not None and pieces % _STOP_EVERY == 0 and stopped():
+                raise Interrupted(f"hashing {self.path} stopped by the shutdown")
+        return digest.hexdigest()
 
     def close(self) -> None:
         if self.fd >= 0:

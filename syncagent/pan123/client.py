@@ -16,12 +16,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from syncagent.hashing import FileDigest
 from syncagent.pan123.api import Pan123Api, fetch_token
 from syncagent.pan123.auth import FileTokenStore, MemoryTokenStore, TokenManager, TokenStore
 from syncagent.pan123.dircache import DirCache
 from syncagent.pan123.download import Downloader, DownloadResult
 from syncagent.pan123.endpoints import qps_table
+from syncagent.pan123.hashing import FileDigest
 from syncagent.pan123.http import HttpTransport, RetryPolicy
 from syncagent.pan123.models import RemoteFile
 from syncagent.pan123.ratelimit import Pacer

@@ -4,8 +4,9 @@ An upload body is some small form fields, then the file's bytes. requests-toolbe
 ``MultipartEncoder`` passes every byte of the file through its own in-memory buffers before
 the socket gets it: about as much CPU per gigabyte as hashing it (CPU-bound near 550 MB/s on
 this kind of machine). :class:`MultipartBody` renders the fields and the part headers once
-(with urllib3's ``RequestField``, the same formatting as toolbelt) and hands the file's own
-reads to the sender unchanged: the only copy is the file read itself.
+(formatted as urllib3 and toolbelt do: HTML5 rules, ``"`` and line breaks percent-encoded)
+and hands the file's own reads to the sender unchanged: the only copy is the file read
+itself. Stdlib only: ``pan123/http.py`` stays the one module that imports an HTTP library.
 
 It is a file-like object with ``read`` and ``__len__``, which is what requests and urllib3
 stream as a body with a ``Content-Length``.
@@ -16,8 +17,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 from typing import IO
-
-from urllib3.fields import RequestField
 
 __all__ = ["MultipartBody"]
 
@@ -36,12 +35,16 @@ class MultipartBody:
         dash = f"--{self.boundary}\r\n".encode()
         head = bytearray()
         for name, value in fields.items():
-            part = RequestField(name=name, data=value)
-            part.make_multipart()
-            head += dash + part.render_headers().encode() + value.encode() + b"\r\n"
-        part = RequestField(name=field, data=b"", filename=filename)
-        part.make_multipart(content_type="application/octet-stream")
-        head += dash + part.render_headers().encode()
+            disposition = f"Content-Disposition: form-data; {_param('name', name)}\r\n\r\n"
+            head += dash + disposition.encode() + value.encode() + b"\r\n"
+        head += (
+            dash
+            + (
+                f"Content-Disposition: form-data; {_param('name', field)}; "
+                f"{_param('filename', filename)}\r\n"
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+        )
         self._head: bytes | None = bytes(head)
         self._tail: bytes | None = f"\r\n--{self.boundary}--\r\n".encode()
         self._stream = stream
@@ -83,3 +86,8 @@ def _length(stream: IO[bytes]) -> int:
     end = stream.seek(0, 2)
     stream.seek(here)
     return end - here
+
+
+def _param(name: str, value: str) -> str:
+    """``name="value"`` as the HTML standard writes a multipart header parameter."""
+    return f'{name}="{value.translate({10: "%0A", 13: "%0D", 34: "%22"})}"'

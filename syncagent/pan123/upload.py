@@ -13,7 +13,7 @@
   must not have changed while it was read.
 - The file is read through one descriptor, with ``pread``: the hash, the single-step body and
   every slice range. A file that goes up in slices is hashed in one read: the whole-file MD5
-  and every slice's MD5 together (:mod:`syncagent.hashing`); a caller that hashed it already
+  and every slice's MD5 together (:mod:`syncagent.pan123.hashing`); a caller that hashed it already
   passes that :class:`~syncagent.hashing.FileDigest`, and the slices are not read again
   until they are sent. A caller that opened and checked the file itself passes that descriptor
   (``fd``); otherwise the path is opened here with ``O_NOFOLLOW | O_NONBLOCK`` and must be a
@@ -49,9 +49,9 @@ from syncagent.errors import (
     UnsupportedFileError,
     VerifyingError,
 )
-from syncagent.hashing import SLICE_HINT, FileDigest, digest_fd
 from syncagent.pan123.api import Pan123Api
 from syncagent.pan123.dircache import DirCache
+from syncagent.pan123.hashing import SLICE_HINT, FileDigest, digest_fd
 from syncagent.pan123.http import FormFile
 
 __all__ = [

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from syncagent.errors import Interrupted
-from syncagent.hashing import FileDigest, digest_fd
+from syncagent.pan123.hashing import FileDigest, digest_fd
 
 
 def _digest(path: Path, slice_size: int, piece: int) -> FileDigest:

@@ -14,7 +14,7 @@ from pathlib import Path
 from pan123_support import blob, make_client, md5, stored
 
 from syncagent.emulator import Emulator
-from syncagent.hashing import FileDigest, digest_fd
+from syncagent.pan123.hashing import FileDigest, digest_fd
 
 SLICE = 256 * 1024
 

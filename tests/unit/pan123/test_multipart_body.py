@@ -47,3 +47,17 @@ def test_read_all_and_a_seekable_stream_without_len() -> None:
     assert len(raw) == len(body)
     assert MultipartDecoder(raw, body.content_type).parts[0].content == b"hello"
     assert body.read(10) == b""
+
+
+def test_part_headers_are_formatted_as_urllib3_formats_them() -> None:
+    from urllib3.fields import RequestField
+
+    name = 'a "q"\r\n照片.jpg'
+    body = MultipartBody({"filename": name}, "file", name, _Sized(b"x"))
+    raw = body.read()
+    field = RequestField(name="filename", data=name)
+    field.make_multipart()
+    part = RequestField(name="file", data=b"", filename=name)
+    part.make_multipart(content_type="application/octet-stream")
+    assert field.render_headers().encode() in raw
+    assert part.render_headers().encode() in raw
