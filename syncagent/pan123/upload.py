@@ -14,7 +14,7 @@
 - The file is read through one descriptor, with ``pread``: the hash, the single-step body and
   every slice range. A file that goes up in slices is hashed in one read: the whole-file MD5
   and every slice's MD5 together (:mod:`syncagent.pan123.hashing`); a caller that hashed it already
-  passes that :class:`~syncagent.hashing.FileDigest`, and the slices are not read again
+  passes that :class:`~syncagent.pan123.hashing.FileDigest`, and the slices are not read again
   until they are sent. A caller that opened and checked the file itself passes that descriptor
   (``fd``); otherwise the path is opened here with ``O_NOFOLLOW | O_NONBLOCK`` and must be a
   regular file (a link is never followed, a FIFO never blocks).

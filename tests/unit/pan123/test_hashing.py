@@ -1,4 +1,4 @@
-"""One read for a file's MD5 and its slices' MD5s (syncagent/hashing.py)."""
+"""One read for a file's MD5 and its slices' MD5s (syncagent/pan123/hashing.py)."""
 
 from __future__ import annotations
 
