@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -20,13 +20,19 @@ PLATFORM = {"Platform": "open_platform"}
 
 
 def start_emulator(
-    data_dir: Path, *, drain_output: bool = False, port: int = 0
+    data_dir: Path,
+    *,
+    drain_output: bool = False,
+    port: int = 0,
+    extra: Sequence[str] = (),
 ) -> tuple[subprocess.Popen[str], dict[str, str]]:
     """Start ``python -m syncagent.emulator`` on ``port`` (0: a free one; rate limits off,
     completion on the first poll), storing into ``data_dir``.
 
     :param drain_output: keep reading its stdout after the start-up lines, so it can never
         block on a full pipe.
+    :param extra: more ``syncagent emulator`` flags; a flag given here again wins (e.g.
+        ``--rate-limits free``, the shaping flags ``--rtt-ms`` and ``--conn-bps``).
     :returns: the process and what it printed about itself (``API base URL``, ``upload host``,
         ``client ID``, ``client secret``, …).
     """
@@ -43,6 +49,7 @@ def start_emulator(
             "off",
             "--complete-polls",
             "0",
+            *extra,
         ],
         stdout=subprocess.PIPE,
         text=True,

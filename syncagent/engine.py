@@ -647,7 +647,13 @@ class SyncEngine:
                         self._keep_previous(remote_id, root_id, rel, action.remote_rel, prior)
                     try:
                         result = self.client.upload(
-                            path, remote_id, action.remote_rel, md5=md5, verify=False, fd=local.fd
+                            path,
+                            remote_id,
+                            action.remote_rel,
+                            md5=md5,
+                            verify=False,
+                            fd=local.fd,
+                            digest=local.digest,  # slice MD5s from the same read
                         )
                         break
                     except FileChangedError:  # changed while it was sent: settle, send again
@@ -864,7 +870,7 @@ class SyncEngine:
                 )
                 md5 = action.md5 if same and action.md5 else None
                 if md5 is None:
-                    md5 = local.md5(self._stop.is_set)
+                    md5 = local.md5(self._stop.is_set, self.client.slice_hint(st.st_size))
                     with self._lock:
                         report.hashed += 1
                     if _identity(local.stat()) != _identity(st):

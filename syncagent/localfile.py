@@ -21,9 +21,13 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from syncagent.errors import Interrupted, UnsupportedFileError
 from syncagent.walk import LINK, not_regular
+
+if TYPE_CHECKING:
+    from syncagent.pan123.hashing import FileDigest
 
 __all__ = ["READ_PIECE", "LocalFile", "open_below"]
 
@@ -44,17 +48,30 @@ class LocalFile:
     def __init__(self, fd: int, path: Path) -> None:
         self.fd = fd
         self.path = path
+        self.digest: FileDigest | None = None  # the slice MD5s, when md5() hashed them
 
     def stat(self) -> os.stat_result:
         """``fstat`` of the descriptor: the file read, not whatever the path holds now."""
         return os.fstat(self.fd)
 
-    def md5(self, stopped: Callable[[], bool] | None = None) -> str:
+    def md5(self, stopped: Callable[[], bool] | None = None, slice_size: int = 0) -> str:
         """Lower-case hex MD5 of the whole file, read with ``pread`` from offset 0.
 
         :param stopped: asked every 64 MiB; once true, hashing ends with
             :class:`~syncagent.errors.Interrupted` (a shutdown does not wait for a big file).
+        :param slice_size: also hash the slices of this size in the same read (a file that
+            goes up in slices, see :mod:`syncagent.pan123.hashing`); they are kept in
+            :attr:`digest` for the upload.
         """
+        if slice_size:
+            # loaded only for a big file, which the client is about to send anyway
+            from syncagent.pan123.hashing import digest_fd
+
+            try:
+                self.digest = digest_fd(self.fd, slice_size, stopped)
+            except Interrupted:
+                raise Interrupted(f"hashing {self.path} stopped by the shutdown") from None
+            return self.digest.md5
         digest = hashlib.md5()
         offset = 0
         pieces = 0

@@ -1,10 +1,10 @@
 """The catalog objects on 123pan: publish a new one, fetch the newest readable one.
 
-Publishing never edits in place: the new object is uploaded under a new name (verified by
-the upload: size and etag), and only then are the older objects moved to the recycle bin. A
-crash before the switch leaves the old catalog and maybe the new one; names sort by time, and
-a reader takes the newest one that decodes whole, so it sees either the old catalog or the
-new one, never a torn one.
+Publishing never edits in place: the new object is uploaded under a new name (checked with
+one ``detail`` call: size and etag, and the folder it landed in), and only then are the older
+objects moved to the recycle bin. A crash before the switch leaves the old catalog and maybe
+the new one; names sort by time, and a reader takes the newest one that decodes whole, so it
+sees either the old catalog or the new one, never a torn one.
 """
 
 from __future__ import annotations
@@ -70,8 +70,17 @@ def publish(client: Pan123Client, root_folder_id: int, data: bytes, name: str) -
     with tempfile.TemporaryDirectory(prefix="syncagent-catalog-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)
-        result = client.upload(path, root_folder_id, f"{CATALOG_DIR}/{name}", verify=True)
-    folder = client.ensure_dir(root_folder_id, CATALOG_DIR)
+        result = client.upload(path, root_folder_id, f"{CATALOG_DIR}/{name}", verify=False)
+    # One detail call checks what was stored and names the folder it went to: no listing of
+    # the root to find .syncagent/ (a round trip per page on a slow link).
+    stored = client.detail(result.file_id)
+    if (stored.size, stored.etag) != (result.size, result.md5):
+        raise IntegrityError(
+            f"catalog {name}: 123pan stored {stored.size} bytes with etag {stored.etag!r}, "
+            f"not {result.size} bytes with MD5 {result.md5}",
+            endpoint="api/v1/file/detail",
+        )
+    folder = stored.parent_id
     older = [f.file_id for f in _objects(client, folder) if f.name < name]
     if older:
         client.trash(older)

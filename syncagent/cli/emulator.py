@@ -81,6 +81,32 @@ def _is_loopback(host: str) -> bool:
     is_flag=True,
     help="Serve HTTPS with a certificate of the emulator's own CA (made in the data dir).",
 )
+@click.option(
+    "--rtt-ms",
+    type=click.FloatRange(0, 10_000),
+    default=0,
+    show_default=True,
+    help="Network shaping: round-trip time per connection and per answer, in milliseconds.",
+)
+@click.option(
+    "--rtt-jitter-ms",
+    type=click.FloatRange(0, 10_000),
+    default=0,
+    show_default=True,
+    help="Network shaping: up to this much more on each round trip, at random.",
+)
+@click.option(
+    "--conn-bps",
+    default="0",
+    show_default=True,
+    help="Network shaping: bytes/s per connection, e.g. 20M (0: no cap).",
+)
+@click.option(
+    "--server-bps",
+    default="0",
+    show_default=True,
+    help="Network shaping: bytes/s for all connections together, e.g. 100M (0: no cap).",
+)
 def emulator_command(
     host: str,
     allow_remote: bool,
@@ -92,6 +118,10 @@ def emulator_command(
     rate_limits: str,
     complete_polls: int,
     tls: bool,
+    rtt_ms: float,
+    rtt_jitter_ms: float,
+    conn_bps: str,
+    server_bps: str,
 ) -> None:
     """Run a local emulator of the 123pan Open Platform API until stopped.
 
@@ -126,6 +156,12 @@ def emulator_command(
             err=True,
         )
 
+    from syncagent.emulator.shaping import parse_rate
+
+    try:
+        conn_rate, server_rate = parse_rate(conn_bps), parse_rate(server_bps)
+    except ValueError:
+        fail(ConfigError(["--conn-bps/--server-bps: give bytes per second, e.g. 20M or 500k"]))
     settings = EmulatorSettings(
         data_dir=data_dir or data_dir_default(),
         host=host,
@@ -136,6 +172,10 @@ def emulator_command(
         rate_limits=rate_limits,  # type: ignore[arg-type]
         complete_pending_polls=complete_polls,
         tls=tls,
+        rtt=rtt_ms / 1000,
+        rtt_jitter=rtt_jitter_ms / 1000,
+        conn_bps=conn_rate,
+        server_bps=server_rate,
     )
     try:
         stop = stop_signals()  # armed before anything tells the user to press Ctrl-C
@@ -151,6 +191,11 @@ def emulator_command(
         click.echo(f"  client secret:  {emu.client_secret}")
         click.echo(f"  data dir:       {settings.data_dir}")
         click.echo(f"  rate limits:    {rate_limits}")
+        if emu.core.shaper.active():
+            click.echo(
+                f"  shaping:        rtt {rtt_ms:g} ms (+ up to {rtt_jitter_ms:g}), "
+                f"{conn_rate} B/s per connection, {server_rate or 'no cap'} B/s in all"
+            )
         if emu.ca_path is not None:
             click.echo(f"  TLS CA:         {emu.ca_path}  (trust it: REQUESTS_CA_BUNDLE=<this>)")
         click.echo(f"  admin:          {api}/__emulator/state")

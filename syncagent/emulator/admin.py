@@ -12,7 +12,8 @@ the rate-limit preset or the number of 20103 answers, and read what clients did.
 ``POST faults/random``       ``{seed, probability, kinds, endpoints, max_delay}``
 ``POST faults/clear``        remove every pending fault and the random profile
 ``POST tokens/expire``       every issued token answers 401 from now on
-``POST settings``            ``{rate_limits, complete_pending_polls, slice_size, ...}``
+``POST settings``            ``{rate_limits, complete_pending_polls, slice_size, ...}``;
+                             network shaping: ``{rtt, rtt_jitter, conn_bps, server_bps}``
 ``POST activity/reset``      zero the counters
 ===========================  ==================================================================
 
@@ -58,6 +59,10 @@ RUNTIME_SETTINGS: dict[str, type | tuple[type, ...]] = {
     "chunked_max": int,
     "download_ttl": (int, float),
     "download_bps": int,
+    "rtt": (int, float),
+    "rtt_jitter": (int, float),
+    "conn_bps": int,
+    "server_bps": int,
 }
 _CHOICES = {
     "rate_limits": ("free", "vip", "off"),

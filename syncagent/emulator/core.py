@@ -28,6 +28,7 @@ from syncagent.emulator.catalog import FILE, FOLDER, ROOT_ID, Catalog, Entry
 from syncagent.emulator.faults import FaultPlan
 from syncagent.emulator.ratelimit import PRESETS, RateLimiter
 from syncagent.emulator.settings import EmulatorSettings
+from syncagent.emulator.shaping import Shaper
 from syncagent.errors import EmulatorRejection
 
 __all__ = ["CATALOG_FILE", "Core"]
@@ -81,6 +82,7 @@ class Core:
         self.settings = self._with_credentials(settings)
         self.faults = FaultPlan()
         self.limiter = RateLimiter(PRESETS[settings.rate_limits])
+        self.shaper = Shaper(lambda: self.settings)  # latency and bandwidth caps, read live
         self.upload_base = ""  # set by the server once the upload listener is bound
         self.api_base = ""
         # The admin endpoint's key: new on every start, never stored (see admin.check_request).

@@ -6,7 +6,9 @@ x-traceID}`` envelope: business errors on HTTP 200, unknown paths on 404, malfor
 never an HTML page or a traceback. Bodies are streamed to the endpoint; a body the endpoint did
 not read is drained when small or the connection is closed (with ``Connection: close``) when
 large, so keep-alive clients never reuse a socket in an unknown state. ``TCP_NODELAY`` is set,
-without which every keep-alive answer waits ~40 ms for Nagle's algorithm.
+without which every keep-alive answer waits ~40 ms for Nagle's algorithm. Under network shaping
+(:mod:`~syncagent.emulator.shaping`) a connection gets paced socket files and its answers wait
+one round trip.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from syncagent.emulator.multipart import (
     boundary_from_content_type,
 )
 from syncagent.emulator.routes import PATHS, ROUTES, Route
+from syncagent.emulator.shaping import shaped_files
 from syncagent.emulator.wire import HeadError, read_headers
 from syncagent.errors import EmulatorRejection, MultipartError
 
@@ -154,6 +157,17 @@ class Handler(BaseHTTPRequestHandler):
         super().setup()
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()  # here, not in the accepting thread
+        shaper = self.server.core.shaper
+        self._shaped = shaper.active()
+        if self._shaped:
+            self.rfile, self.wfile = shaped_files(self.connection, shaper, self.rbufsize)
+            shaper.round_trip()  # the TCP handshake's round trip
+
+    def end_headers(self) -> None:
+        """Under shaping, an answer leaves one round trip after its request was read."""
+        if self._shaped:
+            self.server.core.shaper.round_trip()
+        super().end_headers()
 
     def parse_request(self) -> bool:
         """The request line and headers, without the stdlib's costly e-mail parser."""

@@ -85,6 +85,11 @@ class EmulatorSettings:
     :param tls: serve HTTPS with a certificate of the emulator's own CA (``<data_dir>/tls/``).
     :param clock_offset: seconds added to the time in the ``Date`` header of every answer (a
         server whose clock is off, for ``syncagent doctor``'s clock check).
+    :param rtt: network round-trip time in seconds, paid on each new connection and each
+        answer (see :mod:`~syncagent.emulator.shaping`; 0: loopback as it is).
+    :param rtt_jitter: up to this many seconds more on each of those waits, at random.
+    :param conn_bps: bytes per second each connection may read and write (0: no cap).
+    :param server_bps: bytes per second all connections together may read and write (0: no cap).
     """
 
     data_dir: Path
@@ -117,3 +122,7 @@ class EmulatorSettings:
     nickname: str = "emulator"
     tls: bool = False
     clock_offset: float = 0.0
+    rtt: float = 0.0
+    rtt_jitter: float = 0.0
+    conn_bps: int = 0
+    server_bps: int = 0

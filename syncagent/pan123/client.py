@@ -21,6 +21,7 @@ from syncagent.pan123.auth import FileTokenStore, MemoryTokenStore, TokenManager
 from syncagent.pan123.dircache import DirCache
 from syncagent.pan123.download import Downloader, DownloadResult
 from syncagent.pan123.endpoints import qps_table
+from syncagent.pan123.hashing import FileDigest
 from syncagent.pan123.http import HttpTransport, RetryPolicy
 from syncagent.pan123.models import RemoteFile
 from syncagent.pan123.ratelimit import Pacer
@@ -51,6 +52,9 @@ class Pan123Client:
         the embedded emulator, which no proxy should see).
     :param sleep: injectable: retries, pacing and polling all wait through it (by default
         a wait that :meth:`cancel` cuts short).
+    :param pool_size: keep-alive connections per host; enough for every request that can be
+        in flight at once (upload workers × parallel slices), or connections are opened and
+        dropped again, each paying a handshake round trip. Default: 16, or twice the slices.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class Pan123Client:
         token_store: TokenStore | None = None,
         wall_clock: Callable[[], float] = time.time,
         use_environment: bool = True,
+        pool_size: int | None = None,
     ) -> None:
         self.client_id = client_id  # not a secret: which developer client this is
         self._cancelled = threading.Event()
@@ -89,7 +94,7 @@ class Pan123Client:
             self.pacer,
             retry=retry,
             timeout=timeout,
-            pool_size=max(16, settings.slice_workers * 2),
+            pool_size=pool_size or max(16, settings.slice_workers * 2),
             sleep=sleep,
             rng=rng,
             cancelled=self._cancelled,
@@ -142,9 +147,11 @@ class Pan123Client:
         on_progress: Progress | None = None,
         verify: bool | None = None,
         fd: int | None = None,
+        digest: FileDigest | None = None,
     ) -> UploadResult:
         """Upload a file to ``<parent_id>/<rel_path>``; see :meth:`Uploader.upload` (``fd``:
-        an open descriptor of the checked file, read instead of opening the path)."""
+        an open descriptor of the checked file, read instead of opening the path; ``digest``:
+        its MD5 and slice MD5s from one read)."""
         return self.uploader.upload(
             local_path,
             parent_id,
@@ -153,7 +160,12 @@ class Pan123Client:
             on_progress=on_progress,
             verify=verify,
             fd=fd,
+            digest=digest,
         )
+
+    def slice_hint(self, size: int) -> int:
+        """The slice size to hash a file of ``size`` bytes at along with its MD5 (0: none)."""
+        return self.uploader.slice_hint(size)
 
     # -- downloads -------------------------------------------------------------------------
 

@@ -7,7 +7,9 @@ with a ``retryable`` error (connection errors, HTTP 5xx, 429, 20103, "slow down"
 tried again after a capped exponential backoff with full jitter; 429s and internal errors for a
 time budget rather than a number of tries. The pacer keeps each endpoint under its
 QPS. Request bodies are built by factories, so a retried upload streams its file again from
-the start; nothing here holds a file in memory.
+the start; nothing here holds a file in memory. A file part is streamed by
+:class:`~syncagent.pan123.multipart.MultipartBody` in pieces of 256 KiB, read straight into
+the socket.
 
 Never logs headers or bodies: the token and secrets stay out of logs.
 
@@ -37,7 +39,6 @@ from urllib.parse import urlencode
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests_toolbelt import MultipartEncoder  # type: ignore[import-untyped]
 
 from syncagent.errors import (
     CertificateError,
@@ -49,6 +50,7 @@ from syncagent.errors import (
 )
 from syncagent.pan123.endpoints import Endpoint
 from syncagent.pan123.errors import from_envelope, from_http_status
+from syncagent.pan123.multipart import MultipartBody
 from syncagent.pan123.ratelimit import Pacer
 
 __all__ = ["PLATFORM_HEADER", "FormFile", "HttpTransport", "RetryPolicy", "StreamAnswer"]
@@ -179,7 +181,8 @@ class HttpTransport:
         if use_environment and bundle:
             self._session.verify = bundle
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        adapter.poolmanager.connection_pool_kw["blocksize"] = 64 << 10  # urllib3 sends 16 KiB
+        # urllib3 sends 16 KiB a time by default; each piece is one file read and one send
+        adapter.poolmanager.connection_pool_kw["blocksize"] = 256 << 10
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update({**PLATFORM_HEADER, "User-Agent": USER_AGENT})
@@ -385,9 +388,7 @@ class HttpTransport:
         with _translated(name):
             if file is not None:
                 with file.open() as stream:
-                    fields: list[tuple[str, Any]] = list((form or {}).items())
-                    fields.append((file.field, (file.filename, stream, "application/octet-stream")))
-                    encoder = MultipartEncoder(fields=fields)
+                    encoder = MultipartBody(form or {}, file.field, file.filename, stream)
                     response = self._session.request(
                         endpoint.method,
                         url,

@@ -12,7 +12,10 @@
 - Afterwards the remote size and etag are checked against the local file, and the local file
   must not have changed while it was read.
 - The file is read through one descriptor, with ``pread``: the hash, the single-step body and
-  every slice range. A caller that opened and checked the file itself passes that descriptor
+  every slice range. A file that goes up in slices is hashed in one read: the whole-file MD5
+  and every slice's MD5 together (:mod:`syncagent.pan123.hashing`); a caller that hashed it already
+  passes that :class:`~syncagent.pan123.hashing.FileDigest`, and the slices are not read again
+  until they are sent. A caller that opened and checked the file itself passes that descriptor
   (``fd``); otherwise the path is opened here with ``O_NOFOLLOW | O_NONBLOCK`` and must be a
   regular file (a link is never followed, a FIFO never blocks).
 
@@ -48,6 +51,7 @@ from syncagent.errors import (
 )
 from syncagent.pan123.api import Pan123Api
 from syncagent.pan123.dircache import DirCache
+from syncagent.pan123.hashing import SLICE_HINT, FileDigest, digest_fd
 from syncagent.pan123.http import FormFile
 
 __all__ = [
@@ -212,7 +216,7 @@ class _Range:
         self._on_read = on_read
 
     def __len__(self) -> int:
-        # What is left to read: requests-toolbelt's encoder reads until this reaches 0.
+        # What is left to read: the multipart body's length is taken from it.
         return self._left
 
     def read(self, n: int = -1) -> bytes:
@@ -253,6 +257,7 @@ class _Source:
 
     path: Path
     fd: int
+    digest: FileDigest | None = None  # slice MD5s hashed with the file's own MD5
 
 
 class _Counter:
@@ -304,6 +309,11 @@ class Uploader:
         """Stop chunked uploads between slices (shutdown); their sessions stay resumable."""
         self._cancelled.set()
 
+    def slice_hint(self, size: int) -> int:
+        """The slice size to hash a file of ``size`` bytes at, with its MD5 (0: the file goes
+        up in one request, no slices)."""
+        return SLICE_HINT if size > self.settings.single_threshold else 0
+
     def upload_domain(self) -> str:
         """The single-step upload host (asked once, then cached)."""
         with self._domain_lock:
@@ -321,6 +331,7 @@ class Uploader:
         on_progress: Progress | None = None,
         verify: bool | None = None,
         fd: int | None = None,
+        digest: FileDigest | None = None,
     ) -> UploadResult:
         """Upload ``local_path`` to ``<parent_id>/<rel_path>`` (folders created as needed).
 
@@ -331,15 +342,23 @@ class Uploader:
         :param fd: a descriptor of the regular file, already opened and checked by the
             caller: everything is read from it (``local_path`` then only names it in
             messages). It stays open. Without it, ``local_path`` is opened here.
+        :param digest: the file's MD5 and slice MD5s from one read (see :meth:`slice_hint`);
+            its slice MD5s are used when 123pan's slice size is the one they were cut at.
         :raises UnsupportedFileError: 0 bytes, over 10 GB, or not a regular file.
         :raises FileChangedError: the file changed while it was read.
         :raises IntegrityError: the stored file does not match.
         """
+        if digest is not None and md5 is not None and digest.md5 != md5.lower():
+            digest = None  # not this content's
         if fd is not None:
-            return self._upload(local_path, fd, parent_id, rel_path, md5, on_progress, verify)
+            return self._upload(
+                local_path, fd, parent_id, rel_path, md5, on_progress, verify, digest
+            )
         own = _open_regular(local_path)
         try:
-            return self._upload(local_path, own, parent_id, rel_path, md5, on_progress, verify)
+            return self._upload(
+                local_path, own, parent_id, rel_path, md5, on_progress, verify, digest
+            )
         finally:
             os.close(own)
 
@@ -352,6 +371,7 @@ class Uploader:
         md5: str | None,
         on_progress: Progress | None,
         verify: bool | None,
+        digest: FileDigest | None,
     ) -> UploadResult:
         before = os.fstat(fd)
         size = before.st_size
@@ -361,8 +381,10 @@ class Uploader:
             raise UnsupportedFileError(
                 f"file is over 123pan's 10 GB limit ({size} bytes)", str(local_path)
             )
-        etag = (md5 or _md5_of(_Range(fd, 0, size))).lower()
-        source = _Source(local_path, fd)
+        if md5 is None and digest is None:  # one read for the file's and its slices' MD5s
+            digest = digest_fd(fd, self.slice_hint(size))
+        etag = (md5 or (digest.md5 if digest is not None else "")).lower()
+        source = _Source(local_path, fd, digest)
         try:
             result = self._send(source, parent_id, rel_path, etag, size, on_progress)
         except RemoteNotFoundError:
@@ -509,10 +531,17 @@ class Uploader:
         def send(slice_no: int) -> None:
             offset = (slice_no - 1) * session.slice_size
             length = min(session.slice_size, session.size - offset)
+            known = None
+            if source.digest is not None and source.digest.md5 == session.md5:
+                known = source.digest.slice_md5(slice_no, session.slice_size)
             for attempt in range(SLICE_ATTEMPTS):
-                # hashed again per attempt: a slice refused because the file changed under
+                # hashed again on a retry: a slice refused because the file changed under
                 # it is sent as it is now, and the whole-file check then tells
-                slice_md5 = _range_md5(source.fd, offset, length)
+                slice_md5 = (
+                    known
+                    if attempt == 0 and known is not None
+                    else _range_md5(source.fd, offset, length)
+                )
 
                 def opener() -> IO[bytes]:
                     return _Range(source.fd, offset, length, progress.add)  # type: ignore[return-value]
