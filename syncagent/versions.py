@@ -106,10 +106,11 @@ def load(ledger: Ledger, root_id: int) -> list[Kept]:
 def orphans(kept: Iterable[Kept], current: Mapping[str, int | None]) -> list[Kept]:
     """Copies kept aside whose replacement never reached 123pan: the ledger still names the
     kept copy as the path's current one (``current``: rel path -> its recorded fileID), as
-    after a crash between keeping it aside and the upload. A copy set aside because its file
-    was deleted or displaced is never one (a crash before its row was forgotten leaves the
-    same row, and the rerun finishes that step). Pure."""
-    return [k for k in kept if k.done and k.why == "changed" and current.get(k.path) == k.file_id]
+    after a crash between keeping it aside and the upload, or while it was kept aside (the
+    record still pending: no pass of this root is under way, so no one finishes it). A copy
+    set aside because its file was deleted or displaced is never one (a crash before its row
+    was forgotten leaves the same row, and the rerun finishes that step). Pure."""
+    return [k for k in kept if k.why == "changed" and current.get(k.path) == k.file_id]
 
 
 def put_back(client: Pan123Client, ledger: Ledger, remote_root: int, kept: Kept) -> None:
@@ -119,11 +120,17 @@ def put_back(client: Pan123Client, ledger: Ledger, remote_root: int, kept: Kept)
     and the record goes last."""
     parent_rel, _, name = kept.remote_rel.rpartition("/")
     parent = client.ensure_dir(remote_root, parent_rel) if parent_rel else remote_root
-    if any(f.name == name and not f.trashed for f in client.list_folder(parent)):
+    if any(
+        f.name == name and not f.trashed and f.file_id != kept.file_id
+        for f in client.list_folder(parent)
+    ):
         # the new content did arrive (the crash came before it was recorded): the kept copy
         # is a version like any other, and the next pass that reads the file verifies it
         return
     now = client.detail(kept.file_id)
+    if now.trashed:  # put in the recycle bin meanwhile (the web app): nothing to put back
+        repo.delete_values(ledger, [kept.key])
+        return
     if now.parent_id != parent:
         client.move([kept.file_id], parent)
     if now.name != name:

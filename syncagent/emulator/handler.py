@@ -81,6 +81,11 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
             self._open.discard(request)
         super().shutdown_request(request)
 
+    def open_connections(self) -> int:
+        """Connections accepted and not yet closed (a request in flight, or kept alive)."""
+        with self._open_lock:
+            return len(self._open)
+
     def drop_connections(self) -> None:
         """Cut every open connection, as a service that goes down does: without this a
         stopped emulator went on answering clients that kept a connection alive."""

@@ -126,6 +126,12 @@ class Emulator:
             self._core.close()
             self._core = None
 
+    def open_connections(self) -> int:
+        """Client connections open on both hosts now: a request being handled (a delayed
+        one too) or a connection kept alive. 0 once every client has gone: nothing changes
+        the emulator's data until the next connection."""
+        return sum(srv.open_connections() for srv in self._servers)
+
     # -- where and who -------------------------------------------------------------------
 
     @property

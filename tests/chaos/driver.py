@@ -427,8 +427,19 @@ class Runner:
                     problem = f"SIGTERM: exit status {proc.returncode} (0 expected)"
         self.runs.append(self._finish(proc, what, base, problem))
 
+    def quiesce(self, label: str) -> None:
+        """Wait until the emulator serves no connection: a SIGKILLed CLI's requests in flight
+        (a slice, a delayed upload_complete) still change its data after the process is gone,
+        and reading the cloud before they end races them."""
+        if not self._until(lambda: self.emu.open_connections() == 0, SETTLE_DEADLINE):
+            raise DriverError(
+                f"{label}: the emulator still serves {self.emu.open_connections()} connections "
+                f"{SETTLE_DEADLINE:g} s after every CLI run ended"
+            )
+
     def snapshot(self, model: Tree, label: str) -> None:
         """What is live in the cloud now, while nothing runs."""
+        self.quiesce(label)
         live = set(read_remote(self.data_dir, REMOTE).files)
         self.snapshots.append((model.serial, label, live))
 
@@ -466,6 +477,7 @@ class Runner:
         """The clean pass, then every invariant."""
         self.emu.clear_faults()
         self.emu.configure(complete_pending_polls=0)
+        self.quiesce("before the final pass")
         final, _ = self.cli("sync")
         status_run, status_out = self.cli("status", "--json")
         try:
@@ -476,6 +488,7 @@ class Runner:
                 f"status --json is not JSON (exit {status_run.returncode}): {status_out[:200]!r}"
             )
         verify_run, verify_out = self.cli("verify")
+        self.quiesce("after verify")
         local, dirs = local_files(self.root)
         remote = read_remote(self.data_dir, REMOTE)
         evidence = Evidence(

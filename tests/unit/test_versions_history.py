@@ -99,9 +99,10 @@ def test_orphans_are_kept_copies_the_ledger_still_calls_current() -> None:
 
     records = [kept(10, "a.txt"), kept(20, "b.txt"), kept(30, "c.txt", done=False)]
     # a.txt: its row still names copy 10 (the upload after keeping it aside never arrived);
-    # b.txt: its row names the new copy 21; c.txt: still being kept aside (pending)
+    # b.txt: its row names the new copy 21; c.txt: a pass died while keeping it aside
+    # (pending), and no pass finishes it unless it sends c.txt
     current = {"a.txt": 10, "b.txt": 21, "c.txt": 30}
-    assert [k.file_id for k in orphans(records, current)] == [10]
+    assert [k.file_id for k in orphans(records, current)] == [10, 30]
 
 
 def test_deleted_and_displaced_copies_are_no_orphans() -> None:

@@ -437,3 +437,34 @@ def test_the_admin_token_changes_on_every_start(tmp_path: Any) -> None:
             )
             assert same.status_code == 200, same.text
     assert tokens[0] != tokens[1] and len(tokens[0]) >= 24
+
+
+def _until(cond: Any, deadline: float = 30.0) -> bool:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_open_connections_counts_a_request_in_flight_until_its_client_is_gone(
+    emulator: Emulator,
+) -> None:
+    """What the chaos suite waits on before it reads the cloud: a request delayed at the
+    emulator is counted while it is handled, and nothing once the client has gone."""
+    import socket
+    from urllib.parse import urlsplit
+
+    assert emulator.open_connections() == 0
+    emulator.add_latency("api/v1/user/info", 1.0, times=1)
+    url = urlsplit(emulator.api_url)
+    conn = socket.create_connection((url.hostname or "127.0.0.1", url.port or 80), timeout=30)
+    try:
+        conn.sendall(
+            b"GET /api/v1/user/info HTTP/1.1\r\nHost: x\r\nPlatform: open_platform\r\n\r\n"
+        )
+        assert _until(lambda: emulator.open_connections() == 1)
+    finally:
+        conn.close()  # gone mid-request, as a SIGKILLed client is
+    assert _until(lambda: emulator.open_connections() == 0)

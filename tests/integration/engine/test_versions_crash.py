@@ -84,3 +84,61 @@ def test_a_previous_copy_deleted_in_the_web_app_is_not_kept_and_the_upload_goes_
     )
     assert got is None
     assert load(ledger, root_id) == []
+
+
+@pytest.mark.parametrize("crash", ["recorded", "renamed", "moved"])
+def test_a_copy_left_half_kept_aside_goes_back_when_its_file_is_not_sent(
+    emulator: Emulator, tmp_path: Path, crash: str
+) -> None:
+    """Chaos seed 4: a pass was SIGKILLed while it kept a changed file's copy aside (the
+    record still pending), then the file could no longer be sent (here: a FIFO took its
+    place; in the seed its folder became unreadable). The next pass puts the copy back at its
+    path, whichever step the kill interrupted, instead of leaving the path empty on 123pan
+    while the ledger says done."""
+    import os
+
+    from syncagent.config import validate
+    from syncagent.engine import SyncEngine
+    from syncagent.verify import verify
+
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "a.txt").write_bytes(b"old content\n")
+    config = validate(
+        {
+            "roots": [{"local": str(root), "remote": "/r"}],
+            "state_dir": str(tmp_path / "state"),
+            "stability": {"quiet": "0s"},
+            "limits": {"qps": "off"},
+        },
+        {},
+    )
+    with ledger_and_client(emulator, tmp_path / "state", config.ledger_url) as (ledger, client):
+        engine = SyncEngine(config, ledger, client)
+        assert engine.run_once().uploaded == 1
+        root_id, remote_root = repo.ensure_root(ledger, str(root), "/r", "archive")
+        assert remote_root is not None
+        file_id = repo.load_facts(ledger, root_id)["sub/a.txt"].remote_id
+        assert file_id is not None
+        # what a pass killed while keeping the copy aside left behind
+        now = 1_800_000_000.0
+        kept = Kept(
+            root_id, file_id, "sub/a.txt", "sub/a.txt", version_name(now, "sub/a.txt"), 12,
+            "0" * 32, 1, now,
+        )  # fmt: skip
+        value = {k: v for k, v in kept.__dict__.items() if k not in ("root_id", "file_id")}
+        repo.set_value(ledger, kept.key, json.dumps(value))
+        if crash in ("renamed", "moved"):
+            client.rename(file_id, kept.name)
+        if crash == "moved":
+            client.move([file_id], client.ensure_dir(remote_root, kept.folder))
+        (root / "sub" / "a.txt").unlink()
+        os.mkfifo(root / "sub" / "a.txt")  # it cannot be sent now
+
+        report = engine.run_once()
+
+        assert report.uploaded == 0
+        files = [p for p in _everything(client, remote_root) if not p[0].startswith(".syncagent")]
+        assert files == [("sub/a.txt", file_id)]
+        assert load(ledger, root_id) == []
+        assert verify(config, ledger, client)[1] == []
