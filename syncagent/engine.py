@@ -189,6 +189,7 @@ class SyncEngine:
         self._sent: list[_Sent] = []  # uploaded, waiting for a batched verification
         self._told_future: set[Path] = set()  # files whose future mtime was logged
         self._prior: dict[tuple[int, str], LedgerFacts] = {}  # remote copies to keep aside
+        self._replacing: set[tuple[int, str]] = set()  # done rows whose new content is sent
 
     def stop(self) -> None:
         """Start no new upload; small ones in flight finish, chunked ones stop after their
@@ -280,6 +281,7 @@ class SyncEngine:
         holds = {**approved, **holds}  # an approval is used up like a hold is cleared
         touched: list[tuple[RootConfig, int, bool]] = []  # (root, id, changed): for catalogs
         self._prior.clear()
+        self._replacing.clear()
         for root in self.config.roots:
             if dry_run:  # reads only: a root the ledger does not know has no rows (id 0)
                 root_id, known_remote = repo.find_root(self.ledger, str(root.local)) or (0, None)
@@ -405,6 +407,13 @@ class SyncEngine:
                 report.moved += mover.moved
                 report.hashed += mover.hashed
                 work.extend((root, root_id, remote_id, u) for u in planned.uploads)
+                self._replacing.update(
+                    (root_id, u.entry.rel_path)
+                    for u in planned.uploads
+                    if (f := facts.get(u.entry.rel_path)) is not None
+                    and f.state == FileState.DONE
+                    and f.remote_id
+                )
                 if root.versions:  # the remote copies these uploads would replace: a done
                     # file's, or (archive, move) one deleted locally whose name a new file takes
                     self._prior.update(
@@ -645,6 +654,9 @@ class SyncEngine:
                         raise Interrupted("stopping")
                     if (prior := self._prior.pop((root_id, rel), None)) is not None:
                         self._keep_previous(remote_id, root_id, rel, action.remote_rel, prior)
+                    if (root_id, rel) in self._replacing:  # not done from here on (a crash
+                        self._replacing.discard((root_id, rel))  # may follow 123pan's yes)
+                        repo.mark_sending(self.ledger, root_id, rel)
                     try:
                         result = self.client.upload(
                             path,

@@ -135,6 +135,7 @@ def put_back(client: Pan123Client, ledger: Ledger, remote_root: int, kept: Kept)
         client.move([kept.file_id], parent)
     if now.name != name:
         client.rename(kept.file_id, name)
+    repo.restore_done(ledger, kept.root_id, kept.path, kept.file_id)
     repo.delete_values(ledger, [kept.key])
     log.warning(
         "%s: its new content could not be sent; the previous copy is back in its place",

@@ -631,3 +631,42 @@ def delete_values(ledger: Ledger, keys: list[str]) -> None:
             row = s.get(KV, key)
             if row is not None:
                 s.delete(row)
+
+
+def mark_sending(ledger: Ledger, root_id: int, rel_path: str) -> None:
+    """A done file's new content is about to be sent: its row is no longer done (pending;
+    the stat, MD5 and fileID of the copy it had stay). A pass that dies once 123pan has
+    accepted the new content, before it is recorded, then leaves no row calling the old
+    content done while 123pan holds the new one at that path."""
+    with ledger.write() as conn:
+        conn.execute(
+            text(
+                "UPDATE files SET state = :pending "
+                "WHERE root_id = :r AND rel_path = :p AND state = :done"
+            ),
+            {
+                "pending": FileState.PENDING.value,
+                "done": FileState.DONE.value,
+                "r": root_id,
+                "p": rel_path,
+            },
+        )
+
+
+def restore_done(ledger: Ledger, root_id: int, rel_path: str, remote_id: int) -> None:
+    """The copy ``remote_id`` a row still names is back at its path (its replacement never
+    arrived): the row is done again, as before :func:`mark_sending`."""
+    with ledger.write() as conn:
+        conn.execute(
+            text(
+                "UPDATE files SET state = :done "
+                "WHERE root_id = :r AND rel_path = :p AND state = :pending AND remote_id = :id"
+            ),
+            {
+                "pending": FileState.PENDING.value,
+                "done": FileState.DONE.value,
+                "r": root_id,
+                "p": rel_path,
+                "id": remote_id,
+            },
+        )
