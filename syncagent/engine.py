@@ -36,6 +36,7 @@ from syncagent.errors import (
     Interrupted,
     LedgerError,
     LocalFileError,
+    RemoteConflictError,
     RemoteError,
     StateError,
     TransportError,
@@ -426,7 +427,7 @@ class SyncEngine:
                         and f.remote_name == u.remote_rel
                     )
             if root.versions and known_remote is not None:
-                self._put_back_orphans(root_id, known_remote, facts, planned.uploads)
+                self._put_back_orphans(root_id, known_remote, facts, planned.uploads, handled)
             if hold is not None:
                 continue
             lost = vanished(facts, present, unreadable, handled, mirror=root.mode == "mirror")
@@ -658,15 +659,7 @@ class SyncEngine:
                         self._replacing.discard((root_id, rel))  # may follow 123pan's yes)
                         repo.mark_sending(self.ledger, root_id, rel)
                     try:
-                        result = self.client.upload(
-                            path,
-                            remote_id,
-                            action.remote_rel,
-                            md5=md5,
-                            verify=False,
-                            fd=local.fd,
-                            digest=local.digest,  # slice MD5s from the same read
-                        )
+                        result = self._send(root_id, remote_id, action, path, md5, local)
                         break
                     except FileChangedError:  # changed while it was sent: settle, send again
                         if attempt == CHANGE_RETRIES:
@@ -713,18 +706,50 @@ class SyncEngine:
                     report.fatal_error = report.fatal_error or exc
                 self._stop.set()
 
+    def _send(
+        self,
+        root_id: int,
+        remote_id: int,
+        action: Upload,
+        path: Path,
+        md5: str,
+        local: LocalFile,
+    ) -> UploadResult:
+        """Upload from the open descriptor. An entry of the other kind in the way on 123pan
+        (a folder at the file's name, a file at one of its folders) is kept aside as a
+        version (:mod:`syncagent.clash`) and the upload tried once more."""
+        try:
+            return self.client.upload(
+                path, remote_id, action.remote_rel, md5=md5, verify=False, fd=local.fd,
+                digest=local.digest,  # slice MD5s from the same read
+            )  # fmt: skip
+        except RemoteConflictError:
+            from syncagent.clash import clear_way
+
+            if not clear_way(
+                self.client, self.ledger, remote_id, root_id, action.entry.rel_path,
+                action.remote_rel,
+            ):  # fmt: skip
+                raise
+        return self.client.upload(
+            path, remote_id, action.remote_rel, md5=md5, verify=False, fd=local.fd,
+            digest=local.digest,
+        )  # fmt: skip
+
     def _put_back_orphans(
         self,
         root_id: int,
         remote_root: int,
         facts: Mapping[str, LedgerFacts],
         uploads: list[Upload],
+        handled: set[str],
     ) -> None:
         """Versions: a copy kept aside by a pass that died before the upload, whose file this
-        pass will not send (it cannot be read now), goes back to its path."""
+        pass will not send (it cannot be read now), goes back to its path. Rows this pass
+        moved or replaced (``handled``) name no copy at their path any more."""
         from syncagent.versions import load, orphans, put_back
 
-        sending = {u.entry.rel_path for u in uploads}
+        sending = {u.entry.rel_path for u in uploads} | handled
         current = {rel: f.remote_id for rel, f in facts.items() if rel not in sending}
         for kept in orphans(load(self.ledger, root_id), current):
             try:

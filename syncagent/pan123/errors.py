@@ -40,6 +40,7 @@ _CODE_1_MESSAGES: list[tuple[str, type[RemoteError]]] = [
     ("请慢一点", BusyError),
     ("削峰", BusyError),
     ("同名", RemoteConflictError),
+    ("无法作为目录", RemoteConflictError),  # a file where the path needs a folder
     ("文件上传失败", IntegrityError),
     ("空间不足", QuotaExceededError),
     ("内部错误", InternalError),
