@@ -6,7 +6,12 @@ root: the local tree is scanned, the root's remote folder listed, and each local
 123pan path holds a file of the same size and MD5 is adopted (:mod:`syncagent.adopt`):
 recorded done with that fileID. Nothing is uploaded; the next pass sends the rest.
 
-The cloud catalog (the restore issue) is not read yet: the remote listing is the source.
+The remote listing is the source of what is current. The root's cloud catalog
+(:mod:`syncagent.catalog`) is read for what the listing cannot tell: the previous versions kept
+under ``.syncagent/versions`` and the local path each stood for. Those still on 123pan get
+their ledger records back (:func:`versions_from_catalog`), so retention still prunes them and
+the next catalog still lists them (without this, the first pass after a rebuild published a
+catalog that had forgotten every version).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class RootRebuilt:
     adopted: int  # recorded done: 123pan holds the same bytes
     to_upload: int  # the next pass sends these
     hashed: int
+    versions: int = 0  # previous versions recorded again from the cloud catalog
 
 
 def set_aside(ledger_url: str, now: float | None = None) -> Path | None:
@@ -78,8 +84,11 @@ def clear_rows(ledger: Ledger) -> None:
         if ledger.host_id is None:
             for table in ("upload_slices", "upload_sessions", "remote_dirs", "files", "roots"):
                 conn.execute(text(f"DELETE FROM {table}"))
+            conn.execute(text("DELETE FROM kv WHERE key LIKE 'version.%'"))  # by old root IDs
             return
         mine = "SELECT id FROM roots WHERE host_id = :host"
+        for (root_id,) in conn.execute(text(mine), {"host": ledger.host_id}).fetchall():
+            conn.execute(text("DELETE FROM kv WHERE key LIKE :k"), {"k": f"version.{root_id}.%"})
         for table in ("remote_dirs", "files"):
             conn.execute(
                 text(f"DELETE FROM {table} WHERE root_id IN ({mine})"), {"host": ledger.host_id}
@@ -111,13 +120,52 @@ def rebuild_ledger(
             job.close()
         planned = plan(entries, skips, {}, names=config.names, now=time.time())
         pass_id = repo.start_pass(ledger)
-        _, adoption = checks.resolve(root, root_id, planned.uploads, pass_id)
+        remote_id, adoption = checks.resolve(root, root_id, planned.uploads, pass_id)
+        versions = versions_from_catalog(client(), ledger, root_id, remote_id)
         repo.finish_pass(ledger, pass_id, uploaded=0, failed=0, bytes_sent=0, result="rebuilt")
-        out.append(RootRebuilt(root, len(adoption.adopted), len(adoption.rest), adoption.hashed))
+        out.append(
+            RootRebuilt(root, len(adoption.adopted), len(adoption.rest), adoption.hashed, versions)
+        )
         log.info(
-            "%s: ledger rebuilt: %d adopted, %d to upload",
+            "%s: ledger rebuilt: %d adopted, %d to upload, %d versions from the catalog",
             root.local,
             out[-1].adopted,
             out[-1].to_upload,
+            versions,
         )
     return out
+
+
+def versions_from_catalog(
+    client: Pan123Client, ledger: Ledger, root_id: int, remote_root: int
+) -> int:
+    """Record again the previous versions the root's newest cloud catalog lists and 123pan
+    still holds (not trashed); how many. No catalog (or none readable): 0."""
+    from syncagent.catalog.remote import fetch
+    from syncagent.versions import VERSIONS_DIR, Kept, save
+
+    fetched = fetch(client, remote_root)
+    if fetched is None:
+        return 0
+    prefix = VERSIONS_DIR + "/"
+    listed = [
+        e
+        for e in fetched.versions
+        if e.file_id and e.md5 and e.remote and e.remote.startswith(prefix)
+    ]
+    ids = [e.file_id for e in listed if e.file_id]
+    alive = {f.file_id for f in client.infos(ids) if not f.trashed}
+    count = 0
+    for e in listed:
+        if e.file_id not in alive or e.file_id is None or e.md5 is None or e.remote is None:
+            continue
+        remote_rel, _, name = e.remote[len(prefix) :].rpartition("/")
+        save(
+            ledger,
+            Kept(
+                root_id, e.file_id, e.path, remote_rel, name, e.size, e.md5, e.mtime_ns or 0,
+                e.superseded or 0.0, done=True,
+            ),
+        )  # fmt: skip
+        count += 1
+    return count

@@ -44,6 +44,7 @@ __all__ = [
     "prune",
     "prune_due",
     "put_back",
+    "save",
     "to_prune",
 ]
 
@@ -88,9 +89,13 @@ def version_name(at: float, remote_rel: str) -> str:
     return f"{stamp}~{remote_rel.rsplit('/', 1)[-1]}"
 
 
-def _save(ledger: Ledger, kept: Kept) -> None:
+def save(ledger: Ledger, kept: Kept) -> None:
+    """Write a version's record (its ``kv`` row)."""
     value = {k: v for k, v in asdict(kept).items() if k not in ("root_id", "file_id")}
     repo.set_value(ledger, kept.key, json.dumps(value, ensure_ascii=False))
+
+
+_save = save
 
 
 def load(ledger: Ledger, root_id: int) -> list[Kept]:

@@ -77,4 +77,5 @@ def db_rebuild_command(config_path: Path | None, verbosity: int) -> None:
         click.echo(
             f"{r.root.local} -> {r.root.remote}: {r.adopted} files adopted (same size and MD5 "
             f"on 123pan), {r.to_upload} to upload by the next sync; hashed {r.hashed} files"
+            + (f"; {r.versions} previous versions from the cloud catalog" if r.versions else "")
         )
