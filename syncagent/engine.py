@@ -191,6 +191,7 @@ class SyncEngine:
         self._told_future: set[Path] = set()  # files whose future mtime was logged
         self._prior: dict[tuple[int, str], LedgerFacts] = {}  # remote copies to keep aside
         self._replacing: set[tuple[int, str]] = set()  # done rows whose new content is sent
+        self._clash_lock = threading.Lock()  # one worker at a time clears a name clash
 
     def stop(self) -> None:
         """Start no new upload; small ones in flight finish, chunked ones stop after their
@@ -726,11 +727,13 @@ class SyncEngine:
         except RemoteConflictError:
             from syncagent.clash import clear_way
 
-            if not clear_way(
-                self.client, self.ledger, remote_id, root_id, action.entry.rel_path,
-                action.remote_rel,
-            ):  # fmt: skip
-                raise
+            # One worker at a time: files below one clashing name fail together, and the
+            # first clears the way for all (the others find nothing left, and try again).
+            with self._clash_lock:
+                clear_way(
+                    self.client, self.ledger, remote_id, root_id, action.entry.rel_path,
+                    action.remote_rel,
+                )  # fmt: skip
         return self.client.upload(
             path, remote_id, action.remote_rel, md5=md5, verify=False, fd=local.fd,
             digest=local.digest,
