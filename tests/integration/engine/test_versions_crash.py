@@ -142,3 +142,23 @@ def test_a_copy_left_half_kept_aside_goes_back_when_its_file_is_not_sent(
         assert files == [("sub/a.txt", file_id)]
         assert load(ledger, root_id) == []
         assert verify(config, ledger, client)[1] == []
+
+
+def test_putting_back_a_copy_trashed_in_the_web_app_drops_its_record(setup: Any) -> None:
+    from syncagent.versions import put_back
+
+    client, ledger, root_id, remote_root, up = setup
+    now = 1_800_000_000.0
+    kept = Kept(
+        root_id, up.file_id, "sub/a.txt", "sub/a.txt", version_name(now, "sub/a.txt"), 12,
+        up.md5, 1, now,
+    )  # fmt: skip
+    value = {k: v for k, v in kept.__dict__.items() if k not in ("root_id", "file_id")}
+    repo.set_value(ledger, kept.key, json.dumps(value))
+    client.rename(up.file_id, kept.name)
+    client.trash([up.file_id])  # the user binned it meanwhile
+
+    put_back(client, ledger, remote_root, kept)
+
+    assert load(ledger, root_id) == []
+    assert _everything(client, remote_root) == []
