@@ -43,14 +43,21 @@ class _DiesAroundUpload(Pan123Client):
         return result
 
 
-@pytest.mark.parametrize("dies", ["before", "after"])
+@pytest.mark.parametrize(
+    ("dies", "versions"), [("before", True), ("after", True), ("after", False)]
+)
 def test_a_pass_killed_around_a_changed_files_upload_leaves_the_ledger_true(
-    tmp_path: Path, emulator: Emulator, api: Api, dies: str
+    tmp_path: Path, emulator: Emulator, api: Api, dies: str, versions: bool
 ) -> None:
     root = tmp_path / "root"
     (root / "sub").mkdir(parents=True)
     (root / "sub" / "a.txt").write_bytes(b"old content\n")
     cli = make_cli(tmp_path, emulator, [(root, "/backup")])
+    if not versions:  # the old copy is simply replaced (duplicate=2)
+        text = cli.config.read_text(encoding="utf-8")
+        text = text.replace('    remote: "/backup"\n', '    remote: "/backup"\n    versions: off\n')
+        assert "versions: off" in text
+        cli.config.write_text(text, encoding="utf-8")
     first = cli.sync(timeout=60)
     assert first.returncode == 0, first.stderr[-2000:]
     old_id = int(remote_files(api, "/backup")["sub/a.txt"]["fileId"])
