@@ -5,6 +5,9 @@ pass of the watch agent. Every state change is committed to the ledger before it
 A worker re-checks a file before trusting it: a file that changed since the scan, or while it
 was hashed or sent, is re-queued (a few times) and never recorded as done. It reads the file
 through one descriptor (:mod:`syncagent.localfile`): no link is followed, a FIFO never blocks.
+A done row is marked pending just before its new content is sent, so that a crash after
+123pan's yes never leaves it calling the old content done; a name held on 123pan by the other
+kind (file/folder) is cleared by :mod:`syncagent.clash`.
 An upload 123pan accepted is recorded ``uploaded`` at once (fileID, MD5); uploads are verified
 in batches of 100 (one ``infos`` call: stored size and etag against the local file) and only
 then recorded done. What the ledger's rows are worth against the cloud (account binding, a
