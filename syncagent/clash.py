@@ -28,7 +28,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from syncagent.errors import RemoteError
+from syncagent.errors import RemoteConflictError
 from syncagent.ledger import Ledger, repo
 from syncagent.model import FileState, LedgerFacts
 from syncagent.versions import VERSIONS_DIR, keep_aside, version_name
@@ -36,13 +36,9 @@ from syncagent.versions import VERSIONS_DIR, keep_aside, version_name
 if TYPE_CHECKING:
     from syncagent.pan123 import Pan123Client
 
-__all__ = ["InTheWay", "clear_way"]
+__all__ = ["clear_way"]
 
 log = logging.getLogger("syncagent")
-
-
-class InTheWay(RemoteError):
-    """An entry of the other kind holds the name, and a file present locally claims it."""
 
 
 def _claimant(facts: Mapping[str, LedgerFacts], remote: str, folder: bool) -> str | None:
@@ -67,7 +63,8 @@ def clear_way(
     """Keep aside what of the other kind is in the way of uploading ``local_rel`` to
     ``remote_rel``; True when something was moved (the upload is worth another try).
 
-    :raises InTheWay: the entry in the way is claimed by a ledger row (another local file).
+    :raises RemoteConflictError: the entry in the way is claimed by a ledger row (another
+        local file uses that name): the clash is the user's to resolve, the reason says so.
     """
     segs = remote_rel.split("/")
     local = local_rel.split("/")
@@ -112,7 +109,7 @@ def clear_way(
 def _check_free(ledger: Ledger, root_id: int, remote: str, *, folder: bool, what: str) -> None:
     claimant = _claimant(repo.load_facts(ledger, root_id), remote, folder)
     if claimant is not None:
-        raise InTheWay(
+        raise RemoteConflictError(
             f"its 123pan name is taken by {what}, which holds the backup of {claimant!r} "
             "(names differing only in characters 123pan maps)"
         )
