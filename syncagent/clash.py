@@ -122,4 +122,3 @@ def _keep_folder(client: Pan123Client, remote_root: int, remote: str, folder_id:
     client.rename(folder_id, name)
     client.dirs.flush(remote_root, remote)
     client.move([folder_id], client.ensure_dir(remote_root, f"{VERSIONS_DIR}/{remote}"))
-
