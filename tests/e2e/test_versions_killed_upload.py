@@ -17,10 +17,11 @@ from conftest import Api
 from test_sync_cli import make_cli, remote_files
 from test_sync_hostile import unreadable_launcher
 
+from syncagent.app import open_ledger
 from syncagent.config import load_config
 from syncagent.emulator import Emulator
 from syncagent.engine import SyncEngine
-from syncagent.ledger import Ledger, repo
+from syncagent.ledger import repo
 from syncagent.ledger.repo import LedgerUploadState
 from syncagent.pan123 import Pan123Client, UploadSettings
 
@@ -64,7 +65,7 @@ def test_a_pass_killed_around_a_changed_files_upload_leaves_the_ledger_true(
 
     (root / "sub" / "a.txt").write_bytes(b"new content, longer\n")
     config = load_config(cli.config, env=cli.env)
-    ledger = Ledger(config.ledger_url)
+    ledger = open_ledger(config)
     client = _DiesAroundUpload(
         emulator.client_id,
         emulator.client_secret,
@@ -97,7 +98,7 @@ def test_a_pass_killed_around_a_changed_files_upload_leaves_the_ledger_true(
     assert list(files) == ["sub/a.txt"]
     if dies == "before":  # the old copy is back in place, and done as before
         assert int(files["sub/a.txt"]["fileId"]) == old_id
-        ledger = Ledger(config.ledger_url)
+        ledger = open_ledger(config)
         try:
             root_id = repo.ensure_root(ledger, str(root), "/backup", "archive")[0]
             assert repo.load_facts(ledger, root_id)["sub/a.txt"].state == "done"
