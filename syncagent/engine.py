@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from syncagent import leftover
 from syncagent.binding import Account
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
@@ -249,6 +250,8 @@ class SyncEngine:
                 log.warning("pass failed: %s; it is tried again later", exc)
         if dry_run:
             return report
+        if result is None and self._stop.is_set() and report.fatal is None:
+            result = "interrupted"  # stopped (a signal): files may be left unsent
         repo.finish_pass(
             self.ledger,
             pass_id,
@@ -430,6 +433,8 @@ class SyncEngine:
                         and f.md5
                         and f.remote_name == u.remote_rel
                     )
+            # what this root means to send, written before a byte goes (status after a kill)
+            leftover.record_work(self.ledger, root_id, pass_id, planned.uploads, facts)
             if root.versions and known_remote is not None:
                 self._put_back_orphans(root_id, known_remote, facts, planned.uploads, handled)
             if hold is not None:

@@ -41,6 +41,7 @@ def status_command(
     from syncagent.app import human_time, open_ledger, token_expiry
     from syncagent.guard import Hold
     from syncagent.ledger import repo
+    from syncagent.leftover import Unsent, pass_state, unsent
 
     # Every root the ledger knows (the agent's own record of what it backs up), so a bare
     # `status` works after `run PATH` or `sync PATH` with no sync.yaml; PATHs filter.
@@ -56,6 +57,7 @@ def status_command(
             roots = repo.root_status(ledger)
             last = repo.last_pass(ledger)
             fleet_token = _fleet_token_expiry(config, ledger)
+            left = unsent(ledger)  # pending rows and what a pass listed before it sent
         finally:
             ledger.close()
     except LedgerUnavailableError as err:  # the agent may be waiting it out: say so, exit 1
@@ -74,8 +76,20 @@ def status_command(
         if unknown:
             fail(ConfigError([f"{p}: not a root this ledger knows" for p in sorted(unknown)]))
         roots = [r for r in roots if r.local_path in wanted]
+    # what is not sent yet, counted the same way whether the pass ended, stopped or died
+    roots = [
+        dataclasses.replace(r, bytes_pending=left[r.local_path].bytes)
+        if r.local_path in left
+        else r
+        for r in roots
+    ]
     expiry = fleet_token or token_expiry(config)
     agent = read_activity(config.state_dir)
+    state = (
+        None
+        if last is None
+        else pass_state(last.finished_at, last.result, config.state_dir, agent is not None)
+    )
     if as_json:
         click.echo(
             json.dumps(
@@ -83,6 +97,7 @@ def status_command(
                     "roots": [
                         {
                             **dataclasses.asdict(r),
+                            "files_pending": left.get(r.local_path, Unsent()).files,
                             "held": None if r.held is None else json.loads(r.held),
                             "problems": [
                                 {"state": state, "path": rel, "reason": reason}
@@ -99,6 +114,7 @@ def status_command(
                         "uploaded": last.uploaded,
                         "failed": last.failed,
                         "result": last.result,
+                        "state": state,
                     },
                     "token_expires_at": expiry,
                     "agent": agent,
@@ -110,7 +126,11 @@ def status_command(
         return
     for r in roots:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(r.counts.items())) or "no files yet"
-        click.echo(f"{r.local_path} -> {r.remote_path}: {counts}; {mb(r.bytes_pending)} pending")
+        pending = left.get(r.local_path, Unsent())
+        click.echo(
+            f"{r.local_path} -> {r.remote_path}: {counts}; "
+            f"{pending.files} files ({mb(r.bytes_pending)}) pending"
+        )
         if r.not_read:
             click.echo(f"  NOT BACKED UP by the last pass: {r.not_read}")
         if r.held:
@@ -124,11 +144,21 @@ def status_command(
         for state, rel, reason in r.problems:
             click.echo(f"  {state}: {shown(rel)}: {reason}")
     if last is not None:
-        result = last.result or "unfinished: running or interrupted"
-        click.echo(
-            f"last pass: {human_time(last.started_at)} ({result}, "
-            f"{last.uploaded} uploaded, {last.failed} failed)"
-        )
+        if state == "interrupted":
+            waiting = sum(u.files for u in left.values())
+            size = sum(u.bytes for u in left.values())
+            click.echo(
+                f"last pass: {human_time(last.started_at)} (INTERRUPTED pass: "
+                f"{'stopped' if last.finished_at else 'the process ended before it finished'}"
+                f"; {waiting} files ({mb(size)}) not sent yet, sent by the next sync or run)"
+            )
+        elif state == "running":
+            click.echo(f"last pass: {human_time(last.started_at)} (running now)")
+        else:
+            click.echo(
+                f"last pass: {human_time(last.started_at)} ({state}, "
+                f"{last.uploaded} uploaded, {last.failed} failed)"
+            )
     click.echo(f"access token expires: {human_time(expiry)}")
     click.echo(f"agent: {_describe(agent)}")
 
