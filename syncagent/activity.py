@@ -1,8 +1,12 @@
 """What the running agent is doing now, shared with ``syncagent status`` through a small file.
 
-The agent writes ``<state_dir>/activity.json`` (atomically, at most about once a second while
-uploading): its PID, the phase (``scanning``, ``uploading``, ``idle``), the current counts and
-rate. ``status`` reads it and shows it only while that PID is alive, so a crashed agent never
+The agent (and a ``sync``) writes ``<state_dir>/activity.json`` (atomically, at most about
+once a second while uploading): its PID, the phase (``scanning``, ``uploading``, ``idle``),
+the current counts, bytes and rate, and the large files in flight with their bytes sent.
+Events only mark it changed; a flusher thread (:meth:`ActivityFile.running`) writes it
+within about a second, so the file follows the pass even when events stop for a while (the
+last files of a batch, a large file's slices) and never lags behind what the ledger holds.
+``status`` reads it and shows it only while that PID is alive, so a crashed agent never
 looks busy. Writing it is best effort: a full or read-only state dir is logged once.
 """
 
@@ -14,6 +18,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,7 @@ __all__ = ["ActivityFile", "read_activity"]
 log = logging.getLogger("syncagent")
 
 FILE = "activity.json"
+FLUSH_EVERY = 1.0  # seconds: how stale the file may be while something changes
 
 
 class ActivityFile:
@@ -35,11 +41,35 @@ class ActivityFile:
         self._written = 0.0
         self._t0 = 0.0
         self._warned = False
+        self._dirty = False  # changed since it was last written
+
+    @contextlib.contextmanager
+    def running(self, every: float = FLUSH_EVERY) -> Iterator[ActivityFile]:
+        """While the block runs, a thread writes what changed every ``every`` seconds; the
+        file is removed after it (the process is done)."""
+        stop = threading.Event()
+
+        def flush() -> None:
+            while not stop.wait(every):
+                with self._lock:
+                    if self._dirty:
+                        self._write(force=True)
+
+        flusher = threading.Thread(target=flush, name="activity-flush", daemon=True)
+        flusher.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            flusher.join()
+            self.clear()
 
     def _write(self, force: bool = False) -> None:
         now = self._clock()
-        if not force and now - self._written < 1.0:
+        if not force and now - self._written < FLUSH_EVERY:
+            self._dirty = True  # the flusher writes it
             return
+        self._dirty = False
         self._written = now
         self._state["updated_at"] = now
         tmp = self.path.with_suffix(".tmp")
@@ -78,10 +108,16 @@ class ActivityFile:
             self._state["rate"] = self._state["bytes_done"] / elapsed
             self._write()
 
+    def sending(self, rel_path: str, done: int, total: int) -> None:
+        with self._lock:
+            self._state.setdefault("in_flight", {})[rel_path] = [done, total]
+            self._write()
+
     def file_done(self, rel_path: str, ok: bool) -> None:
         with self._lock:
             self._state["files_done"] = self._state.get("files_done", 0) + 1
             self._state["last_file"] = rel_path
+            self._state.get("in_flight", {}).pop(rel_path, None)
             self._write()
 
     @property

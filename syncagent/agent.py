@@ -190,31 +190,31 @@ class Agent:
         self._next_rescan = self._rescan_time()
         check_every = self.config.remote_check_interval
         self._next_check = self._clock() + check_every if check_every else float("inf")
-        self._pass(None, retry_failed=True, check_remote=bool(check_every))
         try:
-            while not self._stop.is_set():
-                self._dirty.wake.wait(timeout=0.2)
-                self._dirty.wake.clear()
-                if self._stop.is_set():
-                    break
-                for w in self._watchers:
-                    w.check()  # the root itself gone, moved or mounted over
-                quiet = self.config.stability_seconds
-                ready = self._dirty.take(quiet, max(MIN_SETTLE_WAIT, 3 * quiet))
-                ready += [r for r in self._approved() if r not in ready]
-                if ready:
-                    self._pass(ready, retry_failed=False)
-                check = self._clock() >= self._next_check
-                if check:
-                    self._next_check = self._clock() + check_every
-                if check or self._clock() >= self._next_rescan:
-                    if self._clock() >= self._next_rescan:
-                        self._next_rescan = self._rescan_time()
-                    self._pass(None, retry_failed=False, check_remote=check)
+            with self.activity.running():  # status follows the passes; removed after
+                self._pass(None, retry_failed=True, check_remote=bool(check_every))
+                while not self._stop.is_set():
+                    self._dirty.wake.wait(timeout=0.2)
+                    self._dirty.wake.clear()
+                    if self._stop.is_set():
+                        break
+                    for w in self._watchers:
+                        w.check()  # the root itself gone, moved or mounted over
+                    quiet = self.config.stability_seconds
+                    ready = self._dirty.take(quiet, max(MIN_SETTLE_WAIT, 3 * quiet))
+                    ready += [r for r in self._approved() if r not in ready]
+                    if ready:
+                        self._pass(ready, retry_failed=False)
+                    check = self._clock() >= self._next_check
+                    if check:
+                        self._next_check = self._clock() + check_every
+                    if check or self._clock() >= self._next_rescan:
+                        if self._clock() >= self._next_rescan:
+                            self._next_rescan = self._rescan_time()
+                        self._pass(None, retry_failed=False, check_remote=check)
         finally:
             for w in self._watchers:
                 w.stop()
-            self.activity.clear()
             self.running = False
             self._finished = True
 

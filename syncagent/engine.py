@@ -54,7 +54,7 @@ from syncagent.localfile import LocalFile, open_below
 from syncagent.model import FileState, FolderMove, LedgerFacts, LocalEntry, Move, Skip, Upload
 from syncagent.moves import RemoteMover, find_dir
 from syncagent.planner import EMPTY_FILE, MAX_FILE_SIZE, Plan, plan, too_large
-from syncagent.progress import NoProgress, Progress
+from syncagent.progress import LARGE_FILE, NoProgress, Progress
 from syncagent.reconcile import Reconciler
 from syncagent.remote_names import NameRefused, remote_path
 from syncagent.renames import find_moves
@@ -161,6 +161,31 @@ class _Sent:
     result: UploadResult
     path: Path
     delete_local: bool = False  # move mode: remove the local file once verified
+
+
+class _BytesSent:
+    """The uploader's byte callback for one file, turned into Progress calls: bytes as they
+    go (a resumed, retried or restarted upload never counts a byte twice or past the file's
+    size), and a large file's own progress while it is in flight."""
+
+    def __init__(self, progress: Progress, rel: str, size: int) -> None:
+        self._progress = progress
+        self._rel = rel
+        self._size = size
+        self._sent = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, done: int, total: int) -> None:
+        with self._lock:  # slices are sent by several threads
+            done = min(done, self._size)
+            more, self._sent = max(0, done - self._sent), max(done, self._sent)
+        if more:
+            self._progress.advance(more)
+        if self._size >= LARGE_FILE:
+            self._progress.sending(self._rel, done, self._size)
+
+    def finish(self) -> None:
+        self(self._size, self._size)
 
 
 class SyncEngine:
@@ -668,7 +693,9 @@ class SyncEngine:
                         self._replacing.discard((root_id, rel))  # may follow 123pan's yes)
                         repo.mark_sending(self.ledger, root_id, rel)
                     try:
-                        result = self._send(root_id, remote_id, action, path, md5, local)
+                        sending = self._byte_progress(rel, entry.size)
+                        result = self._send(root_id, remote_id, action, path, md5, local, sending)
+                        sending.finish()  # all of it counts (an instant upload sends none)
                         break
                     except FileChangedError:  # changed while it was sent: settle, send again
                         if attempt == CHANGE_RETRIES:
@@ -723,6 +750,7 @@ class SyncEngine:
         path: Path,
         md5: str,
         local: LocalFile,
+        sending: _BytesSent | None = None,
     ) -> UploadResult:
         """Upload from the open descriptor. An entry of the other kind in the way on 123pan
         (a folder at the file's name, a file at one of its folders) is kept aside as a
@@ -731,6 +759,7 @@ class SyncEngine:
             return self.client.upload(
                 path, remote_id, action.remote_rel, md5=md5, verify=False, fd=local.fd,
                 digest=local.digest,  # slice MD5s from the same read
+                on_progress=sending,
             )  # fmt: skip
         except RemoteConflictError:
             from syncagent.clash import clear_way
@@ -745,7 +774,11 @@ class SyncEngine:
         return self.client.upload(
             path, remote_id, action.remote_rel, md5=md5, verify=False, fd=local.fd,
             digest=local.digest,
+            on_progress=sending,
         )  # fmt: skip
+
+    def _byte_progress(self, rel: str, size: int) -> _BytesSent:
+        return _BytesSent(self.progress, rel, size)
 
     def _put_back_orphans(
         self,
@@ -872,8 +905,7 @@ class SyncEngine:
             with self._lock:
                 report.uploaded += 1
                 report.bytes_sent += s.entry.size
-            self.progress.advance(s.entry.size)
-            self.progress.file_done(s.entry.rel_path, True)
+            self.progress.file_done(s.entry.rel_path, True)  # its bytes counted as sent
 
     def _settle(
         self, root: Path, action: Upload, report: PassReport

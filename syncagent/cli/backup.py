@@ -130,14 +130,23 @@ def sync_command(
                 "hashed 0 files"
             )
             sys.exit(0)
+    from syncagent.activity import ActivityFile
     from syncagent.app import open_app
     from syncagent.engine import SyncEngine
+    from syncagent.progress import Both
 
+    # what `status` in another process shows while this pass runs (a dry run writes nothing)
+    activity = None if dry_run else ActivityFile(config.state_dir)
+    watched = contextlib.nullcontext() if activity is None else activity.running()
     try:
         with (
             open_app(config, lambda m: click.echo(m, err=True), dry_run=dry_run) as app,
             live as progress,
+            watched,
         ):
+            if activity is not None:
+                activity.phase("scanning", roots=[str(r.local) for r in config.roots])
+                progress = activity if progress is None else Both(progress, activity)
             engine = SyncEngine(  # app.config: the remote folders as this host's (fleet)
                 app.config, app.ledger, app.client_factory(), progress=progress, account=app.account
             )

@@ -187,6 +187,8 @@ def _describe(agent: dict[str, Any] | None) -> str:
         )
         if agent.get("last_file"):
             text += f", last {shown(str(agent['last_file']))}"
+        for rel, (done, total) in dict(agent.get("in_flight") or {}).items():
+            text += f"; sending {shown(rel)} {100 * done // max(1, total)}% ({mb(done)})"
     elif phase == "scanning":
         text += " " + ", ".join(agent.get("roots", []))
     return text

@@ -126,3 +126,43 @@ def test_status_after_ctrl_c_counts_the_unsent_replacements(
     assert r["files_pending"] == len(left)
     assert r["bytes_pending"] == sum(sizes[rel] for rel in left)
     assert "INTERRUPTED pass: stopped" in cli.status_text()
+
+
+def test_status_from_another_process_follows_a_running_sync(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    """While `sync` runs, `status` shows its counts, bytes and the large file in flight
+    (written by the pass's flusher, not only when a batch is verified)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    big = root / "a-big.bin"  # sent first (sorted), slowly: 24 slices of 1 MiB
+    big.write_bytes(bytes(range(256)) * (24 * 4096))
+    for i in range(20):
+        (root / f"s{i:02d}.txt").write_text(f"small {i}\n" * 50)
+    cli = make_cli(tmp_path, emulator, [(root, "/backup/live")], workers=2)
+    emulator.configure(slice_size=1 << 20)
+    emulator.add_latency("upload/v2/file/slice", 3.0)
+    proc = cli.popen_sync()
+    seen: dict[str, object] = {}
+    try:
+
+        def in_flight() -> bool:
+            agent = cli.status()["agent"]
+            if agent and agent.get("phase") == "uploading" and agent.get("in_flight"):
+                done, total = agent["in_flight"]["a-big.bin"]
+                if 0 < done < total and agent["bytes_done"] > 0:
+                    seen.update(agent)
+                    return True
+            return False
+
+        _wait(in_flight, proc)
+        _wait(lambda: "% (" in cli.status_text(), proc)  # the text says it too
+        text = cli.status_text()
+        assert "agent: pid" in text and "sending a-big.bin" in text, text
+        proc.communicate(timeout=DEADLINE)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert seen["files"] == 21
+    assert seen["bytes"] == sum(f.stat().st_size for f in root.iterdir())
+    assert cli.status()["agent"] is None  # done: nothing claims to be running
