@@ -120,6 +120,11 @@ class ActivityFile:
             self._state.get("in_flight", {}).pop(rel_path, None)
             self._write()
 
+    def snapshot(self) -> dict[str, Any]:
+        """What the file says now (a copy)."""
+        with self._lock:
+            return dict(json.loads(json.dumps(self._state)))  # deep: in_flight changes
+
     @property
     def current_phase(self) -> str:
         with self._lock:

@@ -647,7 +647,10 @@ def validate(
             problems.add("logging.file", f"the folder {log_path.parent} does not exist")
     check = _Reader(top.raw.get("remote_check"), "remote_check", ("interval", "files"), problems)
     mon = _Reader(
-        top.raw.get("monitoring"), "monitoring", ("port", "host", "unhealthy_after"), problems
+        top.raw.get("monitoring"),
+        "monitoring",
+        ("port", "host", "unhealthy_after", "allow_remote"),
+        problems,
     )
     monitor_port = mon.get(
         "port",
@@ -665,8 +668,18 @@ def validate(
                 f"must be a port number (1-65535), not {port_text!r}",
             )
     monitor_host = mon.get("host", "127.0.0.1", _str, "an address")
-    if not _is_loopback(monitor_host):
-        problems.add("monitoring.host", "must be a loopback address (127.0.0.1, ::1, localhost)")
+    allow_remote = mon.get("allow_remote", False, _bool, "true or false")
+    if not _is_loopback(monitor_host) and not allow_remote:
+        problems.add(
+            "monitoring.host",
+            "must be a loopback address (127.0.0.1, ::1, localhost), unless "
+            "monitoring.allow_remote: true (a container's published port, say)",
+        )
+    elif not _is_loopback(monitor_host):
+        notices.append(
+            f"monitoring.host: {monitor_host} is not loopback (allow_remote: true): /healthz "
+            "and /metrics can be reached by anyone who reaches this address and port"
+        )
 
     fleet = _Reader(top.raw.get("fleet"), "fleet", ("host", "shared"), problems)
     fleet_host = fleet.get(

@@ -1,4 +1,5 @@
-"""Optional ``/healthz`` and Prometheus ``/metrics`` for the watch agent, on loopback only.
+"""Optional ``/healthz`` and Prometheus ``/metrics`` for the watch agent, on loopback unless
+``monitoring.allow_remote`` is set.
 
 ``/healthz`` answers 200 while the agent's loop runs and its work gets done (a long first scan
 counts as healthy), and 503 with the reason (:func:`health`, pure) when it stopped on a fatal
@@ -6,7 +7,8 @@ error (refused credentials, no quota), while its ledger's database server is unr
 (a PostgreSQL restart: the agent waits for it), when 123pan has been unreachable (passes
 failing as a whole) for longer than ``monitoring.unhealthy_after``, or when a root is missing; 503
 "degraded" while the mass-change guard holds a root's passes. ``/metrics``
-exposes pass and upload counters in the Prometheus text format. Served by the standard
+exposes pass and upload counters in the Prometheus text format, and with the snapshot's
+``ledger_facts`` what :mod:`syncagent.monitor_facts` adds per root. Served by the standard
 library on its own daemon thread.
 """
 
@@ -108,6 +110,10 @@ def render_metrics(snap: dict[str, Any]) -> str:
             "# TYPE syncagent_last_pass_timestamp_seconds gauge",
             f"syncagent_last_pass_timestamp_seconds {float(snap['last_pass_at']):.3f}",
         ]
+    if "ledger_facts" in snap:  # per root, from the ledger (see syncagent.monitor_facts)
+        from syncagent.monitor_facts import render
+
+        lines += render(snap["ledger_facts"])
     return "\n".join(lines) + "\n"
 
 

@@ -263,8 +263,13 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
             monitor = None
             if config.monitor_port is not None:
                 from syncagent.monitor import MonitorServer
+                from syncagent.monitor_facts import collect
 
-                monitor = MonitorServer(agent.snapshot, config.monitor_host, config.monitor_port)
+                def snapshot() -> dict[str, Any]:
+                    facts = collect(app.ledger, agent.activity.snapshot())
+                    return {**agent.snapshot(), "ledger_facts": facts}
+
+                monitor = MonitorServer(snapshot, config.monitor_host, config.monitor_port)
                 monitor.start()
                 logging.getLogger("syncagent").info(
                     "health and metrics at %s/healthz and %s/metrics", monitor.url, monitor.url
