@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import ipaddress
 import os
 import re
@@ -85,8 +86,24 @@ class RootConfig:
 
 @dataclass(frozen=True)
 class Credentials:
-    client_id: str
+    """The 123pan client ID and secret; shown only as :attr:`fingerprint` (a repr, a log
+    line or ``doctor`` never prints either)."""
+
+    client_id: str = field(repr=False)
     client_secret: str = field(repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """Tells two sets of credentials apart without showing them: the first 8 hex digits
+        of each one's SHA-256 (``sha256sum`` of the value, without a newline, shows it too)."""
+        return f"client ID {_digest(self.client_id)}…, secret {_digest(self.client_secret)}…"
+
+    def __repr__(self) -> str:
+        return f"Credentials({self.fingerprint})"
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ any command would).
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import os
 import shutil
@@ -274,7 +275,16 @@ def gather(
         return checks
     checks.append(check_clock(server_offset(config.api_base), config.api_base))
     try:
-        checks.extend(check_account(client()))
+        account = check_account(client())
+        if config.credentials is not None:  # which credentials, never the values
+            shown = config.credentials.fingerprint
+            account = [
+                dataclasses.replace(c, detail=f"{c.detail} [{shown}]")
+                if c.name == "credentials"
+                else c
+                for c in account
+            ]
+        checks.extend(account)
     except SyncAgentError as err:
         checks.append(Check("123pan", "fail", err.message))
     return checks

@@ -2,7 +2,8 @@
 
 For each root, the remote tree below its folder is listed (recycle bin left out) and every file
 the ledger calls done is looked up by its remote path: missing, or a different size or etag, is
-a problem. ``repair`` marks those files pending, so the next pass uploads them again.
+a problem, said in plain words (:mod:`syncagent.explain`). ``repair`` marks those files
+pending, so the next pass uploads them again.
 
 A root whose ledger was made for another account or remote folder (:mod:`syncagent.binding`)
 is not compared file by file: its fileIDs mean nothing here, and the problem is said once, in
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from syncagent import explain
 from syncagent.adopt import remote_tree
 from syncagent.binding import Account, binding_change
 from syncagent.config import SyncConfig
-from syncagent.errors import RemoteNotFoundError
+from syncagent.errors import RemoteError, RemoteNotFoundError
 from syncagent.ledger import Ledger, repo, trust
 from syncagent.pan123 import Pan123Client
 from syncagent.remote_check import folder_gone
@@ -81,17 +83,22 @@ def verify(
         except RemoteNotFoundError:  # trashed or deleted while it was listed
             problems.append(Mismatch(str(root.local), "", f"{root.remote} vanished on 123pan"))
             continue
+        except RemoteError as exc:  # this root is not checked; said in words, the rest go on
+            if exc.fatal:
+                raise
+            problems.append(
+                Mismatch(str(root.local), "", explain.remote_failure(exc, f"listing {root.remote}"))
+            )
+            continue
         bad: list[str] = []
         for rel_path, remote_name, size, md5 in done:
             checked += 1
             item = remote.get(remote_name or rel_path)
+            where = f"{root.remote.rstrip('/')}/{remote_name or rel_path}"
             if item is None:
-                problem = "missing on 123pan"
+                problem = explain.missing(where)
             elif item.size != size or item.etag != (md5 or "").lower():
-                problem = (
-                    f"differs on 123pan ({item.size} bytes, etag {item.etag}; "
-                    f"expected {size} bytes, MD5 {md5})"
-                )
+                problem = explain.differs(where, item.size, item.etag, size, md5)
             else:
                 continue
             problems.append(Mismatch(str(root.local), rel_path, problem))

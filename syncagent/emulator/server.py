@@ -8,13 +8,14 @@ its ``repr``.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from syncagent.emulator.core import Core
 from syncagent.emulator.faults import Fault, Kind, RandomProfile
@@ -73,12 +74,12 @@ class Emulator:
             core = Core(s)
         except OSError as exc:
             raise EmulatorError(f"cannot use data dir {s.data_dir}: {exc.strerror}") from exc
+        api = _listen(s.host, s.api_port, core, "api", "the API port")
         try:
-            api = EmulatorHTTPServer((s.host, s.api_port), core, "api")
-            upload = EmulatorHTTPServer((s.host, s.upload_port), core, "upload")
-        except OSError as exc:
-            core.close()
-            raise EmulatorError(f"cannot listen on {s.host}: {exc.strerror}") from exc
+            upload = _listen(s.host, s.upload_port, core, "upload", "the upload port")
+        except EmulatorError:
+            api.server_close()
+            raise
         if s.tls:
             try:
                 self._tls = make_tls_files(s.data_dir, s.host)
@@ -251,6 +252,24 @@ class Emulator:
 
     def reset_activity(self) -> None:
         self.core.reset_activity()
+
+
+def _listen(
+    host: str, port: int, core: Core, kind: Literal["api", "upload"], role: str
+) -> EmulatorHTTPServer:
+    """A listener on ``host:port``, or an error naming the address, which port it was and,
+    when it is taken, that it is (and what to do)."""
+    try:
+        return EmulatorHTTPServer((host, port), core, kind)
+    except OSError as exc:
+        core.close()
+        where = f"{host}:{port} ({role})"
+        if exc.errno == errno.EADDRINUSE:
+            raise EmulatorError(
+                f"cannot listen on {where}: port {port} is already in use (another emulator "
+                "or program holds it); choose another port, or 0 for any free one"
+            ) from exc
+        raise EmulatorError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
 
 
 def _url(server: EmulatorHTTPServer, tls: bool) -> str:

@@ -30,6 +30,7 @@ import random
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -116,9 +117,28 @@ class StreamAnswer:
                 raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
 
 
+def host_port(url: str) -> str:
+    """``host:port`` of a URL (the default port of its scheme when none is given), the
+    part of a connection failure a person can check; nothing else of the URL (a download
+    URL's query is a credential)."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = 443 if parts.scheme == "https" else 80
+    host = parts.hostname or "?"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @contextmanager
-def _translated(endpoint: str) -> Iterator[None]:
-    """Turn requests' exceptions into the error tree (the one place that does)."""
+def _translated(endpoint: str, url: str = "") -> Iterator[None]:
+    """Turn requests' exceptions into the error tree (the one place that does); a failed
+    connection names the host and port it tried, and what to check."""
+    where = host_port(url) if url else "123pan"
+    check = (
+        f"could not reach {where}: check the network, a firewall or proxy "
+        "(HTTPS_PROXY, NO_PROXY), and api_base"
+    )
     try:
         yield
     except requests.exceptions.SSLError as exc:
@@ -130,11 +150,17 @@ def _translated(endpoint: str) -> Iterator[None]:
         reason = found.group(1).strip() if found else "the handshake failed"
         raise TransportError(f"TLS failed: {reason}", endpoint=endpoint) from exc
     except requests.Timeout as exc:
-        raise TransportError(f"timed out: {type(exc).__name__}", endpoint=endpoint) from exc
+        raise TransportError(
+            f"timed out: {type(exc).__name__} ({check})", endpoint=endpoint
+        ) from exc
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-        raise TransportError(f"connection failed: {type(exc).__name__}", endpoint=endpoint) from exc
+        raise TransportError(
+            f"connection failed: {type(exc).__name__} ({check})", endpoint=endpoint
+        ) from exc
     except requests.RequestException as exc:
-        raise TransportError(f"request failed: {type(exc).__name__}", endpoint=endpoint) from exc
+        raise TransportError(
+            f"request failed: {type(exc).__name__} ({check})", endpoint=endpoint
+        ) from exc
 
 
 class HttpTransport:
@@ -290,7 +316,7 @@ class HttpTransport:
         here, the caller resumes. Raises TransportError when no answer arrives."""
         # identity: byte ranges count bytes of the file, not of a compressed body
         sent = {"Accept-Encoding": "identity", **(headers or {})}
-        with _translated("download"):
+        with _translated("download", url):
             raw = self._direct(url, sent, stream=True)
             if raw is None:
                 raw = self._session.get(
@@ -385,7 +411,7 @@ class HttpTransport:
         file: FormFile | None,
     ) -> Any:
         name = endpoint.name
-        with _translated(name):
+        with _translated(name, url):
             if file is not None:
                 with file.open() as stream:
                     encoder = MultipartBody(form or {}, file.field, file.filename, stream)

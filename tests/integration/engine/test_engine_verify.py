@@ -53,7 +53,10 @@ def test_pass_then_verify_then_repair(setup: Any, api: Any) -> None:
     mapped = next(i for i in client.list_folder(sub.file_id) if i.name == "c：d.txt")
     client.trash([mapped.file_id])
     checked, problems = verify(config, ledger, client, repair=True)
-    assert [(p.rel_path, p.problem) for p in problems] == [("sub/c:d.txt", "missing on 123pan")]
+    [problem] = problems
+    assert problem.rel_path == "sub/c:d.txt"  # named, and said what it means and what to do
+    assert problem.problem.startswith("NOT on 123pan: ")
+    assert "/backup/docs/sub/c：d.txt" in problem.problem and "verify --repair" in problem.problem
     third = engine.run_once()
     assert third.uploaded == 1
     assert third.hashed == 0  # the content is unchanged: its stored MD5 is reused
