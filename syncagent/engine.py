@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from syncagent import leftover
+from syncagent import decisions, leftover
 from syncagent.binding import Account
 from syncagent.config import RootConfig, SyncConfig
 from syncagent.errors import (
@@ -348,6 +348,7 @@ class SyncEngine:
                 if found.matched == rows and not rechecked:  # all as recorded, nothing gone
                     report.unchanged += rows
                     report.plans.append((root, Plan(unchanged=rows)))
+                    decisions.log_plan(root, report.plans[-1][1])
                     touched.append((root, root_id, False))
                     self._guarded(root, root_id, None, holds, report, dry_run)
                     continue
@@ -406,6 +407,7 @@ class SyncEngine:
             report.unchanged += planned.unchanged
             report.waiting += planned.waiting
             report.plans.append((root, planned))
+            decisions.log_plan(root, planned, held=hold is not None)  # -v: each file, and why
             if dry_run:
                 continue
             touched.append((root, root_id, True))
