@@ -26,8 +26,10 @@ from syncagent.cli.common import (
 from syncagent.errors import ConfigError, SyncAgentError
 
 if TYPE_CHECKING:
+    from syncagent.agent import Agent
     from syncagent.config import SyncConfig
     from syncagent.ignore import IgnoreRules
+    from syncagent.reload import Reloader
 
 __all__ = ["run_command", "sync_command"]
 
@@ -238,9 +240,8 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
     Example:
       syncagent run ~/Documents
     """
-    from syncagent.agent import Agent
-    from syncagent.app import open_app
-    from syncagent.engine import SyncEngine
+    from syncagent.cli.common import discover_config
+    from syncagent.reload import Reloader
     from syncagent.statelock import StateLock
 
     config = load(config_path, paths)
@@ -248,41 +249,17 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
     _ignore_rules(config)  # a bad .syncignore at start exits 2; later, only its root's pass fails
     guard_state(config)
     lock = StateLock(config.state_dir)
+    # SIGHUP (systemctl reload): finish what is in flight, re-read the file, go on with it
+    reloader = Reloader(config_path or discover_config())
+    stopping: list[int] = []
     try:
         lock.acquire()
-        with open_app(config, lambda m: click.echo(m, err=True)) as app:
-            agent = Agent(
-                app.config,  # the remote folders as this host's (fleet)
-                app.ledger,
-                lambda cfg, progress: SyncEngine(
-                    cfg, app.ledger, app.client_factory(), progress=progress, account=app.account
-                ),
-            )
-            signal.signal(signal.SIGTERM, lambda *_: agent.stop())
-            signal.signal(signal.SIGINT, lambda *_: agent.stop())
-            monitor = None
-            if config.monitor_port is not None:
-                from syncagent.monitor import MonitorServer
-                from syncagent.monitor_facts import collect
-
-                def snapshot() -> dict[str, Any]:
-                    facts = collect(app.ledger, agent.activity.snapshot())
-                    return {**agent.snapshot(), "ledger_facts": facts}
-
-                monitor = MonitorServer(snapshot, config.monitor_host, config.monitor_port)
-                monitor.start()
-                logging.getLogger("syncagent").info(
-                    "health and metrics at %s/healthz and %s/metrics", monitor.url, monitor.url
-                )
-            say = logging.getLogger("syncagent").info
-            for root in app.config.roots:  # the first screen says where everything goes
-                say("backing up %s to %s on 123pan (%s mode)", root.local, root.remote, root.mode)
-            say("running until stopped: press Ctrl-C or send SIGTERM (systemctl stop, podman stop)")
-            try:
-                agent.run()
-            finally:
-                if monitor is not None:
-                    monitor.stop()
+        reloader.install()
+        while True:
+            agent = _run_agent(config, reloader, stopping)
+            if stopping or agent.fatal or not reloader.requested:
+                break
+            config = reloader.reread(config, paths)
     except SyncAgentError as err:
         fail(err)
     finally:
@@ -291,3 +268,56 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
         click.echo(f"syncagent: stopped: {agent.fatal}", err=True)
         sys.exit(exit_status(agent.fatal_error))
     click.echo("syncagent stopped", err=True)
+
+
+def _run_agent(config: SyncConfig, reloader: Reloader, stopping: list[int]) -> Agent:
+    """Run the watch agent with ``config`` until it is stopped (SIGTERM or SIGINT, listed
+    in ``stopping``), stops by itself, or a SIGHUP asks for a reload; returns it."""
+    from syncagent.agent import Agent
+    from syncagent.app import open_app
+    from syncagent.engine import SyncEngine
+
+    with open_app(config, lambda m: click.echo(m, err=True)) as app:
+        agent = Agent(
+            app.config,  # the remote folders as this host's (fleet)
+            app.ledger,
+            lambda cfg, progress: SyncEngine(
+                cfg, app.ledger, app.client_factory(), progress=progress, account=app.account
+            ),
+        )
+
+        def on_stop(signum: int, frame: object) -> None:
+            stopping.append(signum)
+            agent.stop()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        reloader.arm(agent.stop)
+        monitor = None
+        if config.monitor_port is not None:
+            from syncagent.monitor import MonitorServer
+            from syncagent.monitor_facts import collect
+
+            def snapshot() -> dict[str, Any]:
+                facts = collect(app.ledger, agent.activity.snapshot())
+                return {**agent.snapshot(), "ledger_facts": facts}
+
+            monitor = MonitorServer(snapshot, config.monitor_host, config.monitor_port)
+            monitor.start()
+            logging.getLogger("syncagent").info(
+                "health and metrics at %s/healthz and %s/metrics", monitor.url, monitor.url
+            )
+        say = logging.getLogger("syncagent").info
+        for root in app.config.roots:  # the first screen says where everything goes
+            say("backing up %s to %s on 123pan (%s mode)", root.local, root.remote, root.mode)
+        say(
+            "running until stopped: press Ctrl-C or send SIGTERM (systemctl stop, podman stop); "
+            "SIGHUP (systemctl reload) re-reads %s",
+            reloader.source or "nothing: no sync.yaml is in use",
+        )
+        try:
+            agent.run()
+        finally:
+            if monitor is not None:
+                monitor.stop()
+    return agent

@@ -26,6 +26,7 @@ def test_the_unit_runs_the_agent_as_its_own_user_and_stops_it_with_sigterm() -> 
     assert service["ExecStart"].endswith("/syncagent run")
     assert service["User"] not in ("root", "0")
     assert service["KillSignal"] == "SIGTERM"  # what the agent handles: finish, stay resumable
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"  # systemctl reload: SIGHUP
     assert int(service["TimeoutStopSec"]) >= 10  # the agent stops within 10 s
     # credentials come from a 0600 file, never from the (world-readable) unit itself
     assert service["EnvironmentFile"].startswith("/etc/syncagent/")

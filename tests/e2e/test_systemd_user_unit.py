@@ -26,6 +26,7 @@ def test_the_user_unit_runs_the_agent_from_the_users_own_files() -> None:
     service = unit["Service"]
     assert service["ExecStart"] == f"{VENV_BIN} run"
     assert "User" not in service  # a user unit runs as the user who enabled it
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"  # systemctl --user reload
     assert service["KillSignal"] == "SIGTERM"
     # a bad config (2) or refused credentials (3): no restart loop
     assert {"2", "3"} <= set(service["RestartPreventExitStatus"].split())
