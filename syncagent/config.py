@@ -196,6 +196,23 @@ def _expand(value: Any, key: str, env: Mapping[str, str], problems: _Problems) -
     return value
 
 
+def _unset_credentials(raw: Any, env: Mapping[str, str]) -> tuple[Any, list[tuple[str, str]]]:
+    """``credentials.client_id``/``client_secret`` that are exactly ``${VAR}`` with VAR
+    unset are taken out (as if left unset: the embedded emulator, as sync.yaml.example
+    promises) instead of being a problem; returns the raw config and (key, VAR) of each."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("credentials"), dict):
+        return raw, []
+    creds = dict(raw["credentials"])
+    unset = []
+    for key in ("client_id", "client_secret"):
+        value = creds.get(key)
+        m = _ENV.fullmatch(value.strip()) if isinstance(value, str) else None
+        if m is not None and m.group(1) not in env:
+            unset.append((key, m.group(1)))
+            del creds[key]
+    return {**raw, "credentials": creds}, unset
+
+
 def _size(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -564,6 +581,7 @@ def validate(
     :raises ConfigError: listing every problem with its key path.
     """
     problems = _Problems()
+    raw, unset = _unset_credentials(raw, env)
     raw = _expand(raw, "", env, problems) if raw is not None else {}
     top = _Reader(raw, "", _TOP, problems)
     notices: list[str] = []
@@ -597,8 +615,20 @@ def validate(
     credentials = None
     if client_id and secret:
         credentials = Credentials(client_id, secret)
+    elif (client_id or secret) and unset:  # one given, the other's variable unset
+        for key, var in unset:
+            problems.add(
+                f"credentials.{key}",
+                f"environment variable {var} is not set (client_id and client_secret must be "
+                "given together)",
+            )
     elif client_id or secret:
         problems.add("credentials", "client_id and client_secret must be given together")
+    elif unset:  # the example's ${PAN123_CLIENT_ID} with nothing set: as if left out
+        notices.append(
+            f"credentials: {' and '.join(var for _, var in unset)} not set: backing up to the "
+            "embedded local emulator, not to 123pan (set them to use a real account)"
+        )
 
     api_base = env.get("PAN123_API_BASE") or top.get("api_base", DEFAULT_API_BASE, _str, "a URL")
     url = urlsplit(api_base)
@@ -806,7 +836,10 @@ def load_config(
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError([f"{path}: not valid YAML{where}: {problem}"]) from None
-    config = validate(raw, env, cli_paths, roots_required=roots_required)
+    try:
+        config = validate(raw, env, cli_paths, roots_required=roots_required)
+    except ConfigError as err:  # every error names the file it came from
+        raise ConfigError(err.problems, None if path is None else str(path.absolute())) from None
     if path is not None:  # the file in use holds or names the credentials: never backed up
         config = dataclasses.replace(
             config, secret_files=(Path(os.path.abspath(path)), *config.secret_files)

@@ -102,11 +102,16 @@ class ConfigError(SyncAgentError):
     """A configuration (file, flags or environment) is wrong.
 
     :param problems: one entry per problem, each naming the key it is about.
+    :param source: the file they were found in (named in the message), if any.
     """
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
         self.problems = list(problems)
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        self.source = source
+        where = f" in {source}" if source else ""
+        super().__init__(
+            f"invalid configuration{where}:\n" + "\n".join(f"  - {p}" for p in problems)
+        )
 
 
 class EmulatorError(SyncAgentError):
