@@ -58,8 +58,12 @@ class TokenStore(Protocol):
     def lock(self) -> contextlib.AbstractContextManager[None]: ...
 
 
-def fingerprint(client_id: str) -> str:
-    return hashlib.sha256(client_id.encode()).hexdigest()[:16]
+def fingerprint(client_id: str, secret: str = "") -> str:
+    """What a stored token is bound to: the client ID and the secret it was fetched with,
+    hashed. A token fetched with another secret is not used, so a wrong secret put in the
+    config is noticed at once (its fetch is refused) instead of once the cached token ends."""
+    material = client_id if not secret else f"{client_id}\n{secret}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 class FileTokenStore:
@@ -171,7 +175,8 @@ class TokenManager:
         self._ahead = refresh_ahead
         self._lock = threading.Lock()
         self._current: StoredToken | None = None
-        self._fingerprint = fingerprint(client_id)  # checked on every call: hash it once
+        # checked on every call: hashed once
+        self._fingerprint = fingerprint(client_id, client_secret)
         self.fetches = 0
 
     def __repr__(self) -> str:

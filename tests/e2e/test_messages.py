@@ -78,3 +78,18 @@ def test_doctor_shows_credentials_only_as_a_fingerprint(tmp_path: Path, emulator
     assert client_id not in output and secret not in output
     digest = hashlib.sha256(client_id.encode()).hexdigest()[:8]
     assert f"client ID {digest}…" in result.stdout, result.stdout
+
+
+def test_a_wrong_secret_is_noticed_while_the_cached_token_is_valid(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    cli = make_cli(tmp_path, emulator, [(root, "/b")])
+    assert cli.sync().returncode == 0  # a token is cached, valid for 30 days
+    (root / "b.txt").write_text("b")
+    cli.env["PAN123_CLIENT_SECRET"] = "not-the-secret"
+    wrong = cli.sync()
+    assert wrong.returncode == 3, wrong.stderr  # refused credentials, not a backup
+    assert "not-the-secret" not in wrong.stderr + wrong.stdout

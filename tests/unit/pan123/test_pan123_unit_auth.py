@@ -92,7 +92,7 @@ def test_first_call_fetches_and_later_calls_reuse(store: TokenStore) -> None:
     stored = store.load()
     assert stored is not None
     assert (stored.access_token, stored.expires_at) == ("tok-SECRET-1", T0 + TTL)
-    assert stored.client == fingerprint(CLIENT_ID) != CLIENT_ID
+    assert stored.client == fingerprint(CLIENT_ID, SECRET) != CLIENT_ID
 
 
 def test_refresh_happens_only_when_less_than_refresh_ahead_remains(store: TokenStore) -> None:
@@ -144,12 +144,12 @@ def test_a_stored_token_of_another_client_id_is_not_used(store: TokenStore) -> N
     assert len(ours.calls) == 1
     loaded = store.load()
     assert loaded is not None
-    assert loaded.client == fingerprint(CLIENT_ID)
+    assert loaded.client == fingerprint(CLIENT_ID, SECRET)
 
 
 def test_an_expired_stored_token_is_not_used(store: TokenStore) -> None:
     clock = Clock()
-    store.save(StoredToken("old-token", T0 + 100, fingerprint(CLIENT_ID)))
+    store.save(StoredToken("old-token", T0 + 100, fingerprint(CLIENT_ID, SECRET)))
     fetch = FakeFetch(clock)
     assert manager(store, clock, fetch).token() == "tok-SECRET-1"
     assert len(fetch.calls) == 1
@@ -298,7 +298,7 @@ def test_corrupt_token_file_is_treated_as_absent(tmp_path: Path, content: bytes)
     fetch = FakeFetch(clock)
     assert manager(store, clock, fetch).token() == "tok-SECRET-1"
     assert len(fetch.calls) == 1
-    assert store.load() == StoredToken("tok-SECRET-1", T0 + TTL, fingerprint(CLIENT_ID), T0)
+    assert store.load() == StoredToken("tok-SECRET-1", T0 + TTL, fingerprint(CLIENT_ID, SECRET), T0)
 
 
 def test_missing_state_dir_is_created_on_save(tmp_path: Path) -> None:
@@ -322,7 +322,7 @@ def test_reprs_never_show_the_token_or_the_secret(store: TokenStore) -> None:
         assert "SECRET" not in text
         assert SECRET not in text
     assert token == "tok-SECRET-1"
-    assert fingerprint(CLIENT_ID) in repr(m)
+    assert fingerprint(CLIENT_ID, SECRET) in repr(m)
     assert "token=expires" in repr(m)
 
 
@@ -391,3 +391,14 @@ def test_a_state_dir_that_cannot_keep_the_token_is_a_state_error(tmp_path: Path)
     with pytest.raises(StateError, match="Is a directory") as info:
         folder.save(StoredToken("tok-SECRET", T0, "x"))
     assert "tok-SECRET" not in str(info.value)
+
+
+def test_a_token_fetched_with_another_secret_is_not_used(store: TokenStore) -> None:
+    """A secret changed in the config is checked at once (a fetch), even while the token
+    fetched with the old one is still valid: a wrong secret is noticed on the next call."""
+    clock = Clock()
+    first = FakeFetch(clock, "old")
+    TokenManager(CLIENT_ID, "the-old-secret", first, store, clock=clock).token()
+    fetch = FakeFetch(clock)
+    assert manager(store, clock, fetch).token() == "tok-SECRET-1"
+    assert fetch.calls == [(CLIENT_ID, SECRET)]
