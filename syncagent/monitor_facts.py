@@ -4,14 +4,15 @@ The agent's own counters (:mod:`syncagent.monitor`) say what this process did; a
 also needs where things stand: per root (a ``root`` label) the files and bytes not sent yet
 (:func:`syncagent.leftover.unsent`) and the failed files by kind of error (``local``: the
 file could not be read or changed while sent; ``123pan``: 123pan answered with an error,
-with its ``code``; ``network``: 123pan could not be reached), the time of the last pass that
-ended ``ok``, and the bytes the running pass has sent so far. Read on each scrape; a ledger
-that cannot be read leaves these out (and says so in one metric) instead of failing
-``/metrics``.
+with its ``code``; ``network``: 123pan could not be reached) and the endpoint that
+failed, the time of the last pass that ended ``ok``, and the bytes the running pass has
+sent so far. Read on each scrape; a ledger that cannot be read leaves these out (and says
+so in one metric) instead of failing ``/metrics``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import text
@@ -25,6 +26,7 @@ __all__ = ["collect", "render"]
 
 # how a failure reads in the ledger: no code (local), the transport's, or 123pan's own
 _TRANSPORT_HINTS = ("unreachable", "connection", "timed out", "timeout")
+_ENDPOINT = re.compile(r"\[((?:api|upload)/[\w./-]+)(?:, [^\]]*)?\]$")
 
 
 def collect(ledger: Ledger, activity: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -53,13 +55,20 @@ def collect(ledger: Ledger, activity: dict[str, Any] | None = None) -> dict[str,
     for path, code, reason, n in failed:
         kind = _kind(code, str(reason or ""))
         errors = roots.setdefault(str(path), {"files": 0, "bytes": 0, "errors": {}})["errors"]
-        key = (kind, "" if code is None else str(code))
+        key = (kind, "" if code is None else str(code), _endpoint(str(reason or "")))
         errors[key] = errors.get(key, 0) + int(n)
     out.update(ledger_ok=True, roots=roots, last_ok_pass_at=last_ok)
     if activity and activity.get("phase") == "uploading":
         out["pass_bytes_sent"] = int(activity.get("bytes_done", 0))
         out["pass_files_done"] = int(activity.get("files_done", 0))
     return out
+
+
+def _endpoint(reason: str) -> str:
+    """The 123pan endpoint a failure came from, as a RemoteError names it at the end of its
+    message (``... [upload/v2/file/create, code 5066]``); empty for a local failure."""
+    found = _ENDPOINT.search(reason)
+    return "" if found is None else found.group(1)
 
 
 def _kind(code: int | None, reason: str) -> str:
@@ -85,14 +94,13 @@ def render(facts: dict[str, Any]) -> list[str]:
         "# HELP syncagent_pending_bytes Bytes of the files not uploaded yet.",
         "# TYPE syncagent_pending_bytes gauge",
         *(f'syncagent_pending_bytes{{root="{_label(r)}"}} {v["bytes"]}' for r, v in roots.items()),
-        "# HELP syncagent_failed_files Files whose last attempt failed, by kind and code.",
+        "# HELP syncagent_failed_files Files whose last attempt failed: kind, code, endpoint.",
         "# TYPE syncagent_failed_files gauge",
     ]
     for r, v in roots.items():
-        for (kind, code), n in sorted(v["errors"].items()):
-            lines.append(
-                f'syncagent_failed_files{{root="{_label(r)}",kind="{kind}",code="{code}"}} {n}'
-            )
+        for (kind, code, endpoint), n in sorted(v["errors"].items()):
+            labels = f'root="{_label(r)}",kind="{kind}",code="{code}",endpoint="{endpoint}"'
+            lines.append(f"syncagent_failed_files{{{labels}}} {n}")
     if facts.get("last_ok_pass_at"):
         lines += [
             "# HELP syncagent_last_success_timestamp_seconds When the last pass ended ok.",

@@ -60,7 +60,7 @@ def test_metrics_show_pending_failures_and_last_success_per_root(
         emulator.fail_next("upload/v2/file/single/create", None, code=5066, message="nope")
         (root / "a.txt").write_text("a" * 100)
         (root / "b.txt").write_text("b" * 50)
-        failed = f'{label},kind="123pan",code="5066"'
+        failed = f'{label},kind="123pan",code="5066",endpoint="upload/v2/file/single/create"'
         _wait(lambda: _value(_metrics(port), "syncagent_failed_files", failed) == 2, 120)
         text = _metrics(port)
         assert _value(text, "syncagent_pending_files", label) == 2, text
