@@ -67,4 +67,4 @@ def _meaning(exc: RemoteError) -> str:
 def remote_failure(exc: RemoteError, doing: str) -> str:
     """What went wrong while ``doing`` (e.g. ``listing /backup/docs``), in plain words,
     123pan's own message kept in brackets."""
-    return f"not checked: {_meaning(exc)} while {doing} [123pan said: {exc}]"
+    return f"{_meaning(exc)} while {doing} [123pan said: {exc}]"

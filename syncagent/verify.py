@@ -87,7 +87,11 @@ def verify(
             if exc.fatal:
                 raise
             problems.append(
-                Mismatch(str(root.local), "", explain.remote_failure(exc, f"listing {root.remote}"))
+                Mismatch(
+                    str(root.local),
+                    "",
+                    "not checked: " + explain.remote_failure(exc, f"listing {root.remote}"),
+                )
             )
             continue
         bad: list[str] = []

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import click
 
-from syncagent.cli.common import config_option, fail, load, setup_logging, verbosity_options
-from syncagent.errors import SyncAgentError
+from syncagent.cli.common import (
+    config_option,
+    exit_status,
+    fail,
+    load,
+    setup_logging,
+    verbosity_options,
+)
+from syncagent.errors import RemoteError, SyncAgentError
 
 __all__ = ["verify_command"]
 
@@ -37,6 +44,13 @@ def verify_command(
             checked, problems = verify(
                 app.config, app.ledger, app.client, repair=repair, account=app.account
             )
+    except RemoteError as err:  # said in words, 123pan's own in brackets (explain.py)
+        from syncagent.explain import remote_failure
+
+        click.echo(
+            f"syncagent: verify stopped: {remote_failure(err, 'comparing with 123pan')}", err=True
+        )
+        sys.exit(exit_status(err))
     except SyncAgentError as err:
         fail(err)
     for m in problems:

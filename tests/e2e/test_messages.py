@@ -93,3 +93,36 @@ def test_a_wrong_secret_is_noticed_while_the_cached_token_is_valid(
     wrong = cli.sync()
     assert wrong.returncode == 3, wrong.stderr  # refused credentials, not a backup
     assert "not-the-secret" not in wrong.stderr + wrong.stdout
+
+
+def test_verify_stopped_by_123pan_says_what_it_means(tmp_path: Path, emulator: Emulator) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    cli = make_cli(tmp_path, emulator, [(root, "/b")])
+    assert cli.sync().returncode == 0
+    cli.env["PAN123_CLIENT_SECRET"] = "not-the-secret"
+    result = cli.run("verify", "--config", str(cli.config))
+    assert result.returncode == 3, result.stderr
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("syncagent: verify stopped")]
+    # what it means and what to do first, 123pan's own words after, in brackets
+    assert "while comparing with 123pan [123pan said: " in line, line
+    assert line.index("client") < line.index("[123pan said"), line
+    assert "not-the-secret" not in result.stderr
+
+
+def test_verify_names_a_root_it_could_not_list_and_goes_on(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.txt").write_text("a")
+    cli = make_cli(tmp_path, emulator, [(root, "/b")])
+    assert cli.sync().returncode == 0
+    emulator.fail_next("api/v2/file/list", None, code=9999, message="some 123pan words")
+    result = cli.run("verify", "--config", str(cli.config))
+    assert result.returncode == 1, result.stderr
+    assert (
+        f"{root}: not checked: 123pan refused the request while listing /b "
+        "[123pan said: some 123pan words [api/v2/file/list, code 9999" in result.stdout
+    ), result.stdout

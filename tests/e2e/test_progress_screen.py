@@ -27,7 +27,7 @@ SMALL = 3000
 BIG = 2
 BLOCK = re.compile(
     r"^(uploading|done) [━╸╺ ]+ (\d+)/(\d+) files "
-    r"[\d.]+/[\d.]+ [kMG]?B (\?|[\d.]+ ?[kMG]?B/s) ETA [-\d:]+ elapsed [-\d:]+\s*$"
+    r"[\d.]+/[\d.]+ [kMG]?B (\?|[\d.]+ ?(?:[kMG]?B|bytes)/s) ETA [-\d:]+ elapsed [-\d:]+\s*$"
 )
 LOG = re.compile(r"^(\d\d:\d\d:\d\d)?\s+(DEBUG|INFO|WARNING|ERROR)\s+\S")
 
