@@ -676,6 +676,7 @@ class SyncEngine:
         path = root.local / rel
         entry = action.entry
         md5: str | None = None
+        sending = _BytesSent(self.progress, rel, entry.size)  # one count, whatever the tries
         try:
             for attempt in range(1, CHANGE_RETRIES + 1):
                 entry, md5, local = self._settle(root.local, action, report)
@@ -695,7 +696,6 @@ class SyncEngine:
                         self._replacing.discard((root_id, rel))  # may follow 123pan's yes)
                         repo.mark_sending(self.ledger, root_id, rel)
                     try:
-                        sending = self._byte_progress(rel, entry.size)
                         result = self._send(root_id, remote_id, action, path, md5, local, sending)
                         sending.finish()  # all of it counts (an instant upload sends none)
                         break
@@ -779,8 +779,6 @@ class SyncEngine:
             on_progress=sending,
         )  # fmt: skip
 
-    def _byte_progress(self, rel: str, size: int) -> _BytesSent:
-        return _BytesSent(self.progress, rel, size)
 
     def _put_back_orphans(
         self,
