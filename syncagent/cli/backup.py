@@ -240,6 +240,10 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
     Example:
       syncagent run ~/Documents
     """
+    # loaded before the lock is taken, as ever: the lock's holder is soon at work
+    import syncagent.agent
+    import syncagent.app
+    import syncagent.engine  # noqa: F401
     from syncagent.cli.common import discover_config
     from syncagent.reload import Reloader
     from syncagent.statelock import StateLock
