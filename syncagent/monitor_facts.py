@@ -33,6 +33,8 @@ def collect(ledger: Ledger, activity: dict[str, Any] | None = None) -> dict[str,
     """The facts, for :func:`render`: ``roots`` (path -> pending files/bytes, failures by
     (kind, code)), ``last_ok_pass_at``, ``pass_bytes_sent`` (the running pass, if any)."""
     out: dict[str, Any] = {}
+    if ledger.outage.since is not None:  # the server is down: a scrape must not wait on it
+        return {"ledger_ok": False}
     try:
         left = unsent(ledger)
         with ledger.session(write=False) as s:
