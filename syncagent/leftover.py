@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from syncagent.ledger import Ledger, repo
+from syncagent.ledger.models import Root
 from syncagent.model import FileState, LedgerFacts, Upload
 
 __all__ = ["PREFIX", "Unsent", "pass_state", "record_work", "unsent"]
@@ -94,13 +95,16 @@ def record_work(
 
 
 def unsent(ledger: Ledger) -> dict[str, Unsent]:
-    """Root local path -> files and bytes not sent: pending and failed rows, and the listed
-    replacements no pass has touched since they were listed."""
+    """Root local path -> files and bytes not sent (this host's roots): pending and failed
+    rows, and the listed replacements no pass has touched since they were listed."""
     lists = repo.get_values(ledger, PREFIX)
     out: dict[str, Unsent] = {}
     with ledger.session(write=False) as conn:
-        roots: dict[int, str] = {
-            int(i): str(p) for i, p in conn.execute(text("SELECT id, local_path FROM roots"))
+        roots: dict[int, str] = {  # this host's (a fleet shares the ledger)
+            int(i): str(p)
+            for i, p in conn.execute(
+                select(Root.id, Root.local_path).where(repo._this_host(ledger))
+            )
         }
         counted = {
             int(r): (int(n), int(b or 0))

@@ -55,6 +55,8 @@ def collect(ledger: Ledger, activity: dict[str, Any] | None = None) -> dict[str,
         path: {"files": u.files, "bytes": u.bytes, "errors": {}} for path, u in left.items()
     }
     for path, code, reason, n in failed:
+        if str(path) not in roots:  # another host's root (a fleet shares the ledger)
+            continue
         kind = _kind(code, str(reason or ""))
         errors = roots.setdefault(str(path), {"files": 0, "bytes": 0, "errors": {}})["errors"]
         key = (kind, "" if code is None else str(code), _endpoint(str(reason or "")))
