@@ -779,7 +779,6 @@ class SyncEngine:
             on_progress=sending,
         )  # fmt: skip
 
-
     def _put_back_orphans(
         self,
         root_id: int,
