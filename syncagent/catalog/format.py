@@ -39,6 +39,7 @@ from typing import Any, Literal
 from syncagent.errors import CatalogError
 
 __all__ = [
+    "DELTA_VERSION",
     "FORMAT",
     "VERSION",
     "Entry",
@@ -53,6 +54,7 @@ __all__ = [
 FORMAT = "syncagent-catalog"
 VERSION = 2
 PLAIN_VERSION = 1  # written when a catalog lists no versions
+DELTA_VERSION = 3  # a delta object (syncagent.catalog.delta); full catalogs stay 1 or 2
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 Kind = Literal["file", "dir", "symlink"]
@@ -215,11 +217,13 @@ def decode_all(blob: bytes) -> tuple[Header, list[Entry], list[Entry]]:
         head = json.loads(lines[0]) if lines else None
         if not isinstance(head, dict) or head.get("format") != FORMAT:
             raise CatalogError("not a syncagent catalog")
-        if int(head.get("version", 0)) > VERSION:
+        if int(head.get("version", 0)) > DELTA_VERSION:
             raise CatalogError(
                 f"catalog format {head.get('version')} is newer than this syncagent "
-                f"understands ({VERSION}): upgrade syncagent"
+                f"understands ({DELTA_VERSION}): upgrade syncagent"
             )
+        if head.get("kind", "full") != "full":
+            raise CatalogError("a catalog delta, not a full catalog")
         entries = [_entry(json.loads(line)) for line in lines[1:]]
         header = Header(
             host=str(head.get("host", "")),
