@@ -22,15 +22,17 @@ An entry's identity is its path plus, for a previous version, when it was supers
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from syncagent.catalog.format import (
     _CODE_KIND,
     DELTA_VERSION,
+    EMPTY_MD5,
     FORMAT,
     Entry,
     Header,
@@ -45,6 +47,7 @@ from syncagent.errors import CatalogError
 __all__ = [
     "COMPACT_FRACTION",
     "DELTA_MIN_BYTES",
+    "Changes",
     "Delta",
     "apply",
     "decode_delta",
@@ -91,16 +94,35 @@ class Delta:
         return len(self.changed) + len(self.removed)
 
 
-def diff(base: Iterable[Entry], current: Iterable[Entry]) -> tuple[list[Entry], list[Key]]:
-    """Entries added or changed in ``current``, and the keys of entries it no longer has
-    (both normalized, sorted)."""
-    old = {key_of(e): e for e in base}
-    new = {key_of(n): n for n in (normalize(e) for e in current)}
-    changed = [e for k, e in new.items() if old.get(k) != e]
-    removed = [k for k in old if k not in new]
-    changed.sort(key=lambda e: (e.path, e.superseded or 0.0))
-    removed.sort(key=lambda k: (k[0], k[1] or 0.0))
-    return changed, removed
+def canonical_line(e: Entry) -> dict[str, Any]:
+    """The entry's line as a reader writes it back after decoding (an empty file's MD5 is
+    implied by the encoding, and made explicit here): equal lines, equal decoded entries."""
+    if e.kind == "file" and e.size == 0 and not e.md5:
+        e = replace(e, md5=EMPTY_MD5)
+    return _line(e)
+
+
+@dataclass(frozen=True)
+class Changes:
+    changed: list[Entry]  # added or changed, as a reader decodes them
+    removed: list[Key]
+    digest: str  # of the whole current tree (:func:`tree_digest` of what a reader merges)
+
+
+def diff(base: Iterable[Entry], current: Iterable[Entry]) -> Changes:
+    """What changed from ``base`` (entries as decoded from a full catalog) to ``current``.
+
+    Compares encoded lines, not entries: a 100,000-entry tree is diffed in about a second.
+    """
+    old = {key_of(e): canonical_line(e) for e in base}
+    lines = sorted(
+        ((key_of(e), canonical_line(e)) for e in current), key=lambda x: (x[0][0], x[0][1] or 0.0)
+    )
+    changed = [_entry(line) for k, line in lines if old.get(k) != line]
+    keys = {k for k, _ in lines}
+    removed = sorted((k for k in old if k not in keys), key=lambda k: (k[0], k[1] or 0.0))
+    body = "".join([_dumps(line) + "\n" for _, line in lines]).encode("utf-8")
+    return Changes(changed, removed, hashlib.md5(body).hexdigest())
 
 
 def apply(base: Iterable[Entry], delta: Delta) -> list[Entry]:

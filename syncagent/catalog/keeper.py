@@ -187,7 +187,7 @@ class CatalogKeeper:
         self, client: Pan123Client, base: Base | None, header: Header, entries: list[Entry]
     ) -> tuple[str, bytes] | None:
         """(base name, delta object) when a delta should be published, else None."""
-        from syncagent.catalog.delta import diff, encode_delta, normalize, tree_digest, use_delta
+        from syncagent.catalog.delta import diff, encode_delta, use_delta
         from syncagent.catalog.format import decode_all
 
         min_bytes = delta_min_bytes()
@@ -197,9 +197,8 @@ class CatalogKeeper:
             _, current, versions = decode_all(base.blob)
         except SyncAgentError:
             return None
-        changed, removed = diff([*current, *versions], entries)
-        tree = tree_digest([normalize(e) for e in entries])
-        blob = encode_delta(header, base.name, tree, changed, removed)
+        changes = diff([*current, *versions], entries)
+        blob = encode_delta(header, base.name, changes.digest, changes.changed, changes.removed)
         if not use_delta(len(base.blob), len(blob), min_bytes):
             log.info("catalog delta of %d bytes: compacting into a full catalog", len(blob))
             return None

@@ -50,14 +50,19 @@ def test_restore_after_several_delta_passes_gives_the_exact_tree(
     [base] = live_objects(emulator)
     assert base.startswith("catalog-")
 
-    changes = [
-        lambda: (root / "run.sh").write_bytes(b"#!/bin/sh\necho changed\n"),
-        lambda: (root / "empty.txt").unlink(),
-        lambda: (root / "报告 2024年.txt").rename(root / "报告 2025年.txt"),
-        lambda: (root / "new dir").mkdir() or (root / "new dir" / "n?.txt").write_text("n"),
-    ]
-    for n, change in enumerate(changes):
-        change()
+    def change(n: int) -> None:
+        if n == 0:
+            (root / "run.sh").write_bytes(b"#!/bin/sh\necho changed\n")
+        elif n == 1:
+            (root / "empty.txt").unlink()
+        elif n == 2:
+            (root / "报告 2024年.txt").rename(root / "报告 2025年.txt")
+        else:
+            (root / "new dir").mkdir()
+            (root / "new dir" / "n?.txt").write_text("n")
+
+    for n in range(4):
+        change(n)
         os.utime(root, (1_000_000_000 + n, 1_000_000_000 + n))
         result = backup.sync()
         assert result.returncode == 0, result.stderr[-3000:]

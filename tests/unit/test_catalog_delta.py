@@ -40,10 +40,9 @@ def through_base(entries: list[Entry]) -> list[Entry]:
 
 
 def roundtrip(base: list[Entry], current: list[Entry], name: str = "catalog-b.jsonl.gz") -> bytes:
-    changed, removed = diff(base, current)
-    return encode_delta(
-        HEADER, name, tree_digest([normalize(e) for e in current]), changed, removed
-    )
+    changes = diff(base, current)
+    assert changes.digest == tree_digest([normalize(e) for e in current])
+    return encode_delta(HEADER, name, changes.digest, changes.changed, changes.removed)
 
 
 def test_a_delta_holds_only_what_changed_and_merges_to_the_new_tree() -> None:
@@ -51,7 +50,8 @@ def test_a_delta_holds_only_what_changed_and_merges_to_the_new_tree() -> None:
     current = tree(50)
     current[3] = Entry("d/f0002.txt", "file", 99, "f" * 32, 5, 0o600, 77, "d/f0002.txt")
     del current[10]  # d/f0009.txt removed
-    current.append(Entry("new：name", "file", 0, None, 1, 0o644))
+    current.append(Entry("new：name", "file", 0, None, 1, 0o644))  # MD5 implied
+    current.append(Entry("d/zero", "file", 0, None, 1, 0o644, remote="d/zero"))
     current.append(Entry("d/link", "symlink", target=b"\xff\xfe", mtime_ns=3))
     old_version = Entry("d/f0001.txt", "file", 2, "a" * 32, 4, None, 5, ".v/x", superseded=9.5)
     current.append(old_version)
@@ -60,6 +60,7 @@ def test_a_delta_holds_only_what_changed_and_merges_to_the_new_tree() -> None:
         "d/f0001.txt",
         "d/f0002.txt",
         "d/link",
+        "d/zero",
         "new：name",
     ]
     assert delta.removed == [("d/f0009.txt", None)]
