@@ -6,6 +6,7 @@ and folders (empty ones too), empty files and symbolic links with their targets,
 host and root it came from and a format version.
 
 - ``format``: the object's encoding (pure);
+- ``delta``: a large root's small delta objects against its last full catalog (pure);
 - ``build``: the entries of a root, from an lstat walk joined with the ledger;
 - ``remote``: publish a new object then trash the older ones (crash-safe), and fetch the
   newest readable one;
