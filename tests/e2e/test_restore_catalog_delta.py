@@ -6,6 +6,7 @@ restores: the tree equals the original entry by entry, from base + newest delta.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,13 @@ def test_restore_after_several_delta_passes_gives_the_exact_tree(
         assert objects[1].startswith("delta-")
 
     cli = restore_cli(tmp_path, emulator)
+    ls = cli.run("ls", "--config", str(cli.config), "--root", REMOTE, "--json")
+    assert ls.returncode == 0, ls.stderr
+    listed = json.loads(ls.stdout)
+    names = {e["path"] for e in listed["entries"]}
+    assert listed["origin"] == "catalog"
+    assert {"报告 2025年.txt", "new dir"} <= names  # from the newest delta
+    assert not {"报告 2024年.txt", "empty.txt"} & names  # removed by deltas
     target = tmp_path / "restored"
     r = restore(cli, "--root", REMOTE, "--to", str(target))
     assert r.returncode == 0, r.stdout + r.stderr
