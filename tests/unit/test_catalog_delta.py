@@ -4,6 +4,7 @@ and when a delta gives way to a full catalog (compaction)."""
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from syncagent.catalog.delta import (
     use_delta,
 )
 from syncagent.catalog.format import DELTA_VERSION, Entry, Header, decode, decode_all, encode
+from syncagent.catalog.keeper import Base, BaseStore
 from syncagent.errors import CatalogError
 
 HEADER = Header("host", "/root", "/backup/root", 1_700_000_000.0)
@@ -120,3 +122,19 @@ def test_a_one_file_change_in_a_large_tree_is_a_small_delta() -> None:
     current[100] = Entry("d/f0099.txt", "file", 7, "e" * 32, 8, 0o644, 5_000_000, "d/f0099.txt")
     blob = roundtrip(through_base(base_entries), current)
     assert len(blob) < 400 < len(base_blob) // 100
+
+
+def test_the_keepers_local_base_is_refused_when_it_does_not_match_its_record(
+    tmp_path: Path,
+) -> None:
+    store = BaseStore(tmp_path, 7)
+    assert store.load() is None
+    blob = encode(HEADER, tree(10))
+    store.save(Base("catalog-a.jsonl.gz", 42, blob))
+    assert store.load() == Base("catalog-a.jsonl.gz", 42, blob)
+    store.save(Base("catalog-b.jsonl.gz", 43, blob + b"x"))
+    assert sorted(p.name for p in store.folder.iterdir()) == ["base.json", "catalog-b.jsonl.gz"]
+    (store.folder / "catalog-b.jsonl.gz").write_bytes(blob)  # not what was recorded
+    assert store.load() is None  # the keeper then publishes a full catalog
+    store.clear()
+    assert list(store.folder.iterdir()) == []
