@@ -125,10 +125,21 @@ def _label(value: str) -> str:
 class MonitorServer:
     """Serves a snapshot function over HTTP on ``host:port`` (port 0 = any free port)."""
 
-    def __init__(self, snapshot: Snapshot, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        facts: Snapshot | None = None,
+    ) -> None:
+        """``facts`` (optional) adds ``ledger_facts`` to ``/metrics`` only: ``/healthz``
+        never reads the ledger, so it answers at once while the ledger's server is away."""
+
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 snap = snapshot()
+                if self.path == "/metrics" and facts is not None:
+                    snap = {**snap, "ledger_facts": facts()}
                 if self.path == "/healthz":
                     ok, reason = health(snap, time.time())
                     body = json.dumps(

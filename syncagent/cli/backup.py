@@ -302,11 +302,12 @@ def _run_agent(config: SyncConfig, reloader: Reloader, stopping: list[int]) -> A
             from syncagent.monitor import MonitorServer
             from syncagent.monitor_facts import collect
 
-            def snapshot() -> dict[str, Any]:
-                facts = collect(app.ledger, agent.activity.snapshot())
-                return {**agent.snapshot(), "ledger_facts": facts}
+            def facts() -> dict[str, Any]:
+                return collect(app.ledger, agent.activity.snapshot())
 
-            monitor = MonitorServer(snapshot, config.monitor_host, config.monitor_port)
+            monitor = MonitorServer(
+                agent.snapshot, config.monitor_host, config.monitor_port, facts=facts
+            )
             monitor.start()
             logging.getLogger("syncagent").info(
                 "health and metrics at %s/healthz and %s/metrics", monitor.url, monitor.url

@@ -66,6 +66,7 @@ def test_agent_rides_out_a_postgresql_restart(
         config.read_text()
         + f"monitoring: {{port: {port}, unhealthy_after: 0s}}\n"
         + f"ledger: {{url: {json.dumps(url)}}}\n"
+        + "fleet: {shared: false}\n"  # one host: its files straight under /agent
     )
     env = cli_env(tmp_path, emulator)
     proc = _start(config, env, tmp_path)
