@@ -41,6 +41,7 @@ def test_healthz_is_503_while_the_last_pass_failed_as_a_whole(
     try:
         _wait(lambda: _health(port)[0] == 503, 60)
         status, reason = _health(port)
+        assert status == 503, reason
         assert reason.startswith("last pass failed: "), reason
         assert REFUSAL in reason, reason
         assert proc.poll() is None, _log(config)  # the agent goes on, it did not stop
