@@ -100,3 +100,20 @@ def test_bare_status_after_run_path(emulator: Emulator, tmp_path: Path) -> None:
     assert roots()[str(folder)]["counts"] == {"done": 1}
     text = _run(["status"], env, cwd)
     assert text.returncode == 0 and f"{folder} -> /syncagent/music" in text.stdout, text.stdout
+
+
+def test_not_a_terminal_gets_plain_lines(emulator: Emulator, tmp_path: Path) -> None:
+    folder = tmp_path / "plain"
+    folder.mkdir()
+    for i in range(20):
+        (folder / f"f{i}.txt").write_text(f"file {i}")
+    done = _run(["sync", str(folder)], cwd=tmp_path, env=cli_env(tmp_path / "home", emulator))
+    assert done.returncode == 0, done.stderr
+    for text in (done.stdout, done.stderr):  # a pipe: no live block, no escape, no \r
+        assert "\x1b" not in text and "\r" not in text, text
+    logged = [line for line in done.stderr.splitlines() if line.strip()]
+    assert logged and all(
+        re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) ", line)
+        for line in logged
+    ), logged
+    assert sum("uploaded " in line for line in logged) == 20  # one whole line per file
