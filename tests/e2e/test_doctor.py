@@ -2,7 +2,8 @@
 be made here fails with its fix: a wrong secret, a missing root, a low inotify watch limit
 (injected), a skewed server clock (the emulator's Date header), a state dir others can read,
 123pan out of reach, a full 123pan account, little free space for the state dir (a small
-tmpfs in a mount namespace of its own)."""
+tmpfs in a mount namespace of its own), a root on a network share and a low inotify instance
+limit (a /proc of the test's own in a mount namespace)."""
 
 from __future__ import annotations
 
@@ -165,3 +166,37 @@ def test_little_free_space_for_the_state_dir_is_a_failed_check(
     line = next(x for x in done.stdout.splitlines() if "free space:" in x)
     assert line.startswith("FAIL") and f"MiB free at {state}" in line, done.stdout
     assert "fix: free some space" in done.stdout
+
+
+def test_a_network_share_and_few_inotify_instances_are_warnings(
+    emulator: Emulator, setup: Path
+) -> None:
+    """The kernel's facts injected: in a mount namespace of the test's own, a directory of
+    the test's is bind-mounted over /proc, whose ``mounts`` puts the root on NFS and whose
+    ``max_user_instances`` is 1. The real CLI reads them as it reads the real ones."""
+    if shutil.which("unshare") is None:
+        pytest.skip("util-linux `unshare` is missing: no mount namespace to inject /proc in")
+    fake = setup / "proc"
+    (fake / "sys" / "fs" / "inotify").mkdir(parents=True)
+    (fake / "mounts").write_text(f"server:/export {setup / 'photos'} nfs4 rw 0 0\n")
+    (fake / "sys" / "fs" / "inotify" / "max_user_watches").write_text("524288\n")
+    (fake / "sys" / "fs" / "inotify" / "max_user_instances").write_text("1\n")
+    q = shlex.quote
+    script = (
+        f"mount --bind {q(str(fake))} /proc && exec {q(str(BIN))} "
+        f"doctor --config {q(str(setup / 'sync.yaml'))}"
+    )
+    done = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        env=cli_env(setup / "home", emulator),
+        cwd=setup,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr  # warnings only
+    out = done.stdout
+    assert f"WARN root {setup / 'photos'}: is on nfs4" in out, out
+    assert "fix: set watch: poll for this root" in out
+    assert "WARN inotify: max_user_instances is 1 for 1 watched roots" in out, out
+    assert "fix: raise it: sysctl fs.inotify.max_user_instances=512" in out
