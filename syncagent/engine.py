@@ -409,7 +409,7 @@ class SyncEngine:
             report.unchanged += planned.unchanged
             report.waiting += planned.waiting
             report.plans.append((root, planned))
-            decisions.log_plan(root, planned, held=hold is not None)  # -v: each file, and why
+            decisions.log_plan(root, planned, hold is not None, facts)  # -v: each file, and why
             if dry_run:
                 continue
             touched.append((root, root_id, True))
