@@ -73,6 +73,9 @@ class Agent:
         self._next_check = float("inf")  # when the next remote check is due
         self._failing_since: float | None = None  # wall time the current outage began
         self._last_error: str | None = None
+        # the last pass of these roots failed as a whole though 123pan answered (it refused
+        # to make the remote root...): /healthz is 503 at once, until a pass of them succeeds
+        self._pass_failed: tuple[str, frozenset[Path]] | None = None
         self.fatal: str | None = None  # why it stopped by itself (credentials, quota)
         self.fatal_error: RemoteError | None = None
         self.held: dict[str, str] = {}  # root -> why the mass-change guard holds its passes
@@ -142,6 +145,7 @@ class Agent:
             self.fatal = report.fatal
             self.fatal_error = report.fatal_error
             self._stop.set()
+        self._note_failed_pass(report.error, report.unreachable, config)
         outage = report.error or report.unreachable
         if outage:
             if self._failing_since is None:
@@ -160,6 +164,19 @@ class Agent:
             delay = min(MAX_PASS_RETRY, retry_delay(self._failed_passes))
             self._next_rescan = min(self._next_rescan, self._clock() + delay)
 
+    def _note_failed_pass(
+        self, error: str | None, unreachable: str | None, config: SyncConfig
+    ) -> None:
+        """Remember a pass that failed as a whole while 123pan answered; forget it once a
+        pass of the same roots gets through. (Out of reach is an outage instead, tolerated
+        for ``monitoring.unhealthy_after``; a pass with some failed files is not a failed
+        pass.)"""
+        roots = frozenset(r.local for r in config.roots)
+        if error and not unreachable:
+            self._pass_failed = (error, roots)
+        elif not error and self._pass_failed is not None and self._pass_failed[1] <= roots:
+            self._pass_failed = None
+
     def snapshot(self) -> dict[str, object]:
         """Counters and health for /metrics and /healthz."""
         return {
@@ -170,6 +187,7 @@ class Agent:
             "fatal": self.fatal,
             "failing_since": self._failing_since,
             "last_error": self._last_error,
+            "pass_failed": self._pass_failed[0] if self._pass_failed else None,
             "unhealthy_after": self.config.unhealthy_after,
             "missing_roots": [str(w.root.local) for w in self._watchers if w.missing],
             "held": dict(self.held),

@@ -11,8 +11,10 @@ without ``-v`` builds none of these lines.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from syncagent.config import RootConfig
+from syncagent.model import LedgerFacts
 from syncagent.planner import Plan
 
 __all__ = ["WHY", "log_plan"]
@@ -27,13 +29,23 @@ WHY = {
 }
 
 
-def log_plan(root: RootConfig, planned: Plan, held: bool = False) -> None:
-    """Log every decision of ``planned`` for ``root`` (nothing unless DEBUG is on)."""
+def log_plan(
+    root: RootConfig,
+    planned: Plan,
+    held: bool = False,
+    facts: Mapping[str, LedgerFacts] | None = None,
+) -> None:
+    """Log every decision of ``planned`` for ``root`` (nothing unless DEBUG is on); a retry
+    says what went wrong last time, from the ledger's ``facts`` when given."""
     if not log.isEnabledFor(logging.DEBUG):
         return
     where = root.local
     for u in planned.uploads:
-        log.debug("decision: upload %s/%s: %s", where, u.entry.rel_path, WHY.get(u.why, u.why))
+        why = WHY.get(u.why, u.why)
+        last = facts.get(u.entry.rel_path) if facts is not None and u.why == "retry" else None
+        if last is not None and last.reason:
+            why += f" (last time: {last.reason})"
+        log.debug("decision: upload %s/%s: %s", where, u.entry.rel_path, why)
     for m in planned.moves:
         log.debug(
             "decision: move %s/%s -> %s: same content at a new path (no upload)",

@@ -95,7 +95,7 @@ class PassReport:
     fatal: str | None = None
     fatal_error: RemoteError | None = None  # what made it fatal (refused credentials...)
     error: str | None = None  # the pass itself failed (123pan unreachable): tried again later
-    unreachable: str | None = None  # an upload could not reach 123pan at all (why)
+    unreachable: str | None = None  # an upload, or the pass, could not reach 123pan (why)
     not_read: list[str] = field(default_factory=list)  # roots left out: why (gone, bad rules)
     plans: list[tuple[RootConfig, Plan]] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # the ledger was re-checked, and why
@@ -272,6 +272,8 @@ class SyncEngine:
                 report.fatal_error = report.fatal_error or exc
             else:
                 report.error = str(exc)
+                if isinstance(exc, TransportError):  # out of reach, not refused: /healthz waits
+                    report.unreachable = report.unreachable or str(exc)
                 log.warning("pass failed: %s; it is tried again later", exc)
         if dry_run:
             return report
@@ -407,7 +409,7 @@ class SyncEngine:
             report.unchanged += planned.unchanged
             report.waiting += planned.waiting
             report.plans.append((root, planned))
-            decisions.log_plan(root, planned, held=hold is not None)  # -v: each file, and why
+            decisions.log_plan(root, planned, hold is not None, facts)  # -v: each file, and why
             if dry_run:
                 continue
             touched.append((root, root_id, True))

@@ -4,8 +4,10 @@
 ``/healthz`` answers 200 while the agent's loop runs and its work gets done (a long first scan
 counts as healthy), and 503 with the reason (:func:`health`, pure) when it stopped on a fatal
 error (refused credentials, no quota), while its ledger's database server is unreachable
-(a PostgreSQL restart: the agent waits for it), when 123pan has been unreachable (passes
-failing as a whole) for longer than ``monitoring.unhealthy_after``, or when a root is missing; 503
+(a PostgreSQL restart: the agent waits for it), when the last pass failed as a whole though
+123pan answered (it refused to make the remote root...: at once, until a pass gets through),
+when 123pan has been unreachable (passes failing as a whole) for longer than
+``monitoring.unhealthy_after``, or when a root is missing; 503
 "degraded" while the mass-change guard holds a root's passes. ``/metrics``
 exposes pass and upload counters in the Prometheus text format, and with the snapshot's
 ``ledger_facts`` what :mod:`syncagent.monitor_facts` adds per root. Served by the standard
@@ -42,7 +44,8 @@ def health(snap: dict[str, Any], now: float) -> tuple[bool, str]:
 
     Keys read: ``healthy`` (the loop runs), ``fatal``, ``failing_since`` (wall time of the
     first pass that failed as a whole in the current outage, or None), ``unhealthy_after``
-    (seconds of outage tolerated), ``missing_roots`` and ``held`` (root -> why the
+    (seconds of outage tolerated), ``pass_failed`` (why the last pass failed as a whole
+    though 123pan answered, or None), ``missing_roots`` and ``held`` (root -> why the
     mass-change guard holds its passes: degraded until ``syncagent approve``),
     ``ledger_down_since`` (wall time the ledger's server stopped answering, or None) and
     ``ledger_error``.
@@ -64,6 +67,8 @@ def health(snap: dict[str, Any], now: float) -> tuple[bool, str]:
         return False, "; ".join(
             f"{HELD}{root}: {why} (syncagent approve {root})" for root, why in held.items()
         )
+    if snap.get("pass_failed"):
+        return False, f"last pass failed: {snap['pass_failed']}"
     since = snap.get("failing_since")
     if since is not None and now - float(since) >= float(snap.get("unhealthy_after", 0)):
         return False, f"123pan unreachable for {now - float(since):.0f} s: {snap.get('last_error')}"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from syncagent.cli.common import fail, stop_signals, wait_for_signal
+from syncagent.cli.common import fail, stop_signals, verbosity_options, wait_for_signal
 from syncagent.errors import ConfigError, SyncAgentError
 
 __all__ = ["emulator_command"]
@@ -107,6 +108,7 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="Network shaping: bytes/s for all connections together, e.g. 100M (0: no cap).",
 )
+@verbosity_options
 def emulator_command(
     host: str,
     allow_remote: bool,
@@ -122,6 +124,7 @@ def emulator_command(
     rtt_jitter_ms: float,
     conn_bps: str,
     server_bps: str,
+    verbosity: int,
 ) -> None:
     """Run a local emulator of the 123pan Open Platform API until stopped.
 
@@ -139,6 +142,11 @@ def emulator_command(
     from syncagent.emulator.core import data_dir_default
 
     os.umask(0o077)  # its store holds the client secret and copies of the user's files
+    # on stderr: -q warnings only; -v each request it serves (method, path, status)
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity else logging.INFO
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
     if not _is_loopback(host):
         if not allow_remote:
             fail(

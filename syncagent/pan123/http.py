@@ -57,6 +57,7 @@ from syncagent.pan123.ratelimit import Pacer
 __all__ = ["PLATFORM_HEADER", "FormFile", "HttpTransport", "RetryPolicy", "StreamAnswer"]
 
 log = logging.getLogger("syncagent.pan123")
+_answer = threading.local()  # ``trace``: the x-traceID of this thread's last answer, for -vv
 
 PLATFORM_HEADER = {"Platform": "open_platform"}
 USER_AGENT = "syncagent/0.1"
@@ -450,7 +451,8 @@ def _log_request(endpoint: Endpoint, t0: float, err: RemoteError | None) -> None
         return
     ms = (time.monotonic() - t0) * 1000
     if err is None:
-        log.debug("%s %s -> code 0 (%.0f ms)", endpoint.method, endpoint.name, ms)
+        trace = getattr(_answer, "trace", "") or "-"
+        log.debug("%s %s -> code 0, trace %s (%.0f ms)", endpoint.method, endpoint.name, trace, ms)
     else:
         log.debug(
             "%s %s -> code %s, trace %s (%.0f ms): %s",
@@ -477,6 +479,7 @@ def _decode(endpoint: str, status: int, raw: bytes) -> Any:
         raise ServerError("the answer is not a 123pan JSON envelope", endpoint=endpoint)
     code = envelope.get("code")
     if code == 0 and status == 200:
+        _answer.trace = str(envelope.get("x-traceID", ""))
         return envelope.get("data")
     if not isinstance(code, int) or code == 0:
         raise from_http_status(status, endpoint=endpoint)

@@ -1,16 +1,24 @@
 """Config discovery as the installed CLI does it, one step at a time: --config, then
 $SYNCAGENT_CONFIG, then ./sync.yaml, then $XDG_CONFIG_HOME/syncagent/sync.yaml, then
-~/.config/syncagent/sync.yaml (the system path is covered by tests/unit/test_config_discovery.py:
-a test must not write /etc). Then sync.yaml.example copied with only `roots` edited and the
+~/.config/syncagent/sync.yaml, then the system file /etc/syncagent/sync.yaml: that one in a
+mount namespace of its own (``unshare -m``) where an overlay over /etc takes the writes, so the
+real /etc is never touched. Then sync.yaml.example copied with only `roots` edited and the
 credentials unset backs up to the embedded emulator, and a bad file is named in the error."""
 
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
-from test_sync_cli import BIN, cli_env
+import pytest
+from conftest import Api
+from test_sync_cli import BIN, cli_env, remote_files
+
+from syncagent.cli.common import SYSTEM_CONFIG
+from syncagent.emulator import Emulator
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "sync.yaml.example"
 
@@ -107,3 +115,72 @@ def test_a_config_error_names_the_file(tmp_path: Path) -> None:
         half.stderr
     )
     assert "id-q7z" not in half.stderr  # a credential never echoed
+
+
+def _with_system_config(
+    tmp: Path, system_config: Path, args: list[str], env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """The CLI with ``system_config`` at /etc/syncagent/sync.yaml, in a mount namespace of its
+    own: an overlay over /etc (its writes land in ``tmp``), so the real /etc stays as it was."""
+    upper, work = tmp / "etc-upper", tmp / "etc-work"
+    shutil.rmtree(upper, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    upper.mkdir()
+    work.mkdir()
+    q = shlex.quote
+    script = (
+        "set -e\n"
+        f"mount -t overlay overlay -o lowerdir=/etc,upperdir={q(str(upper))},"
+        f"workdir={q(str(work))} /etc\n"
+        f"mkdir -p {q(str(SYSTEM_CONFIG.parent))}\n"
+        f"cp {q(str(system_config))} {q(str(SYSTEM_CONFIG))}\n"
+        f"exec {q(str(BIN))} {' '.join(map(q, args))}\n"
+    )
+    return subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_system_path_comes_last_and_is_used(
+    tmp_path: Path, emulator: Emulator, api: Api
+) -> None:
+    if shutil.which("unshare") is None:
+        pytest.skip("util-linux `unshare` is missing: no mount namespace to put /etc/syncagent in")
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "a.txt").write_text("from the system config")
+    home, state = tmp_path / "home", tmp_path / "state"
+    env = cli_env(home, emulator)
+    elsewhere = tmp_path / "elsewhere"  # no ./sync.yaml here
+    elsewhere.mkdir()
+    etc_before = SYSTEM_CONFIG.parent.exists() and sorted(SYSTEM_CONFIG.parent.iterdir())
+    system = _write(tmp_path / "system.yaml", root, "/system", state)
+
+    # nothing before it: /etc/syncagent/sync.yaml is the one, and a real pass uses it
+    dry = _with_system_config(tmp_path, system, ["sync", "--dry-run"], env, elsewhere)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[0].split(" -> ")[1] == "/system", dry.stdout
+    real = _with_system_config(tmp_path, system, ["sync"], env, elsewhere)
+    assert real.returncode == 0, real.stderr
+    assert set(remote_files(api, "/system")) == {"a.txt"}
+
+    # every step before it wins over it: ~/.config, $XDG_CONFIG_HOME, ./sync.yaml, the env
+    _write(home / ".config" / "syncagent" / "sync.yaml", root, "/home-config", state)
+    no_xdg = {k: v for k, v in env.items() if k != "XDG_CONFIG_HOME"}
+    picked = _with_system_config(tmp_path, system, ["sync", "--dry-run"], no_xdg, elsewhere)
+    assert picked.returncode == 0, picked.stderr
+    assert picked.stdout.splitlines()[0].split(" -> ")[1] == "/home-config"
+    _write(Path(env["XDG_CONFIG_HOME"]) / "syncagent" / "sync.yaml", root, "/xdg", state)
+    picked = _with_system_config(tmp_path, system, ["sync", "--dry-run"], env, elsewhere)
+    assert picked.stdout.splitlines()[0].split(" -> ")[1] == "/xdg", picked.stderr
+
+    # the real /etc was never written
+    assert (SYSTEM_CONFIG.parent.exists() and sorted(SYSTEM_CONFIG.parent.iterdir())) == (
+        etc_before
+    )
+    assert not (SYSTEM_CONFIG.exists() and "/system" in SYSTEM_CONFIG.read_text())

@@ -1,4 +1,5 @@
-"""`sync -v` logs each decision with its reason (upload new/changed, skip, move, unchanged);
+"""`sync -v` logs each decision with its reason (upload new/changed, a retry with what went wrong
+last time, skip, move, unchanged);
 without -v none of those lines is written."""
 
 from __future__ import annotations
@@ -43,3 +44,19 @@ def test_v_logs_why_each_file_is_uploaded_skipped_or_moved(
     assert (
         f"decision: {root}: 4 unchanged (not sent)" in said or "nothing changed in 4 files" in said
     )
+
+
+def test_v_says_why_a_file_is_retried(tmp_path: Path, emulator: Emulator) -> None:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "refused.txt").write_text("refused the first time")
+    cli = make_cli(tmp_path, emulator, [(root, "/backup/docs")])
+    emulator.fail_next("upload/v2/file/single/create", 1, code=2, message="文件名非法")
+    first = cli.sync()
+    assert first.returncode != 0 and "refused.txt" in first.stderr, first.stderr
+    again = cli.sync("-v")  # an explicit sync retries failed files at once
+    assert again.returncode == 0, again.stderr
+    assert (
+        f"decision: upload {root}/refused.txt: retry: an earlier upload failed or did not "
+        "finish (last time: 文件名非法" in again.stderr
+    ), again.stderr

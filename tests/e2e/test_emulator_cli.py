@@ -159,3 +159,17 @@ def test_the_admin_token_is_printed_and_opens_the_admin_endpoint(tmp_path: Path)
         assert requests.get(state, timeout=10).status_code == 401
         ok = requests.get(state, headers={"X-Emulator-Admin": info["admin token"]}, timeout=10)
         assert ok.status_code == 200 and ok.json()["code"] == 0
+
+
+def test_v_logs_each_request_served_and_q_keeps_quiet(tmp_path: Path) -> None:
+    base = [str(BIN), "emulator", "--port", "0", "--data-dir", str(tmp_path)]
+    for flag, logged in (("-v", True), ("-q", False)):
+        with running(*base, flag) as (proc, info):
+            assert _token(info)["code"] == 0
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+            assert proc.stderr is not None
+            err = proc.stderr.read()
+        said = '"POST /api/v1/access_token HTTP/1.1" 200' in err
+        assert said == logged, (flag, err)
+        assert info["client secret"] not in err  # the body is never logged

@@ -56,6 +56,7 @@ def test_metrics_show_pending_failures_and_last_success_per_root(
         assert _value(ok, "syncagent_pending_files", label) == 0, ok
         assert _value(ok, "syncagent_pending_bytes", label) == 0, ok
         assert "syncagent_last_success_timestamp_seconds " in ok
+        assert "syncagent_bytes_uploaded_total 5\n" in ok  # first.txt's 5 bytes
 
         emulator.fail_next("upload/v2/file/single/create", None, code=5066, message="nope")
         (root / "a.txt").write_text("a" * 100)

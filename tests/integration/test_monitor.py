@@ -58,6 +58,9 @@ def test_health_says_why_it_is_not_ok() -> None:
     assert not ok and why == "ledger unreachable for 30 s: connection refused"
     assert "syncagent_ledger_reachable 0" in render_metrics(down)
     assert "syncagent_ledger_reachable 1" in render_metrics(base)
+    failed = {**base, "pass_failed": "目录创建失败 [upload/v1/file/mkdir, code 2]"}
+    ok, why = health(failed, now=1000.0)  # at once: 123pan answered, it refused
+    assert not ok and why == "last pass failed: 目录创建失败 [upload/v1/file/mkdir, code 2]"
 
 
 def test_a_held_root_is_degraded_with_its_reason_and_a_metric() -> None:

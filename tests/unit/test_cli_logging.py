@@ -54,3 +54,24 @@ def test_the_log_file_is_rotated_by_size(
     ]
     assert all(p.stat().st_size <= 2100 for p in log_file.parent.iterdir())
     assert "line 199 " in log_file.read_text(encoding="utf-8")
+
+
+def test_every_command_takes_q_and_v() -> None:
+    import click
+
+    from syncagent.cli import main
+
+    def commands(group: click.Group, name: str) -> list[tuple[str, click.Command]]:
+        found: list[tuple[str, click.Command]] = []
+        for sub, command in group.commands.items():
+            if isinstance(command, click.Group):
+                found += commands(command, f"{name} {sub}")
+            else:
+                found.append((f"{name} {sub}", command))
+        return found
+
+    listed = commands(main, "syncagent")
+    assert len(listed) >= 10
+    for name, command in listed:
+        opts = {o for p in command.params for o in getattr(p, "opts", [])}
+        assert {"-q", "-v"} <= opts, name
