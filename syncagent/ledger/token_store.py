@@ -75,7 +75,10 @@ class LedgerTokenStore:
 
     def __init__(self, ledger: Ledger, client_id: str, client_secret: str, state_dir: Path) -> None:
         self._ledger = ledger
-        self._client = fingerprint(client_id)
+        self._client = fingerprint(client_id)  # names the kv key: readable without the secret
+        # what a token is bound to (see auth.fingerprint): one that decrypts was sealed with
+        # this secret, so it is this secret's token
+        self._bound = fingerprint(client_id, client_secret)
         self._key_name = KEY_PREFIX + self._client
         self._aad = client_id.encode("utf-8")
         self._aead = AESGCM(_derive_key(client_id, client_secret))
@@ -104,7 +107,7 @@ class LedgerTokenStore:
             return StoredToken(
                 str(token["access_token"]),
                 float(token["expires_at"]),
-                self._client,
+                self._bound,
                 float(token.get("issued_at", 0.0)),
                 float(token.get("valid_until", 0.0)),
             )
@@ -122,7 +125,7 @@ class LedgerTokenStore:
         """No token in the ledger yet: the one this host kept in its state dir before the
         ledger was shared, if it has one, becomes the fleet's (one token fewer minted)."""
         own = self._own.load()
-        if own is None or own.client != self._client or not own.access_token:
+        if own is None or own.client != self._bound or not own.access_token:
             return None
         self.save(own)
         log.info(
