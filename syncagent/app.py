@@ -79,9 +79,8 @@ def open_ledger(
     from syncagent import fleet
     from syncagent.host import load_host
     from syncagent.ledger import SCHEMA_HEAD, Ledger
-    from syncagent.ledger.outage import WAIT
 
-    wait = WAIT if outage_wait is None else outage_wait
+    wait = config.ledger_wait if outage_wait is None else outage_wait
     if not read_only:
         ledger = Ledger(config.ledger_url, outage_wait=wait)
         try:

@@ -127,6 +127,7 @@ class SyncConfig:
     remote_check_interval: float = 900.0  # run: check the cloud this often (0: never)
     remote_check_files: int = 1000  # done files checked per root and check (rotating)
     ledger_url: str = field(default="", repr=False)  # may hold a database password
+    ledger_wait: float = 60.0  # ledger.wait: how long to wait for a server that does not answer
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_file: Path | None = None
     monitor_port: int | None = None  # /healthz and /metrics of the watch agent (None: off)
@@ -674,7 +675,7 @@ def validate(
                 problems.add(f"limits.overrides.{name}", f"unknown endpoint ({hint})")
     stab = _Reader(top.raw.get("stability"), "stability", ("quiet", "min_age"), problems)
     positive = lambda v: d if (d := _duration(v)) is not None and d >= 0 else None  # noqa: E731
-    ledger = _Reader(top.raw.get("ledger"), "ledger", ("url",), problems)
+    ledger = _Reader(top.raw.get("ledger"), "ledger", ("url", "wait"), problems)
     logs = _Reader(top.raw.get("logging"), "logging", ("level", "file"), problems)
     state_dir = Path(
         top.get("state_dir", platformdirs.user_state_dir("syncagent"), _str, "a path")
@@ -778,6 +779,7 @@ def validate(
         remote_check_files=check.get("files", 1000, _int(1), "a whole number >= 1"),
         state_dir=state_dir,
         ledger_url=ledger.get("url", f"sqlite:///{state_dir / 'ledger.sqlite3'}", _str, "a URL"),
+        ledger_wait=ledger.get("wait", 60.0, positive, "a duration (e.g. 60s)"),
         log_level=logs.choice("level", "info", ("debug", "info", "warning", "error")),
         log_file=Path(log_file).expanduser() if log_file else None,
         monitor_port=monitor_port,

@@ -153,7 +153,7 @@ def test_run_home_uploads_no_secret_file_and_no_secret_shows_anywhere(
     pg = tmp_path / "pg.yaml"
     pg.write_text(
         config.read_text()
-        + f'ledger: {{url: "postgresql://agent:{LEDGER_PASSWORD}@127.0.0.1:9/ledger"}}\n'
+        + f'ledger: {{url: "postgresql://agent:{LEDGER_PASSWORD}@127.0.0.1:9/ledger", wait: 2s}}\n'
     )
     for command in (["status"], ["status", "--json"], ["sync"], ["db", "upgrade"], ["run"]):
         done = _run([str(BIN), *command, "--config", str(pg)], env, tmp_path)

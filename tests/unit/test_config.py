@@ -376,3 +376,10 @@ def test_a_roots_guard_settings_are_validated_under_its_key(root: Path) -> None:
     assert {
         p.split(":")[0] for p in _problems({**raw, "roots": [{**raw["roots"][0], "guard": 5}]})
     } == {"roots[0].guard"}
+
+
+def test_ledger_wait_is_a_duration(root: Path) -> None:
+    assert validate(good(root), {}).ledger_wait == 60.0
+    assert validate(good(root, ledger={"wait": "2s"}), {}).ledger_wait == 2.0
+    assert validate(good(root, ledger={"wait": "5m"}), {}).ledger_wait == 300.0
+    assert any("ledger.wait" in p for p in _problems(good(root, ledger={"wait": "soon"})))
