@@ -89,8 +89,11 @@ def _fast_path_holds(root: Path, ledger_url: str) -> tuple[int | None, int]:
     """(rows the scan matched, rows it must match): equal means the no-op fast path."""
     ledger = Ledger(ledger_url)
     try:
-        root_id, _ = repo.ensure_root(ledger, str(root), "/archive", "archive")
-        rows = repo.count_files(ledger, root_id)
+        # the root row the CLI made (it carries the CLI's host id: a Ledger opened here has none)
+        ((root_id,),) = ledger.raw_rows(
+            "SELECT id FROM roots WHERE local_path = :path", {"path": str(root)}
+        )
+        rows = repo.count_files(ledger, int(root_id))
     finally:
         ledger.close()
     job = ScanJob(
