@@ -219,7 +219,9 @@ def test_a_token_kept_in_the_state_dir_becomes_the_fleets(ledger_url: str, tmp_p
     ledger = Ledger(ledger_url)
     ledger.migrate()
     try:
-        own = StoredToken("tok-own", time.time() + 86400, fingerprint("client-1"), time.time())
+        # as auth stores it: bound to the client ID and the secret it was fetched with
+        bound = fingerprint("client-1", "the-secret")
+        own = StoredToken("tok-own", time.time() + 86400, bound, time.time())
         FileTokenStore(tmp_path / "a").save(own)
         FileTokenStore(tmp_path / "b").save(StoredToken("tok-b", own.expires_at, "other"))
         first = LedgerTokenStore(ledger, "client-1", "the-secret", tmp_path / "a")
@@ -275,5 +277,16 @@ def test_the_token_is_sealed_in_the_ledger_and_fetched_once(
         assert "SECRET" not in repr(managers[0]) + repr(other_secret)
         other_secret.save(StoredToken("tok-2", time.time() + 60, "ignored"))
         assert json.loads(repo.get_values(ledger, "token:")[next(iter(raw))])["v"] == 1
+    finally:
+        ledger.close()
+
+
+def test_a_kept_token_of_another_secret_is_not_the_fleets(ledger_url: str, tmp_path: Path) -> None:
+    ledger = Ledger(ledger_url)
+    ledger.migrate()
+    try:
+        stale = fingerprint("client-1", "an-old-secret")
+        FileTokenStore(tmp_path).save(StoredToken("tok-old", time.time() + 86400, stale))
+        assert LedgerTokenStore(ledger, "client-1", "the-secret", tmp_path).load() is None
     finally:
         ledger.close()
