@@ -24,7 +24,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -41,6 +40,8 @@ from syncagent.catalog.format import (
     _line,
     digest,
     entry_lines,
+    header_of,
+    open_object,
 )
 from syncagent.errors import CatalogError
 
@@ -176,27 +177,11 @@ def encode_delta(
 
 def decode_delta(blob: bytes) -> Delta:
     """Read a delta object; torn, foreign or a full catalog raises CatalogError."""
+    head, lines = open_object(blob, "delta")
     try:
-        raw = gzip.decompress(blob)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise CatalogError(f"the catalog delta is not a complete gzip object: {exc}") from None
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    try:
-        head = json.loads(lines[0]) if lines else None
-        if not isinstance(head, dict) or head.get("format") != FORMAT:
-            raise CatalogError("not a syncagent catalog")
-        if head.get("kind") != "delta":
-            raise CatalogError("a full catalog, not a delta")
-        if int(head.get("version", 0)) > DELTA_VERSION:
-            raise CatalogError(
-                f"catalog format {head.get('version')} is newer than this syncagent "
-                f"understands ({DELTA_VERSION}): upgrade syncagent"
-            )
         changed: list[Entry] = []
         removed: list[Key] = []
-        for line in lines[1:]:
+        for line in lines:
             d = json.loads(line)
             if isinstance(d, dict) and d.get("k") == "-" and isinstance(d.get("p"), str):
                 removed.append((d["p"], None if d.get("v") is None else float(d["v"])))
@@ -204,14 +189,7 @@ def decode_delta(blob: bytes) -> Delta:
                 changed.append(_entry(d))
             else:
                 raise CatalogError(f"bad catalog delta line: {str(d)[:200]}")
-        header = Header(
-            host=str(head.get("host", "")),
-            root=str(head.get("root", "")),
-            remote=str(head.get("remote", "")),
-            written_at=float(head.get("written_at", 0.0)),
-            entries=int(head["entries"]),
-            version=int(head["version"]),
-        )
+        header = header_of(head)
         base, tree = str(head["base"]), str(head["digest"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CatalogError(f"the catalog delta cannot be read: {exc}") from None

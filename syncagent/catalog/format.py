@@ -204,12 +204,14 @@ def decode(blob: bytes) -> tuple[Header, list[Entry]]:
     return header, entries
 
 
-def decode_all(blob: bytes) -> tuple[Header, list[Entry], list[Entry]]:
-    """Header, current entries, and previous versions (oldest first per path)."""
+def open_object(blob: bytes, kind: str) -> tuple[dict[str, Any], list[bytes]]:
+    """The header and the entry lines of a catalog object of ``kind`` ("full" or "delta");
+    a torn, foreign, newer or other-kind object raises CatalogError."""
+    what = "catalog" if kind == "full" else "catalog delta"
     try:
         raw = gzip.decompress(blob)
     except (OSError, EOFError, zlib.error) as exc:
-        raise CatalogError(f"the catalog is not a complete gzip object: {exc}") from None
+        raise CatalogError(f"the {what} is not a complete gzip object: {exc}") from None
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -222,17 +224,35 @@ def decode_all(blob: bytes) -> tuple[Header, list[Entry], list[Entry]]:
                 f"catalog format {head.get('version')} is newer than this syncagent "
                 f"understands ({DELTA_VERSION}): upgrade syncagent"
             )
-        if head.get("kind", "full") != "full":
-            raise CatalogError("a catalog delta, not a full catalog")
-        entries = [_entry(json.loads(line)) for line in lines[1:]]
-        header = Header(
-            host=str(head.get("host", "")),
-            root=str(head.get("root", "")),
-            remote=str(head.get("remote", "")),
-            written_at=float(head.get("written_at", 0.0)),
-            entries=int(head["entries"]),
-            version=int(head["version"]),
+    except (ValueError, TypeError) as exc:
+        raise CatalogError(f"the {what} cannot be read: {exc}") from None
+    if head.get("kind", "full") != kind:
+        raise CatalogError(
+            "a catalog delta, not a full catalog"
+            if kind == "full"
+            else "a full catalog, not a delta"
         )
+    return head, lines[1:]
+
+
+def header_of(head: dict[str, Any]) -> Header:
+    """The :class:`Header` of an object's decoded first line (KeyError/ValueError if bad)."""
+    return Header(
+        host=str(head.get("host", "")),
+        root=str(head.get("root", "")),
+        remote=str(head.get("remote", "")),
+        written_at=float(head.get("written_at", 0.0)),
+        entries=int(head["entries"]),
+        version=int(head["version"]),
+    )
+
+
+def decode_all(blob: bytes) -> tuple[Header, list[Entry], list[Entry]]:
+    """Header, current entries, and previous versions (oldest first per path)."""
+    head, lines = open_object(blob, "full")
+    try:
+        entries = [_entry(json.loads(line)) for line in lines]
+        header = header_of(head)
     except (ValueError, KeyError, TypeError) as exc:
         raise CatalogError(f"the catalog cannot be read: {exc}") from None
     if header.entries != len(entries):

@@ -5,15 +5,14 @@ agent carries on (the file written meanwhile is uploaded) and stops cleanly."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 from conftest import Api
 from pg_support import PgServer
+from test_health import _health, _port
 from test_run_agent import _config, _log, _start, _stop, _wait
 from test_sync_cli import BIN, cli_env, remote_files
 
@@ -22,20 +21,6 @@ from syncagent.emulator import Emulator
 pytestmark = pytest.mark.timeout(300)
 
 PASSWORD = "pg-Pass-77"  # trust auth takes any; it must never be shown
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _health(port: int) -> tuple[int, str]:
-    try:
-        answer = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-    except requests.ConnectionError:
-        return 0, "not listening"
-    return answer.status_code, str(answer.json().get("reason"))
 
 
 @pytest.fixture
