@@ -6,6 +6,7 @@ An emulator in a process of its own, and a token fetched from it by plain ``requ
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -90,3 +91,17 @@ def admin_headers(info: Mapping[str, str]) -> dict[str, str]:
 def auth_headers(token: str) -> dict[str, str]:
     """The headers of an authenticated Open Platform request."""
     return {**PLATFORM, "Authorization": f"Bearer {token}"}
+
+
+def cli_env(
+    info: Mapping[str, str], home: Path, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment a ``syncagent`` command needs to use the emulator of ``info``, with
+    ``home`` as HOME, on top of ``base`` (default: this process's environment)."""
+    return {
+        **(os.environ if base is None else base),
+        "PAN123_CLIENT_ID": info["client ID"],
+        "PAN123_CLIENT_SECRET": info["client secret"],
+        "PAN123_API_BASE": info["API base URL"],
+        "HOME": str(home),
+    }

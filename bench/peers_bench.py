@@ -57,7 +57,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from benchlib import access_token, admin_headers, start_emulator
+from benchlib import access_token, admin_headers, cli_env, start_emulator
 
 BIN = Path(sys.executable).parent / "syncagent"
 MIB = 1 << 20
@@ -162,13 +162,7 @@ def run_syncagent(
             }
         )
     )
-    env = {
-        **os.environ,
-        "PAN123_CLIENT_ID": info["client ID"],
-        "PAN123_CLIENT_SECRET": info["client secret"],
-        "PAN123_API_BASE": info["API base URL"],
-        "HOME": str(work),
-    }
+    env = cli_env(info, work)
     cmd = [str(BIN), "sync", "--config", str(cfg)]
     subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)  # warm-up
     for f in files:

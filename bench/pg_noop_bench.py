@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from benchlib import start_emulator
+from benchlib import cli_env, start_emulator
 from sync_bench import BIN, make_tree, seed_ledger, timed, write_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -48,13 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pg-noop-") as tmp:
         work = Path(tmp)
         proc, info = start_emulator(work / "emu", drain_output=True)
-        env = {
-            **os.environ,
-            "PAN123_CLIENT_ID": info["client ID"],
-            "PAN123_CLIENT_SECRET": info["client secret"],
-            "PAN123_API_BASE": info["API base URL"],
-            "HOME": str(work),
-        }
+        env = cli_env(info, work)
         try:
             server.start()
             tree = work / "tree"

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from benchlib import access_token, admin_headers, start_emulator
+from benchlib import access_token, admin_headers, cli_env, start_emulator
 
 BIN = Path(sys.executable).parent / "syncagent"
 QUICK = "pass recorded without loading the ledger"  # syncagent.noop's -v line
@@ -410,13 +410,11 @@ def main() -> None:
         # Compiled modules, as an installed package has (pip compiles them at install; an
         # editable checkout run with PYTHONDONTWRITEBYTECODE=1 recompiles every module
         # every run, ~0.05 s CPU more).
-        env = {
-            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
-            "PAN123_CLIENT_ID": info["client ID"],
-            "PAN123_CLIENT_SECRET": info["client secret"],
-            "PAN123_API_BASE": info["API base URL"],
-            "HOME": str(work),
-        }
+        env = cli_env(
+            info,
+            work,
+            {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+        )
         try:
             # -- 1. the real first pass (or the one a earlier --keep run made) ---------------
             big = work / "tree"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sqlite3
 import statistics
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import start_emulator
+from benchlib import cli_env, start_emulator
 from sync_bench import BIN, make_tree, seed_ledger, timed, write_config
 
 
@@ -82,13 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="versions-noop-") as tmp:
         work = Path(tmp)
         proc, info = start_emulator(work / "emu", drain_output=True)
-        env = {
-            **os.environ,
-            "PAN123_CLIENT_ID": info["client ID"],
-            "PAN123_CLIENT_SECRET": info["client secret"],
-            "PAN123_API_BASE": info["API base URL"],
-            "HOME": str(work),
-        }
+        env = cli_env(info, work)
         try:
             tree = work / "tree"
             make_tree(tree, args.files, max(1, args.files // 100), 16)
