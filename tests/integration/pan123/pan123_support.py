@@ -164,3 +164,9 @@ def slices(emu: Emulator) -> dict[str, list[int]]:
 def slices_received(emu: Emulator) -> list[list[int]]:
     """Slice numbers each chunked upload received, in arrival order."""
     return list(slices(emu).values())
+
+
+def put(emulator: Emulator, name: str, data: bytes) -> int:
+    """Upload ``data`` as ``name`` with a plain caller; its fileID."""
+    with plain(emulator) as api:
+        return int(api.ok(api.single(name, data))["fileID"])

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import md5
-from pan123_support import blob, make_client, plain
+from pan123_support import blob, make_client, put
 
 from syncagent.emulator import Emulator
 from syncagent.pan123 import Pan123Client
@@ -34,11 +34,6 @@ def client(tmp_path: Path, emulator: Emulator) -> Iterator[Pan123Client]:
     c = make_client(emulator, tmp_path / "state")
     yield c
     c.close()
-
-
-def put(emulator: Emulator, name: str, data: bytes) -> int:
-    with plain(emulator) as api:
-        return int(api.ok(api.single(name, data))["fileID"])
 
 
 @pytest.fixture

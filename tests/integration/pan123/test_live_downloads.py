@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import md5
-from pan123_support import blob, counts, endpoint_stats, make_client, plain
+from pan123_support import blob, counts, endpoint_stats, make_client, put
 
 from syncagent.emulator import Emulator
 from syncagent.errors import IntegrityError, RemoteNotFoundError
@@ -36,11 +36,6 @@ def client(tmp_path: Path, emulator: Emulator) -> Iterator[Pan123Client]:
     c = make_client(emulator, tmp_path / "state")
     yield c
     c.close()
-
-
-def put(emulator: Emulator, name: str, data: bytes) -> int:
-    with plain(emulator) as api:
-        return int(api.ok(api.single(name, data))["fileID"])
 
 
 def sent(emulator: Emulator) -> int:
