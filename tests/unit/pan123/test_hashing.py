@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,14 @@ def test_a_stop_ends_hashing(tmp_path: Path) -> None:
             digest_fd(fd, 0, lambda: True, piece_size=1_000)
     finally:
         os.close(fd)
+
+
+def test_a_stop_while_slices_hash_on_their_thread_leaves_no_thread(tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"y" * 300_000)  # 30 slices: the slice thread runs
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        with pytest.raises(Interrupted):
+            digest_fd(fd, 10_000, lambda: True, piece_size=1_000)
+    finally:
+        os.close(fd)
+    assert not [t for t in threading.enumerate() if t.name == "slice-md5"]
