@@ -176,6 +176,17 @@ class BlobStore:
                 digest.update(piece)
         return digest.hexdigest()
 
+    def read_upload(self, preupload_id: str, start: int, length: int) -> Iterator[bytes]:
+        """Yield ``length`` bytes of an upload's file from ``start``, a piece at a time."""
+        fd = os.open(self._upload_path(preupload_id), os.O_RDONLY)
+        try:
+            while length > 0 and (piece := os.pread(fd, min(PIECE, length), start)):
+                start += len(piece)
+                length -= len(piece)
+                yield piece
+        finally:
+            os.close(fd)
+
     def finish_upload(self, preupload_id: str, md5: str, size: int) -> None:
         self.adopt(self._upload_path(preupload_id), md5, size)
 

@@ -27,6 +27,7 @@ from syncagent.emulator.blobs import BlobStore
 from syncagent.emulator.catalog import FILE, FOLDER, ROOT_ID, Catalog, Entry
 from syncagent.emulator.faults import FaultPlan
 from syncagent.emulator.ratelimit import PRESETS, RateLimiter
+from syncagent.emulator.running_md5 import RunningDigests
 from syncagent.emulator.settings import EmulatorSettings
 from syncagent.emulator.shaping import Shaper
 from syncagent.errors import EmulatorRejection
@@ -79,6 +80,7 @@ class Core:
         _private(settings.data_dir)
         self.catalog = Catalog(settings.data_dir / CATALOG_FILE)
         self.blobs = BlobStore(settings.data_dir)
+        self.running = RunningDigests(self.blobs.read_upload)  # chunked uploads' MD5 so far
         self.settings = self._with_credentials(settings)
         self.faults = FaultPlan()
         self.limiter = RateLimiter(PRESETS[settings.rate_limits])
@@ -322,6 +324,7 @@ class Core:
         }
 
     def close(self) -> None:
+        self.running.close()
         self.catalog.close()
 
 

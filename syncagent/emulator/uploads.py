@@ -119,6 +119,7 @@ def create_v2(core: Core, p: Fields) -> object:
         secrets.token_urlsafe(48), folder, leaf, size, etag, slice_size, duplicate, 0, 0
     )
     core.blobs.start_upload(pre.id, size)
+    core.running.open(pre.id, size, slice_size)
     core.catalog.add_preupload(pre)
     core.count("preuploads")
     return {
@@ -153,6 +154,7 @@ def slice_upload(core: Core, form: MultipartReader) -> object:
         known = {k.lower() for k in values}
         if "preuploadid" in known and "sliceno" in known:
             pre, slice_no, offset, expected = _slice_target(core, values)
+            core.running.writing(pre.id, slice_no)
             try:
                 written.append(core.blobs.write_slice(pre.id, offset, read, expected))
             except TooLong:
@@ -172,6 +174,7 @@ def slice_upload(core: Core, form: MultipartReader) -> object:
         if spooled:
             tmp, md5, length = spooled[0]
             if length == expected and md5 == declared:
+                core.running.writing(pre.id, slice_no)
                 with open(tmp, "rb") as f:
                     written.append(core.blobs.write_slice(pre.id, offset, f.read, expected))
             else:
@@ -187,6 +190,7 @@ def slice_upload(core: Core, form: MultipartReader) -> object:
         for tmp, _, _ in spooled:
             core.blobs.discard(tmp)
     core.catalog.mark_slice(pre.id, slice_no, done=True)
+    core.running.stored(pre.id, slice_no)
     core.record_slice(pre.id, slice_no)
     core.count("bytes_received", length)
     return None
@@ -207,8 +211,10 @@ def upload_complete(core: Core, p: Fields) -> object:
             raise core.reject("slices_missing", f"分片不完整, 缺少分片: {first}")
         if core.catalog.count_poll(pre.id) < core.settings.complete_pending_polls:
             raise VERIFYING
-        if core.blobs.upload_md5(pre.id) != pre.md5:
+        # the running digest when the slices came in order; a mismatch is confirmed whole
+        if core.running.result(pre.id) != pre.md5 and core.blobs.upload_md5(pre.id) != pre.md5:
             core.catalog.clear_slices(pre.id)
+            core.running.open(pre.id, pre.size, pre.slice_size)
             raise core.reject("verify_failed", "文件上传失败")
         with core.catalog.transaction() as db:
             file_id = core.place_file(db, pre.parent_id, pre.name, pre.size, pre.md5, pre.duplicate)
@@ -216,5 +222,6 @@ def upload_complete(core: Core, p: Fields) -> object:
             # Only once the file is placed: a refused completion (name clash) keeps the
             # received data, so the same preuploadID can be completed later.
             core.blobs.finish_upload(pre.id, pre.md5, pre.size)
+        core.running.forget(pre.id)
     core.count("chunked_uploads")
     return {"completed": True, "fileID": file_id}

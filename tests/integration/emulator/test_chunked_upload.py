@@ -9,6 +9,7 @@ import hashlib
 import os
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -348,6 +349,42 @@ def test_whole_file_etag_mismatch_fails_completion(api: Any, small: Emulator) ->
     refused(env, 1)
     assert env["message"] == "文件上传失败"
     assert api.listing(0) == []
+
+
+def _hashed_so_far(emulator: Emulator, preupload_id: str, end: int) -> None:
+    """Wait until the emulator's running MD5 of the upload covers ``end`` bytes."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        up = emulator.core.running._uploads.get(preupload_id)  # a test looks at the progress
+        if up is not None and up.end >= end:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the running MD5 never reached {end} bytes")
+
+
+@pytest.mark.parametrize("first_right", [True, False])
+def test_a_slice_rewritten_after_the_running_md5_passed_it_is_verified_as_it_is_now(
+    api: Any, small: Emulator, first_right: bool
+) -> None:
+    """The running whole-file MD5 is spoiled by a slice written again below it: completion
+    then answers for the bytes stored now, right or wrong, never for the bytes hashed before."""
+    data = blob(3 * SLICE, seed=30)
+    other = blob(SLICE, seed=31)
+    p = pieces(data)
+    created = start(api, "again.bin", data)
+    pid, server = created["preuploadID"], created["servers"][0]
+    accepted_void(api.send_slice(pid, 1, p[0] if first_right else other, server=server))
+    _hashed_so_far(small, pid, SLICE)
+    accepted_void(api.send_slice(pid, 1, other if first_right else p[0], server=server))
+    for no in (2, 3):
+        accepted_void(api.send_slice(pid, no, p[no - 1], server=server))
+    env = api.complete(pid)
+    if first_right:  # the right bytes were hashed, then overwritten with other ones
+        refused(env, 1)
+        assert env["message"] == "文件上传失败"
+    else:  # the wrong bytes were hashed, then put right
+        fid = finish(api, pid) if env["code"] != 0 else int(env["data"]["fileID"])
+        assert api.download(fid) == data
 
 
 # -- 秒传 --------------------------------------------------------------------------------------
