@@ -261,7 +261,8 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
         reloader.install()
         while True:
             agent = _run_agent(config, reloader, stopping)
-            if stopping or agent.fatal or not reloader.requested:
+            # a fatal stop is final, unless /healthz held it and a SIGHUP asked to try again
+            if stopping or not reloader.requested:
                 break
             config = reloader.reread(config, paths)
     except SyncAgentError as err:
@@ -322,6 +323,10 @@ def _run_agent(config: SyncConfig, reloader: Reloader, stopping: list[int]) -> A
         )
         try:
             agent.run()
+            if agent.fatal and monitor is not None and not stopping:
+                from syncagent.fatal_hold import hold_until_stopped_or_reloaded
+
+                hold_until_stopped_or_reloaded(agent.fatal, reloader, stopping)
         finally:
             if monitor is not None:
                 monitor.stop()

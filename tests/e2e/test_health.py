@@ -4,7 +4,9 @@ stopped and started again on the same ports and data."""
 
 from __future__ import annotations
 
+import json
 import shutil
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -103,3 +105,47 @@ def test_healthz_names_a_missing_root(
         finally:
             if proc is not None:
                 _stop(proc)
+
+
+def test_refused_credentials_keep_healthz_at_503_until_stopped_or_reloaded(
+    settings: EmulatorSettings, agent_config: tuple[Path, Path, int], tmp_path: Path
+) -> None:
+    """A wrong secret: /healthz says so (503, "credentials") instead of going quiet; SIGTERM
+    then exits with the credentials status (3), and a SIGHUP after the secrets file was put
+    right starts the agent again, which backs the root up."""
+    config, _root, port = agent_config
+    secrets = tmp_path / "secrets.yaml"
+    with Emulator(settings) as emu:
+        env = cli_env(tmp_path, emu)
+        for key in ("PAN123_CLIENT_ID", "PAN123_CLIENT_SECRET"):
+            env.pop(key)  # from the secrets file, which a reload reads again
+        config.write_text(
+            config.read_text() + f"credentials: {{secrets_file: {json.dumps(str(secrets))}}}\n"
+        )
+        for fixed in (False, True):
+            secrets.write_text(f"client_id: {emu.client_id}\nclient_secret: wrong-secret\n")
+            secrets.chmod(0o600)
+            proc = _start(config, env, tmp_path)
+            try:
+                _wait(lambda: _health(port)[0] == 503, 60)
+                reason = _health(port)[1]
+                assert "credentials" in reason, reason
+                assert "wrong-secret" not in reason and emu.client_secret not in reason
+                assert proc.poll() is None  # still serving the reason
+                if not fixed:
+                    proc.send_signal(signal.SIGTERM)
+                    assert proc.wait(timeout=30) == 3
+                    continue
+                secrets.write_text(
+                    f"client_id: {emu.client_id}\nclient_secret: {emu.client_secret}\n"
+                )
+                proc.send_signal(signal.SIGHUP)
+                _wait(lambda: _health(port)[0] == 200 and "pass done" in _log(config), 60)
+                api = Api(emu)
+                try:
+                    assert set(remote_files(api, "/agent")) == {"first.txt"}
+                finally:
+                    api.close()
+            finally:
+                if proc.poll() is None:
+                    _stop(proc)
