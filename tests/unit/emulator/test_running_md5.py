@@ -39,6 +39,14 @@ def _content(size: int) -> bytes:
     return random.Random(size).randbytes(size)
 
 
+def _started(size: int) -> tuple[bytes, _File, RunningDigests]:
+    """The content to upload, the upload's file (zeros yet) and the digests with it open."""
+    f = _File(size)
+    digests = RunningDigests(f.read)
+    digests.open("u", size, SLICE)
+    return _content(size), f, digests
+
+
 def _wait_hashed(digests: RunningDigests, size: int) -> None:
     """The background thread has caught up (result() would hash the rest itself anyway)."""
     deadline = time.monotonic() + 30
@@ -51,9 +59,7 @@ def _wait_hashed(digests: RunningDigests, size: int) -> None:
 
 def test_slices_in_any_order_give_the_whole_files_md5() -> None:
     size = 4_500
-    content, f = _content(size), _File(size)
-    digests = RunningDigests(f.read)
-    digests.open("u", size, SLICE)
+    content, f, digests = _started(size)
     for n in (3, 1, 5, 2, 4):
         _store(digests, f, content, n)
     _wait_hashed(digests, size)
@@ -64,9 +70,7 @@ def test_slices_in_any_order_give_the_whole_files_md5() -> None:
 
 def test_a_missing_slice_leaves_it_unknown() -> None:
     size = 3_000
-    content, f = _content(size), _File(size)
-    digests = RunningDigests(f.read)
-    digests.open("u", size, SLICE)
+    content, f, digests = _started(size)
     _store(digests, f, content, 1)
     _store(digests, f, content, 3)
     assert digests.result("u") is None
@@ -75,9 +79,7 @@ def test_a_missing_slice_leaves_it_unknown() -> None:
 
 def test_a_slice_written_again_after_it_was_hashed_spoils_the_digest() -> None:
     size = 2_000
-    content, f = _content(size), _File(size)
-    digests = RunningDigests(f.read)
-    digests.open("u", size, SLICE)
+    content, f, digests = _started(size)
     _store(digests, f, content, 1)
     _wait_hashed(digests, SLICE)
     assert digests.result("u") is None  # slice 2 not there yet
@@ -90,9 +92,7 @@ def test_a_slice_written_again_after_it_was_hashed_spoils_the_digest() -> None:
 
 def test_a_slice_written_while_it_is_hashed_spoils_the_digest() -> None:
     size = 2_000
-    content, f = _content(size), _File(size)
-    digests = RunningDigests(f.read)
-    digests.open("u", size, SLICE)
+    content, f, digests = _started(size)
     _store(digests, f, content, 2)
     f.during_read.append(lambda: digests.writing("u", 1))
     digests.writing("u", 1)
