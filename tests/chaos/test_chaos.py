@@ -29,9 +29,11 @@ from .observe import Tap, local_files, read_remote, stored_bytes
 from .plan import generate
 
 # Between them these seeds do every kind of operation, both modes and SIGKILLs of both
-# commands (test_ci_seeds_cover_the_hostile_operations keeps it so). 43, 63 and 182 found
-# bugs (a file/folder clash on 123pan, a kill around a changed file's upload) and stay.
-CI_SEEDS = (3, 4, 6, 15, 28, 43, 63, 182)
+# commands (test_ci_seeds_cover_the_hostile_operations keeps it so). 4, 43, 63 and 182 found
+# bugs (a stale ledger row after a kill, a file/folder clash on 123pan, a kill around a
+# changed file's upload) and stay. Five seeds (the floor) keep the suite's time down;
+# the long run is ``python -m tests.chaos --seeds 200``.
+CI_SEEDS = (4, 28, 43, 63, 182)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
