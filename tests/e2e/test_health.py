@@ -139,8 +139,10 @@ def test_refused_credentials_keep_healthz_at_503_until_stopped_or_reloaded(
                 secrets.write_text(
                     f"client_id: {emu.client_id}\nclient_secret: {emu.client_secret}\n"
                 )
+                passes = _log(config).count("pass done")  # the refused pass logs one too
                 proc.send_signal(signal.SIGHUP)
-                _wait(lambda: _health(port)[0] == 200 and "pass done" in _log(config), 60)
+                _wait(lambda: _log(config).count("pass done") > passes, 60)
+                _wait(lambda: _health(port)[0] == 200, 30)
                 api = Api(emu)
                 try:
                     assert set(remote_files(api, "/agent")) == {"first.txt"}
