@@ -139,9 +139,13 @@ def test_refused_credentials_keep_healthz_at_503_until_stopped_or_reloaded(
                 secrets.write_text(
                     f"client_id: {emu.client_id}\nclient_secret: {emu.client_secret}\n"
                 )
-                passes = _log(config).count("pass done")  # the refused pass logs one too
+                before = _log(config).count("pass done")  # the refused pass logs one too
+
+                def new_pass(passes: int = before) -> bool:
+                    return _log(config).count("pass done") > passes
+
                 proc.send_signal(signal.SIGHUP)
-                _wait(lambda: _log(config).count("pass done") > passes, 60)
+                _wait(new_pass, 60)
                 _wait(lambda: _health(port)[0] == 200, 30)
                 api = Api(emu)
                 try:
