@@ -102,22 +102,19 @@ class _Slicer:
         self._part = hashlib.md5()
         self._in_part = 0
         self._done: list[str] = []
-        self._queue: queue.SimpleQueue[bytes | None] | None = None
-        self._room: threading.Semaphore | None = None
+        self._queue: queue.Queue[bytes | None] | None = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._queue = queue.SimpleQueue()
-        self._room = threading.Semaphore(_QUEUED_PIECES)  # bounds the memory held
+        self._queue = queue.Queue(maxsize=_QUEUED_PIECES)  # bounds the memory held
         self._thread = threading.Thread(target=self._run, name="slice-md5", daemon=True)
         self._thread.start()
 
     def feed(self, piece: bytes) -> None:
-        if self._queue is None or self._room is None:
+        if self._queue is None:
             self._take(piece)
-            return
-        self._room.acquire()
-        self._queue.put(piece)
+        else:
+            self._queue.put(piece)
 
     def finish(self) -> tuple[str, ...]:
         if self._queue is not None and self._thread is not None:
@@ -129,10 +126,9 @@ class _Slicer:
         return tuple(self._done)
 
     def _run(self) -> None:
-        assert self._queue is not None and self._room is not None
+        assert self._queue is not None
         while (piece := self._queue.get()) is not None:
             self._take(piece)
-            self._room.release()
 
     def _take(self, piece: bytes) -> None:
         view = memoryview(piece)
