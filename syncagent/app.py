@@ -261,8 +261,9 @@ def open_app(
                 ),
                 upload_state=LedgerUploadState(ledger_),
                 token_store=shared_token,
-                # every upload worker may have all its slices in flight at once
-                pool_size=max(16, config.workers * (config.slice_workers + 1)),
+                # every upload worker may have all its slices in flight at once: slice_workers
+                # bodies being written and as many more awaiting their answer
+                pool_size=max(16, config.workers * (2 * config.slice_workers + 1)),
                 # the embedded emulator is in this process on loopback: never via a proxy
                 use_environment=emulator is None,
             )

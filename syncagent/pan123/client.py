@@ -54,7 +54,8 @@ class Pan123Client:
         a wait that :meth:`cancel` cuts short).
     :param pool_size: keep-alive connections per host; enough for every request that can be
         in flight at once (upload workers × parallel slices), or connections are opened and
-        dropped again, each paying a handshake round trip. Default: 16, or twice the slices.
+        dropped again, each paying a handshake round trip. Default: 16, or twice the slices
+        (a chunked upload writes ``slice_workers`` bodies while as many await their answer).
     """
 
     def __init__(

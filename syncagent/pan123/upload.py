@@ -4,9 +4,13 @@
   to the upload domain (cached), the file streamed as the multipart body.
 - Above it: V2 create (秒传 when 123pan already has the content), then the missing slices of the
   server's ``sliceSize``, several in parallel, each streamed from its range of the file and
-  retried alone, then ``upload_complete`` polled with a delay until a deadline. The session
-  (preuploadID, slice size, server, done slices) is handed to an :class:`UploadStateStore`, so a
-  restart sends only the slices still missing.
+  retried alone. ``slice_workers`` bounds the slice bodies being written at once; a slice whose
+  body is written awaits its answer (a round trip) outside that bound, on its own connection,
+  while the next slice is written: on a slow round trip the links never idle between slices.
+  So up to twice ``slice_workers`` slice requests are open at once. Then ``upload_complete``
+  is polled with a delay until a deadline. The session (preuploadID, slice size, server,
+  done slices) is handed to an :class:`UploadStateStore`, so a restart sends only the slices
+  still missing.
 - 0-byte files and files over 10 GB are refused before any request.
 - Every call says ``duplicate`` explicitly, so a retried upload never creates ``name(1)``.
 - Afterwards the remote size and etag are checked against the local file, and the local file
@@ -205,15 +209,24 @@ class _Range:
 
     Reads with ``pread``: ranges of one descriptor are read by several threads at once, and
     none of them moves the descriptor's offset. Closing a range leaves the descriptor open.
+
+    :param on_end: called once, when the last byte has been read or at close, whichever
+        comes first.
     """
 
     def __init__(
-        self, fd: int, offset: int, length: int, on_read: Callable[[int], None] | None = None
+        self,
+        fd: int,
+        offset: int,
+        length: int,
+        on_read: Callable[[int], None] | None = None,
+        on_end: Callable[[], None] | None = None,
     ) -> None:
         self._fd = fd
         self._offset = offset
         self._left = length
         self._on_read = on_read
+        self._on_end = on_end
 
     def __len__(self) -> int:
         # What is left to read: the multipart body's length is taken from it.
@@ -230,10 +243,18 @@ class _Range:
         self._left -= len(data)
         if self._on_read is not None and data:
             self._on_read(len(data))
+        if not self._left:
+            self._ended()
         return data
 
     def close(self) -> None:
         self._left = 0
+        self._ended()
+
+    def _ended(self) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end()
 
     def __enter__(self) -> _Range:
         return self
@@ -544,7 +565,8 @@ class Uploader:
                 )
 
                 def opener() -> IO[bytes]:
-                    return _Range(source.fd, offset, length, progress.add)  # type: ignore[return-value]
+                    window.acquire()  # let go when the body is written (or the send fails)
+                    return _Range(source.fd, offset, length, progress.add, window.release)  # type: ignore[return-value]
 
                 try:
                     self._api.upload_slice(
@@ -575,7 +597,11 @@ class Uploader:
                 failed.set()
                 raise
 
-        workers = min(self.settings.slice_workers, len(missing)) or 1
+        # At most slice_workers bodies are written at once; a slice whose body is written
+        # waits out its answer (a round trip) without its place, which the next slice takes
+        # meanwhile: the connections stay busy sending instead of idling one RTT per slice.
+        window = threading.BoundedSemaphore(self.settings.slice_workers)
+        workers = min(2 * self.settings.slice_workers, len(missing)) or 1
         with ThreadPoolExecutor(workers, thread_name_prefix="slice") as pool:
             futures = [pool.submit(send_unless_failed, n) for n in missing]
             try:

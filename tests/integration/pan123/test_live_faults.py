@@ -103,7 +103,9 @@ def test_connection_dropped_after_the_whole_slice_was_sent(
     with make_client(emulator, tmp_path / "state", slice_workers=1) as client:
         result = client.upload(big_path, 0, "big.bin")
         assert stored(emulator, client, result.file_id) == big
-    assert slices_received(emulator) == [[1, 2, 3, 4, 5, 6]]
+    # each slice accepted once (two may be open at once: one written, one awaiting its answer)
+    (received,) = slices_received(emulator)
+    assert sorted(received) == [1, 2, 3, 4, 5, 6]
 
 
 def test_connection_dropped_on_upload_complete_is_retried(
@@ -160,7 +162,8 @@ def test_slice_refused_for_its_md5_is_sent_again_alone(
     act = activity(emulator)
     assert act["faults_injected"] == 1  # slice 1's first attempt
     assert act["counts"]["preuploads"] == 1  # the upload was not started over
-    assert slices_received(emulator) == [[1, 2, 3, 4, 5, 6]]
+    (received,) = slices_received(emulator)
+    assert sorted(received) == [1, 2, 3, 4, 5, 6]
     assert calls(emulator, "upload/v2/file/slice") == 6
 
 
@@ -174,8 +177,9 @@ def test_a_slice_refused_again_and_again_fails_the_upload_quickly(
         pytest.raises(ApiError),
     ):
         client.upload(big_path, 0, "md5/big.bin")
-    # slice 1 tried three times, then the upload stops: the other slices are not tried
-    assert activity(emulator)["faults_injected"] == 3
+    # the slices open at once (one written, one awaiting its answer) use their three
+    # attempts, then the upload stops: the other slices are not tried
+    assert 3 <= activity(emulator)["faults_injected"] <= 3 * 2
 
 
 @pytest.mark.parametrize(
@@ -202,8 +206,9 @@ def test_server_errors_forever_end_in_server_error_after_the_attempts(
     assert info.value.http_status == 500
     injected = activity(emulator)["faults_injected"]
     if endpoint == "upload/v2/file/slice":
-        # the slices in flight (one per worker) use their attempts; no other slice is tried
-        assert 3 <= injected <= 3 * 4
+        # the slices open at once (two per worker: one written, one awaiting its answer) use
+        # their attempts; no other slice is tried
+        assert 3 <= injected <= 3 * 2 * 4
     else:
         assert injected == 3
     assert elapsed < 3

@@ -148,7 +148,7 @@ class OutageAfter:
 def test_interrupted_upload_resumes_with_only_the_missing_slices(
     emulator: Emulator, tmp_path: Path, workers: int
 ) -> None:
-    n = 10
+    n = 12  # more than the outage can let through: 3 + every other slice open at once
     data = blob(n * SLICE - 100, 40 + workers)
     path = tmp_path / "big.bin"
     path.write_bytes(data)
@@ -171,10 +171,9 @@ def test_interrupted_upload_resumes_with_only_the_missing_slices(
     assert session.preupload_id == preupload_id
     assert sorted(first_run) == sorted(session.done)  # every accepted slice was recorded
     assert len(set(first_run)) == len(first_run)
-    if workers == 1:
-        assert first_run == [1, 2, 3]
-    else:
-        assert 3 <= len(first_run) < n
+    # the outage begins as the third slice is recorded; slices already open (up to two per
+    # worker: one written, one awaiting its answer) may still be accepted
+    assert 3 <= len(first_run) <= 3 + 2 * workers - 1 < n
 
     emulator.clear_faults()
     with make_client(
@@ -189,8 +188,6 @@ def test_interrupted_upload_resumes_with_only_the_missing_slices(
     assert list(received) == [preupload_id]  # the same session, not a new one
     assert sorted(received[preupload_id]) == list(range(1, n + 1))  # each slice exactly once
     assert received[preupload_id][: len(first_run)] == first_run
-    if workers == 1:
-        assert received[preupload_id] == list(range(1, n + 1))
     assert counts(emulator)["preuploads"] == 1
     assert state.load(outage.keys[0]) is None  # forgotten once done
 
