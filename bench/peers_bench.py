@@ -28,9 +28,17 @@ Phases (each contender on a fresh emulator, so nothing is instant-uploaded from 
    The limit the QPS table and the RTT allow: single-step upload has no free-tier QPS limit,
    each file is one request of one round trip on a kept-alive connection, so
    ``limit = workers / RTT`` files/s (8 / 0.040 = 200, 8 / 0.150 = 53).
-2. ``large``: MB/s for one ``--large-mib`` file (default 900 MiB). Limit:
-   ``min(slice_workers x conn_bps, server_bps)``. CPU seconds per GiB (user + sys of the whole
-   ``syncagent sync`` process) are printed beside ``md5sum``'s on the same file.
+2. ``large``: MB/s for one ``--large-mib`` file (default 900 MiB). syncagent writes
+   ``--slice-workers`` slice bodies at once, and a written slice awaits its answer on its own
+   connection outside that count, so up to twice as many connections are open; the kernel's
+   send buffer lets each of them still carry bytes while its client thread has moved on.
+   "Slices x per-connection cap" is therefore no bound by itself: the server's link is
+   capped (``--server-bps``, default ``link`` = ``slice_workers x conn_bps``, 80 MB/s), and
+   ``limit = min(2 x slice_workers x conn_bps, server_bps)`` is one no contender can pass.
+   CPU seconds per GiB (user + sys of the whole ``syncagent sync`` process) are printed
+   beside ``md5sum``'s on the same file. The best a single ``sync`` can do is
+   ``size / (start-up + whole-file MD5 + k x RTT + size / limit)``: 123pan's create needs
+   the file's MD5 before the first slice, so that hash is never overlapped with sending.
 
 Usage (keep each run under about 3 minutes on a shared machine; split with the flags)::
 
@@ -70,7 +78,11 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rtt", default="40,150", help="round-trip times in ms, comma-separated")
     p.add_argument("--conn-bps", default="20M", help="per-connection cap (bytes/s)")
-    p.add_argument("--server-bps", default="0", help="cap for the whole server (0: none)")
+    p.add_argument(
+        "--server-bps",
+        default="link",
+        help="cap for the whole server (0: none; link, the default: slice workers x conn cap)",
+    )
     p.add_argument("--phase", default="small,large", help="small, large or both")
     p.add_argument("--contenders", default=",".join(CONTENDERS))
     p.add_argument("--small", type=int, default=1000, help="4 KiB files syncagent sends")
@@ -85,6 +97,14 @@ def rate(text: str) -> int:
     from syncagent.emulator.shaping import parse_rate
 
     return parse_rate(text)
+
+
+def server_cap(args: argparse.Namespace) -> int:
+    """The server's link cap in bytes/s (0: none); ``link`` is what ``--slice-workers``
+    connections at the per-connection cap carry together."""
+    if args.server_bps == "link":
+        return int(args.slice_workers) * rate(args.conn_bps)
+    return rate(args.server_bps)
 
 
 def cpu_children() -> float:
@@ -316,7 +336,7 @@ def small_phase(work: Path, rtt: int, args: argparse.Namespace, who: list[str]) 
     print(f"\nsmall files, RTT {rtt} ms: limit {args.workers} / {rtt / 1000:g} s = {limit:.0f}/s")
     got: dict[str, float] = {}
     for name in who:
-        with shaped_emulator(work, rtt, rate(args.conn_bps), rate(args.server_bps)) as info:
+        with shaped_emulator(work, rtt, rate(args.conn_bps), server_cap(args)) as info:
             before = load()
             if name == "syncagent":
                 (took, _), n, retries = run_syncagent(info, many, work, args), len(many), 0
@@ -350,12 +370,16 @@ def large_phase(work: Path, rtt: int, args: argparse.Namespace, who: list[str]) 
     if not big.exists():
         make_large(big, args.large_mib)
     size = big.stat().st_size
-    conn, server = rate(args.conn_bps), rate(args.server_bps)
-    limit = args.slice_workers * conn if not server else min(args.slice_workers * conn, server)
+    conn, server = rate(args.conn_bps), server_cap(args)
+    # syncagent writes --slice-workers bodies at once and keeps as many more requests open
+    # for their answers; the kernel's send buffers let those carry bytes too, so without a
+    # server cap the bound is every open connection at the per-connection cap
+    opened = 2 * args.slice_workers * conn
+    limit = min(opened, server) if server else opened
     print(
-        f"\n{args.large_mib} MiB file, RTT {rtt} ms: limit "
-        f"{args.slice_workers} slices x {conn / 1e6:g} MB/s"
-        + (f", server cap {server / 1e6:g} MB/s" if server else "")
+        f"\n{args.large_mib} MiB file, RTT {rtt} ms: limit min({2 * args.slice_workers} open "
+        f"slice connections x {conn / 1e6:g} MB/s, "
+        + (f"server cap {server / 1e6:g} MB/s)" if server else "no server cap)")
         + f" = {limit / 1e6:.0f} MB/s"
     )
     got: dict[str, float] = {}
@@ -401,7 +425,7 @@ def main() -> None:
         sys.exit(f"unknown contenders: {', '.join(sorted(unknown))}")
     phases = args.phase.split(",")
     print(
-        f"peers bench: conn cap {args.conn_bps}B/s, server cap {args.server_bps}, "
+        f"peers bench: conn cap {args.conn_bps}B/s, server cap {server_cap(args) / 1e6:g} MB/s, "
         f"workers {args.workers}, slice workers {args.slice_workers}, free-tier QPS; {load()}"
     )
     with tempfile.TemporaryDirectory(prefix="peers-bench-") as tmp:
