@@ -566,6 +566,9 @@ class Uploader:
 
                 def opener() -> IO[bytes]:
                     window.acquire()  # let go when the body is written (or the send fails)
+                    if self._cancelled.is_set():  # a shutdown came while this slice waited
+                        window.release()
+                        raise Interrupted("the upload was interrupted; it resumes where it stopped")
                     return _Range(source.fd, offset, length, progress.add, window.release)  # type: ignore[return-value]
 
                 try:

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import pytest
 
+from syncagent.errors import Interrupted
 from syncagent.pan123.http import FormFile
 from syncagent.pan123.upload import (
     Uploader,
@@ -117,3 +118,44 @@ def test_range_calls_on_end_at_close_when_cut_short(data_fd: tuple[bytes, int]) 
     with _Range(fd, 0, 100, on_end=lambda: ended.append(1)) as r:
         r.read(10)  # the connection broke here
     assert ended == [1]
+
+
+class CancelledMidway:
+    """``upload_slice`` that shuts the uploader down while slice 1's body is being written,
+    once slice 2 waits for its place in the window (slice_workers = 1)."""
+
+    def __init__(self) -> None:
+        self.uploader: Uploader | None = None
+        self.opened: list[int] = []
+        self._second_waits = threading.Event()
+
+    def upload_slice(
+        self, server: str, preupload_id: str, slice_no: int, slice_md5: str, file: FormFile
+    ) -> None:
+        if slice_no != 1:
+            self._second_waits.set()  # about to ask for its place, which slice 1 holds
+        with file.open() as stream:
+            self.opened.append(slice_no)
+            if slice_no == 1:
+                assert self._second_waits.wait(DEADLINE)
+                while len(stream) > 4096:  # type: ignore[arg-type]
+                    stream.read(4096)
+                assert self.uploader is not None
+                self.uploader.cancel()  # the shutdown, before the last byte frees the place
+            while stream.read(4096):
+                pass
+
+
+def test_a_slice_waiting_for_its_place_is_not_sent_after_a_shutdown(
+    data_fd: tuple[bytes, int], tmp_path: Path
+) -> None:
+    data, fd = data_fd
+    api = CancelledMidway()
+    uploader = Uploader(cast(Any, api), cast(Any, None), UploadSettings(slice_workers=1))
+    api.uploader = uploader
+    session = UploadSession("pre", SLICE, "http://up.test", "etag", len(data))
+    with pytest.raises(Interrupted):
+        uploader._send_slices(
+            _Source(tmp_path / "big.bin", fd), session, "key", _Counter(len(data), None)
+        )
+    assert api.opened == [1]  # slice 2 got its place after the shutdown, and stopped there
