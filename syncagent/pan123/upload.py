@@ -76,6 +76,7 @@ SINGLE_MAX = 1_000_000_000  # "1 GB": the decimal reading is the stricter one
 CHUNKED_MAX = 10_000_000_000  # "10 GB"
 READ_PIECE = 1 << 18  # 256 KiB: 1 MiB pieces cost ~2 MiB RSS per slice worker
 SLICE_ATTEMPTS = 3
+_STOPPED = "the upload was interrupted; it resumes where it stopped"
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
 
 Progress = Callable[[int, int], None]
@@ -568,7 +569,7 @@ class Uploader:
                     window.acquire()  # let go when the body is written (or the send fails)
                     if self._cancelled.is_set():  # a shutdown came while this slice waited
                         window.release()
-                        raise Interrupted("the upload was interrupted; it resumes where it stopped")
+                        raise Interrupted(_STOPPED)
                     return _Range(source.fd, offset, length, progress.add, window.release)  # type: ignore[return-value]
 
                 try:
@@ -593,7 +594,7 @@ class Uploader:
                 return
             if self._cancelled.is_set():
                 failed.set()
-                raise Interrupted("the upload was interrupted; it resumes where it stopped")
+                raise Interrupted(_STOPPED)
             try:
                 send(slice_no)
             except BaseException:
