@@ -164,8 +164,8 @@ class _Helper:
             write_frame(stdin, hello)
             while True:
                 while len(in_flight) < 2 and (chunk := self._take()) is not None:
+                    in_flight.append(chunk)  # before the write: a write that fails returns it
                     write_frame(stdin, chunk)
-                    in_flight.append(chunk)
                 if not in_flight:
                     break
                 if not isinstance(read_frame(stdout), int):

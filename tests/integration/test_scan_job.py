@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,16 @@ import pytest
 from syncagent.ignore import IgnoreRules
 from syncagent.ledger import Ledger, repo
 from syncagent.model import LocalEntry
-from syncagent.scanner import NOT_UTF8, ScanJob, ScanResult, _chunks, scan, sqlite_file
+from syncagent.scanner import (
+    NOT_UTF8,
+    Chunk,
+    ScanJob,
+    ScanResult,
+    _chunks,
+    _Helper,
+    scan,
+    sqlite_file,
+)
 from syncagent.walk import FastMatcher
 
 pytestmark = pytest.mark.timeout(120)
@@ -192,6 +202,35 @@ def test_a_helper_that_fails_has_its_folders_walked_here(
     assert "scan helper failed" in caplog.text
     job.close()
     ledger.close()
+
+
+class _GatedQueue(deque[Chunk]):
+    """A chunk queue whose first take waits until ``gate`` exists (a file the fake helper
+    makes once it has closed its end of the pipe)."""
+
+    def __init__(self, chunks: list[Chunk], gate: Path) -> None:
+        super().__init__(chunks)
+        self._gate = gate
+
+    def popleft(self) -> Chunk:
+        deadline = time.monotonic() + 60
+        while not self._gate.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return super().popleft()
+
+
+def test_a_chunk_whose_write_fails_goes_back_to_the_queue(tmp_path: Path) -> None:
+    """The helper reads the hello, then stops reading: the next chunk's write fails (broken
+    pipe), and that chunk, taken from the queue already, must not be lost."""
+    gate = tmp_path / "closed"
+    fake = tmp_path / "reads-hello-then-closes"
+    fake.write_text(f"#!/bin/sh\nhead -c 1 >/dev/null\nexec 0<&-\ntouch {gate}\nexec sleep 60\n")
+    fake.chmod(0o755)
+    queue = _GatedQueue([("a0", True), ("a1", True)], gate)
+    helper = _Helper((str(tmp_path), None, None, None), queue, str(fake))
+    helper.join()
+    assert helper.verdict is None
+    assert sorted(queue) == [("a0", True), ("a1", True)]
 
 
 def test_entries_are_local_entries(tree: Path) -> None:
