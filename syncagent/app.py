@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncagent.binding import EMBEDDED, Account
+from syncagent.bwlimit import Timetable
 from syncagent.config import SyncConfig
 from syncagent.errors import LedgerError, SyncAgentError
 
@@ -145,6 +146,12 @@ def account_client(config: SyncConfig) -> Callable[[], Pan123Client] | None:
     return make
 
 
+def _rate(limit: Timetable) -> Callable[[], int] | None:
+    """A client's ``upload_rate`` or ``download_rate``: the timetable's rate now, or None
+    where there is no limit (nothing is paced then)."""
+    return limit.rate if limit.limited else None
+
+
 def _token_dir(config: SyncConfig, embedded: bool) -> Path:
     return config.state_dir / ("emulator" if embedded else "account")
 
@@ -199,6 +206,8 @@ def open_client(config: SyncConfig, say: Callable[[str], None]) -> Iterator[Pan1
             qps_overrides=dict(config.qps_overrides),
             # the embedded emulator is in this process on loopback: never via a proxy
             use_environment=emulator is None,
+            upload_rate=_rate(config.upload_bandwidth),
+            download_rate=_rate(config.download_bandwidth),
         ) as client:
             yield client
     finally:
@@ -266,6 +275,8 @@ def open_app(
                 pool_size=max(16, config.workers * (2 * config.slice_workers + 1)),
                 # the embedded emulator is in this process on loopback: never via a proxy
                 use_environment=emulator is None,
+                upload_rate=_rate(config.upload_bandwidth),
+                download_rate=_rate(config.download_bandwidth),
             )
 
         account = Account(EMBEDDED if emulator is not None else api_base, client_id)

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import platformdirs
 import yaml
 
+from syncagent.bwlimit import UNLIMITED, Timetable, parse_bandwidth
 from syncagent.errors import ConfigError
 from syncagent.guard import GuardSettings
 
@@ -117,6 +118,8 @@ class SyncConfig:
     workers: int = 4
     qps: Literal["free", "vip", "off"] = "free"
     qps_overrides: Mapping[str, float] = field(default_factory=dict)
+    upload_bandwidth: Timetable = UNLIMITED  # limits.upload_bandwidth (or --bwlimit)
+    download_bandwidth: Timetable = UNLIMITED  # limits.download_bandwidth (restore --bwlimit)
     single_threshold: int = 16 << 20
     slice_workers: int = 4
     contain_dir: bool = True
@@ -490,6 +493,21 @@ def _guard(
     )
 
 
+def bandwidth_limit(value: Any) -> Timetable:
+    """A bandwidth limit or timetable (see syncagent/bwlimit.py), its rates written as the
+    config's sizes are; raises ValueError saying what is wrong."""
+    return parse_bandwidth(value, _size)
+
+
+def _bandwidth(limits: _Reader, name: str, problems: _Problems) -> Timetable:
+    """``limits.<name>``, or a problem listed and no limit."""
+    try:
+        return bandwidth_limit(limits.raw.get(name, "off"))
+    except ValueError as exc:
+        problems.add(limits.key(name), str(exc))
+        return UNLIMITED
+
+
 def _versions(raw: Any, key: str, problems: _Problems) -> tuple[bool, int | None, float | None]:
     """``versions: off`` (YAML reads ``off`` as false), or a mapping of retention settings."""
     if raw is None or raw is True or raw == "on":
@@ -650,7 +668,15 @@ def validate(
         lambda v: s if (s := _size(v)) and 0 < s <= 1_000_000_000 else None,
         "a size between 1 and 1GB (e.g. 16MiB)",
     )
-    limits = _Reader(top.raw.get("limits"), "limits", ("qps", "overrides"), problems)
+    limits = _Reader(
+        top.raw.get("limits"),
+        "limits",
+        ("qps", "overrides", "upload_bandwidth", "download_bandwidth"),
+        problems,
+    )
+    upload_bandwidth, download_bandwidth = (
+        _bandwidth(limits, name, problems) for name in ("upload_bandwidth", "download_bandwidth")
+    )
     overrides = limits.get(
         "overrides",
         {},
@@ -757,6 +783,8 @@ def validate(
             "one of free, vip, off",
         ),
         qps_overrides={str(k): float(v) for k, v in overrides.items()},
+        upload_bandwidth=upload_bandwidth,
+        download_bandwidth=download_bandwidth,
         single_threshold=threshold,
         slice_workers=up.get("slice_workers", 4, _int(1), "a whole number >= 1"),
         contain_dir=up.get("contain_dir", True, _bool, "true or false"),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from syncagent.cli.common import (
+    bwlimit_option,
     config_option,
     exit_status,
     fail,
@@ -22,6 +23,7 @@ from syncagent.cli.common import (
     shown,
     stopped_by_signals,
     verbosity_options,
+    with_bwlimit,
 )
 from syncagent.errors import ConfigError, SyncAgentError
 
@@ -64,12 +66,14 @@ def _ignore_rules(config: SyncConfig) -> dict[Path, IgnoreRules]:
     help="Also check each root's 123pan folder and a sample of its files (remote_check.files); "
     "what was trashed or deleted there is sent again.",
 )
+@bwlimit_option("upload")
 @verbosity_options
 @click.argument("paths", nargs=-1, type=click.Path(file_okay=False, exists=True))
 def sync_command(
     config_path: Path | None,
     dry_run: bool,
     check_remote: bool,
+    bwlimit: str | None,
     verbosity: int,
     paths: tuple[str, ...],
 ) -> None:
@@ -83,6 +87,7 @@ def sync_command(
       syncagent sync ~/Documents
       syncagent sync --config /etc/syncagent/sync.yaml --dry-run
       syncagent sync --check-remote     # also notice what was deleted on 123pan
+      syncagent sync --bwlimit '08:00,1M 23:00,off' ~/Documents
     """
     from syncagent.scanner import ScanJob, default_helpers, sqlite_file
     from syncagent.statelock import StateLock
@@ -98,6 +103,7 @@ def sync_command(
         live = LiveProgress(console)
     else:
         setup_logging(config, verbosity)
+    config = with_bwlimit(config, "upload", bwlimit)
     rules = _ignore_rules(config)
     if not dry_run:  # a dry run changes nothing, not even modes
         guard_state(config)
@@ -228,9 +234,12 @@ def sync_command(
 
 @click.command("run")
 @config_option
+@bwlimit_option("upload")
 @verbosity_options
 @click.argument("paths", nargs=-1, type=click.Path(file_okay=False, exists=True))
-def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]) -> None:
+def run_command(
+    config_path: Path | None, bwlimit: str | None, verbosity: int, paths: tuple[str, ...]
+) -> None:
     """Back up, then keep watching and back up every change until stopped (SIGTERM/Ctrl-C).
 
     A startup pass, then a pass for a root each time its changes have been quiet for the
@@ -239,6 +248,7 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
     \b
     Example:
       syncagent run ~/Documents
+      syncagent run --bwlimit 2M     # at most 2 MB/s up, whatever sync.yaml says
     """
     # loaded before the lock is taken, as ever: the lock's holder is soon at work
     import syncagent.agent
@@ -250,6 +260,7 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
 
     config = load(config_path, paths)
     setup_logging(config, verbosity)
+    config = with_bwlimit(config, "upload", bwlimit)
     _ignore_rules(config)  # a bad .syncignore at start exits 2; later, only its root's pass fails
     guard_state(config)
     lock = StateLock(config.state_dir)
@@ -265,6 +276,7 @@ def run_command(config_path: Path | None, verbosity: int, paths: tuple[str, ...]
             if stopping or not reloader.requested:
                 break
             config = reloader.reread(config, paths)
+            config = with_bwlimit(config, "upload", bwlimit)  # --bwlimit outlives a reload
     except SyncAgentError as err:
         fail(err)
     finally:

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import click
 
@@ -159,6 +159,48 @@ def load(
         return config
     except ConfigError as err:
         fail(err)
+
+
+def bwlimit_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--bwlimit`` for a command whose transfers go ``what`` (upload or download)."""
+    return click.option(
+        "--bwlimit",
+        default=None,
+        metavar="LIMIT",
+        help=f"Limit the {what} bandwidth: a rate (2M, 512k, off) or a timetable "
+        f"('08:00,512k 23:00,off') [default: limits.{what}_bandwidth].",
+    )
+
+
+def with_bwlimit(
+    config: SyncConfig, what: Literal["upload", "download"], given: str | None
+) -> SyncConfig:
+    """``config`` with ``--bwlimit`` (if ``given``) as its ``what`` limit; exit 2 when it
+    does not parse. Logs the limit in force (after logging is set up)."""
+    from syncagent.config import bandwidth_limit
+
+    if given is not None:
+        try:
+            limit = bandwidth_limit(given)
+        except ValueError as exc:
+            fail(ConfigError([f"--bwlimit: {exc}"]))
+        if what == "upload":
+            config = dataclasses.replace(config, upload_bandwidth=limit)
+        else:
+            config = dataclasses.replace(config, download_bandwidth=limit)
+    say_bwlimit(config, what)
+    return config
+
+
+def say_bwlimit(config: SyncConfig, what: Literal["upload", "download"]) -> None:
+    """Log the ``what`` bandwidth limit in force now, if there is one."""
+    import datetime
+
+    limit = config.upload_bandwidth if what == "upload" else config.download_bandwidth
+    if limit.limited:
+        logging.getLogger("syncagent").info(
+            "%s bandwidth: %s (%s)", what, limit.describe(datetime.datetime.now()), limit.text
+        )
 
 
 def guard_state(config: SyncConfig) -> None:

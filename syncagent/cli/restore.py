@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from syncagent.cli.common import (
+    bwlimit_option,
     config_option,
     discover_config,
     fail,
@@ -27,6 +28,7 @@ from syncagent.cli.common import (
     setup_logging,
     shown,
     verbosity_options,
+    with_bwlimit,
 )
 from syncagent.errors import ConfigError, SyncAgentError
 
@@ -290,6 +292,7 @@ def _versions(source: Source, path: str, as_json: bool) -> None:
     default=None,
     help="Parallel downloads [default: 8, or upload.workers if larger].",
 )
+@bwlimit_option("download")
 @verbosity_options
 @click.argument("paths", nargs=-1)
 def restore_command(
@@ -302,6 +305,7 @@ def restore_command(
     at_time: str | None,
     version: int | None,
     workers: int | None,
+    bwlimit: str | None,
     verbosity: int,
     paths: tuple[str, ...],
 ) -> None:
@@ -349,6 +353,7 @@ def restore_command(
         live = LiveProgress(console, verb="downloading")
     else:
         setup_logging(config, verbosity)
+    config = with_bwlimit(config, "download", bwlimit)
     dest = dest.expanduser()
     if not dry_run:
         try:

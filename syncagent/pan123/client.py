@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from syncagent.pan123.api import Pan123Api, fetch_token
 from syncagent.pan123.auth import FileTokenStore, MemoryTokenStore, TokenManager, TokenStore
+from syncagent.pan123.bandwidth import Throttle
 from syncagent.pan123.dircache import DirCache
 from syncagent.pan123.download import Downloader, DownloadResult
 from syncagent.pan123.endpoints import qps_table
@@ -78,6 +79,8 @@ class Pan123Client:
         wall_clock: Callable[[], float] = time.time,
         use_environment: bool = True,
         pool_size: int | None = None,
+        upload_rate: Callable[[], int] | None = None,
+        download_rate: Callable[[], int] | None = None,
     ) -> None:
         self.client_id = client_id  # not a secret: which developer client this is
         self._cancelled = threading.Event()
@@ -102,6 +105,11 @@ class Pan123Client:
             clock=clock,
             use_environment=use_environment,
         )
+        # Bandwidth limits: bytes per second now (0: none), asked before each piece.
+        if upload_rate is not None:
+            self.transport.upload_pace = Throttle(upload_rate, cancelled=self._cancelled).take
+        if download_rate is not None:
+            self.transport.download_pace = Throttle(download_rate, cancelled=self._cancelled).take
         store = token_store or (FileTokenStore(state_dir) if state_dir else MemoryTokenStore())
         self.tokens = TokenManager(
             client_id,
@@ -202,8 +210,9 @@ class Pan123Client:
     def cancel(self) -> None:
         """Shutdown: chunked uploads stop after the slices in flight, and stay resumable;
         downloads stop between pieces and keep their partial file;
-        no failed call is retried and no call waits for the rate limit: they raise
-        :class:`~syncagent.errors.Interrupted`. Calls already on the wire finish."""
+        no failed call is retried and no call waits for the rate limit or the bandwidth
+        limit: they raise :class:`~syncagent.errors.Interrupted`. Calls already on the wire
+        finish, unless the bandwidth limit holds them back."""
         self._cancelled.set()
         self.uploader.cancel()
 

@@ -239,6 +239,8 @@ class Downloader:
                     for piece in answer.pieces(PIECE):
                         if self._cancelled.is_set():
                             raise Interrupted("download stopped")
+                        if (pace := self._transport.download_pace) is not None:
+                            pace(len(piece))  # the download bandwidth limit
                         if have + got + len(piece) > size:
                             raise _Restart  # longer than the file: not what was asked for
                         writer.put(piece)

@@ -198,6 +198,10 @@ class HttpTransport:
         self._proxies: dict[str, dict[str, str]] = {}  # scheme://host:port -> proxies
         self._cancelled = cancelled or threading.Event()
         self._pacer = pacer
+        # Called with each piece of an upload's file before it is sent: the upload
+        # bandwidth limit (see pan123/bandwidth.py); None: no limit.
+        self.upload_pace: Callable[[int], None] | None = None
+        self.download_pace: Callable[[int], None] | None = None  # each downloaded piece
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
         self._sleep = sleep
@@ -436,7 +440,9 @@ class HttpTransport:
             if file is not None:
                 if self._pool_key(url) is not None:
                     with file.open() as stream:
-                        encoder = MultipartBody(form or {}, file.field, file.filename, stream)
+                        encoder = MultipartBody(
+                            form or {}, file.field, file.filename, stream, self.upload_pace
+                        )
                         sent = {
                             **headers,
                             "Content-Type": encoder.content_type,
@@ -448,7 +454,9 @@ class HttpTransport:
                     if direct is not None:
                         return _decode(name, direct.status, direct.data)
                 with file.open() as stream:  # through requests: a proxy, or a redirect
-                    encoder = MultipartBody(form or {}, file.field, file.filename, stream)
+                    encoder = MultipartBody(
+                        form or {}, file.field, file.filename, stream, self.upload_pace
+                    )
                     response = self._session.request(
                         endpoint.method,
                         url,

@@ -15,7 +15,7 @@ stream as a body with a ``Content-Length``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO
 
 __all__ = ["MultipartBody"]
@@ -26,10 +26,17 @@ class MultipartBody:
 
     :param stream: the file part's bytes: ``len(stream)`` must be the bytes it will give,
         or it must be seekable (its length is then what is left from where it is).
+    :param pace: called with each file piece's length before the piece is given to the
+        sender (a bandwidth limit waits there).
     """
 
     def __init__(
-        self, fields: Mapping[str, str], field: str, filename: str, stream: IO[bytes]
+        self,
+        fields: Mapping[str, str],
+        field: str,
+        filename: str,
+        stream: IO[bytes],
+        pace: Callable[[int], None] | None = None,
     ) -> None:
         self.boundary = secrets.token_hex(16)
         dash = f"--{self.boundary}\r\n".encode()
@@ -48,6 +55,7 @@ class MultipartBody:
         self._head: bytes | None = bytes(head)
         self._tail: bytes | None = f"\r\n--{self.boundary}--\r\n".encode()
         self._stream = stream
+        self._pace = pace
         self._left = _length(stream)
         self._length = len(self._head) + self._left + len(self._tail)
 
@@ -70,6 +78,8 @@ class MultipartBody:
             piece = self._stream.read(min(n, self._left))
             if piece:
                 self._left -= len(piece)
+                if self._pace is not None:
+                    self._pace(len(piece))
                 return piece
             self._left = 0  # the stream ended early: the server sees a short body and says so
         if self._tail is not None:

@@ -57,6 +57,12 @@ MALFORMED: list[tuple[str, Any, str]] = [
         {"limits": {"overrides": {"api/v2/file/list": 0}}},
         "limits.overrides",
     ),
+    ("bandwidth not a rate", {"limits": {"upload_bandwidth": "fast"}}, "limits.upload_bandwidth"),
+    (
+        "bandwidth timetable wrong",
+        {"limits": {"download_bandwidth": "08:00,1M 25:00,off"}},
+        "limits.download_bandwidth",
+    ),
     ("quiet not a duration", {"stability": {"quiet": "soon"}}, "stability.quiet"),
     ("rescan negative", {"rescan_interval": -5}, "rescan_interval"),
     ("http to a public host", {"api_base": "http://example.com"}, "api_base"),
@@ -267,6 +273,19 @@ def test_a_root_that_is_a_link_is_backed_up_as_its_folder_and_said_so(tmp_path: 
     given = validate(None, {}, cli_paths=[str(tmp_path / "link")])  # `syncagent sync link`
     assert given.roots[0].local == tmp_path / "real"
     assert given.notices[0].startswith(f"folder 1: {tmp_path / 'link'} is a symbolic link")
+
+
+def test_bandwidth_limits_default_to_none_and_read_rates_and_timetables(root: Path) -> None:
+    plain = validate(good(root), {})
+    assert not plain.upload_bandwidth.limited and not plain.download_bandwidth.limited
+    cfg = validate(
+        good(root, limits={"upload_bandwidth": "08:00,1M 23:00,off", "download_bandwidth": "5M"}),
+        {},
+    )
+    assert [s.rate for s in cfg.upload_bandwidth.slots] == [1_000_000, 0]
+    assert cfg.download_bandwidth.slots[0].rate == 5_000_000
+    # YAML 1.1 reads a bare `off` as false: no limit, not an error
+    assert not validate(good(root, limits={"upload_bandwidth": False}), {}).upload_bandwidth.limited
 
 
 def test_qps_override_keys_must_be_endpoints(root: Path) -> None:

@@ -64,6 +64,8 @@ def make_client(
     upload_state: UploadStateStore | None = None,
     wall_clock: Callable[[], float] = time.time,
     budget: float = 2.0,
+    upload_rate: Callable[[], int] | None = None,
+    download_rate: Callable[[], int] | None = None,
 ) -> Pan123Client:
     """A client of the emulator keeping its token in ``state_dir``; short retry backoff.
 
@@ -86,6 +88,8 @@ def make_client(
         upload_state=upload_state,
         retry=RetryPolicy(attempts=attempts, base=0.01, cap=0.05, budget=budget),
         wall_clock=wall_clock,
+        upload_rate=upload_rate,
+        download_rate=download_rate,
     )
 
 
