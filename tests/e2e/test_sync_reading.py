@@ -364,9 +364,11 @@ def test_paths_beyond_path_max_and_files_over_10_gb_are_skipped_unread_with_a_re
     root = tmp_path / "root"
     root.mkdir()
     (root / "ok.txt").write_bytes(b"fine\n")
-    # Folders of 200-byte names until a 250-byte file name no longer fits in PATH_MAX.
-    room = 4096 - len(os.fsencode(root)) - 1
-    depth = room // 201 - 1  # the deepest folder's own path still fits
+    # Folders of 200-byte names (201 bytes of path each) until a 250-byte file name below
+    # them no longer fits in PATH_MAX, whatever the length of the temp dir; the deepest
+    # folder's own path still fits.
+    depth = -(-(4096 - 251 - len(os.fsencode(root))) // 201)
+    assert len(os.fsencode(root)) + depth * 201 < 4096
     names = [f"{i:03d}" + "d" * 197 for i in range(depth)]
     fd = _mkdirs_below(root, names)
     try:
