@@ -22,6 +22,7 @@ __all__ = ["Throttle"]
 
 BURST_SECONDS = 0.1  # how far bytes may run ahead of the rate (a burst after an idle spell)
 _STEP = 0.25  # the longest single wait: the rate and a shutdown are checked this often
+MIN_PIECE = 16 * 1024  # the smallest piece :meth:`Throttle.piece` asks for
 
 
 class Throttle:
@@ -46,6 +47,14 @@ class Throttle:
         self._wait = wait or self._cancelled.wait
         self._lock = threading.Lock()
         self._due = 0.0  # clock time at which everything booked so far has passed
+
+    def piece(self, n: int) -> int:
+        """How much of ``n`` bytes to move at once: about a quarter second's worth at the
+        rate (at least ``MIN_PIECE``). At a low rate a 256 KiB piece would leave the
+        connection silent for minutes, and a server drops a connection that is silent for
+        long (nginx: 60 s); small pieces keep bytes flowing."""
+        rate = self.rate()
+        return n if rate <= 0 else max(1, min(n, max(MIN_PIECE, rate // 4)))
 
     def take(self, n: int) -> None:
         """Return once ``n`` more bytes may go at the current rate."""

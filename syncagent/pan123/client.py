@@ -107,9 +107,9 @@ class Pan123Client:
         )
         # Bandwidth limits: bytes per second now (0: none), asked before each piece.
         if upload_rate is not None:
-            self.transport.upload_pace = Throttle(upload_rate, cancelled=self._cancelled).take
+            self.transport.upload_throttle = Throttle(upload_rate, cancelled=self._cancelled)
         if download_rate is not None:
-            self.transport.download_pace = Throttle(download_rate, cancelled=self._cancelled).take
+            self.transport.download_throttle = Throttle(download_rate, cancelled=self._cancelled)
         store = token_store or (FileTokenStore(state_dir) if state_dir else MemoryTokenStore())
         self.tokens = TokenManager(
             client_id,

@@ -235,12 +235,15 @@ class Downloader:
                     if size >= THREADED
                     else _Inline(fd, have)
                 )
+                throttle = self._transport.download_throttle  # the bandwidth limit
                 try:
-                    for piece in answer.pieces(PIECE):
+                    for piece in answer.pieces(
+                        PIECE if throttle is None else throttle.piece(PIECE)
+                    ):
                         if self._cancelled.is_set():
                             raise Interrupted("download stopped")
-                        if (pace := self._transport.download_pace) is not None:
-                            pace(len(piece))  # the download bandwidth limit
+                        if throttle is not None:
+                            throttle.take(len(piece))
                         if have + got + len(piece) > size:
                             raise _Restart  # longer than the file: not what was asked for
                         writer.put(piece)

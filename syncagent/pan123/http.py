@@ -51,6 +51,7 @@ from syncagent.errors import (
     ServerError,
     TransportError,
 )
+from syncagent.pan123.bandwidth import Throttle
 from syncagent.pan123.endpoints import Endpoint
 from syncagent.pan123.errors import from_envelope, from_http_status
 from syncagent.pan123.multipart import MultipartBody
@@ -198,10 +199,9 @@ class HttpTransport:
         self._proxies: dict[str, dict[str, str]] = {}  # scheme://host:port -> proxies
         self._cancelled = cancelled or threading.Event()
         self._pacer = pacer
-        # Called with each piece of an upload's file before it is sent: the upload
-        # bandwidth limit (see pan123/bandwidth.py); None: no limit.
-        self.upload_pace: Callable[[int], None] | None = None
-        self.download_pace: Callable[[int], None] | None = None  # each downloaded piece
+        # The bandwidth limits (pan123/bandwidth.py), set by the client; None: no limit.
+        self.upload_throttle: Throttle | None = None  # paces each upload's file pieces
+        self.download_throttle: Throttle | None = None  # paces each download's pieces
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
         self._sleep = sleep
@@ -441,7 +441,7 @@ class HttpTransport:
                 if self._pool_key(url) is not None:
                     with file.open() as stream:
                         encoder = MultipartBody(
-                            form or {}, file.field, file.filename, stream, self.upload_pace
+                            form or {}, file.field, file.filename, stream, self.upload_throttle
                         )
                         sent = {
                             **headers,
@@ -455,7 +455,7 @@ class HttpTransport:
                         return _decode(name, direct.status, direct.data)
                 with file.open() as stream:  # through requests: a proxy, or a redirect
                     encoder = MultipartBody(
-                        form or {}, file.field, file.filename, stream, self.upload_pace
+                        form or {}, file.field, file.filename, stream, self.upload_throttle
                     )
                     response = self._session.request(
                         endpoint.method,

@@ -15,8 +15,10 @@ stream as a body with a ``Content-Length``.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import IO
+
+from syncagent.pan123.bandwidth import Throttle
 
 __all__ = ["MultipartBody"]
 
@@ -26,8 +28,9 @@ class MultipartBody:
 
     :param stream: the file part's bytes: ``len(stream)`` must be the bytes it will give,
         or it must be seekable (its length is then what is left from where it is).
-    :param pace: called with each file piece's length before the piece is given to the
-        sender (a bandwidth limit waits there).
+    :param throttle: the bandwidth limit: file pieces are read at most
+        ``throttle.piece(n)`` bytes at a time and wait for ``throttle.take`` before they
+        are given to the sender.
     """
 
     def __init__(
@@ -36,7 +39,7 @@ class MultipartBody:
         field: str,
         filename: str,
         stream: IO[bytes],
-        pace: Callable[[int], None] | None = None,
+        throttle: Throttle | None = None,
     ) -> None:
         self.boundary = secrets.token_hex(16)
         dash = f"--{self.boundary}\r\n".encode()
@@ -55,7 +58,7 @@ class MultipartBody:
         self._head: bytes | None = bytes(head)
         self._tail: bytes | None = f"\r\n--{self.boundary}--\r\n".encode()
         self._stream = stream
-        self._pace = pace
+        self._throttle = throttle
         self._left = _length(stream)
         self._length = len(self._head) + self._left + len(self._tail)
 
@@ -75,11 +78,14 @@ class MultipartBody:
             head, self._head = self._head, None
             return head
         if self._left > 0:
-            piece = self._stream.read(min(n, self._left))
+            want = min(n, self._left)
+            if self._throttle is not None:
+                want = self._throttle.piece(want)
+            piece = self._stream.read(want)
             if piece:
                 self._left -= len(piece)
-                if self._pace is not None:
-                    self._pace(len(piece))
+                if self._throttle is not None:
+                    self._throttle.take(len(piece))
                 return piece
             self._left = 0  # the stream ended early: the server sees a short body and says so
         if self._tail is not None:

@@ -4,12 +4,14 @@ lifted during a wait ends it, and a shutdown interrupts it."""
 
 from __future__ import annotations
 
+import io
 import threading
 
 import pytest
 
 from syncagent.errors import Interrupted
-from syncagent.pan123.bandwidth import BURST_SECONDS, Throttle
+from syncagent.pan123.bandwidth import BURST_SECONDS, MIN_PIECE, Throttle
+from syncagent.pan123.multipart import MultipartBody
 
 
 class FakeTime:
@@ -114,3 +116,28 @@ def test_threads_share_one_timeline() -> None:
         t.join(30)
     assert len(done) == 4
     assert max(done) - start >= 4 * 5 * 20_000 / 100_000 - BURST_SECONDS - 1e-9
+
+
+def test_pieces_are_a_quarter_second_at_the_rate_so_a_slow_link_never_falls_silent() -> None:
+    rate = [4_000]
+    throttle = Throttle(lambda: rate[0])
+    assert throttle.piece(256 * 1024) == MIN_PIECE  # 4 s of bytes: not 65 s
+    rate[0] = 400_000
+    assert throttle.piece(256 * 1024) == 100_000
+    rate[0] = 0
+    assert throttle.piece(256 * 1024) == 256 * 1024
+    assert throttle.piece(10) == 10
+
+
+def test_a_throttled_multipart_body_hands_out_small_paced_pieces() -> None:
+    fake = FakeTime()
+    throttle = Throttle(lambda: 40_000, clock=fake.clock, wait=fake.wait)
+    data = bytes(range(256)) * 400  # 102,400 bytes
+    body = MultipartBody({"a": "b"}, "file", "f.bin", io.BytesIO(data), throttle)
+    head = body.read(256 * 1024)
+    pieces = list(iter(lambda: body.read(256 * 1024), b""))
+    tail = pieces.pop()
+    assert head.endswith(b"\r\n\r\n") and tail.startswith(b"\r\n--")
+    assert b"".join(pieces) == data
+    assert max(len(p) for p in pieces) == MIN_PIECE
+    assert fake.now - 1000.0 == pytest.approx(len(data) / 40_000 - BURST_SECONDS)
