@@ -4,9 +4,10 @@
 For each limit, a fresh emulator (so no upload is answered by 秒传 from an earlier run) and a
 fresh HOME get the same tree: small files and files above the single-step threshold, so both
 single-step bodies and parallel slices share the limit. Printed per run: the wall time of the
-command, the rate it reached over the whole command (start-up and hashing included) and that
-rate as a share of the limit; and, measured in the same run, the unlimited pass as the
-baseline (how fast the same command goes here without a limit).
+command, the rate it reached over the whole command (start-up and hashing included), that
+rate as a share of the limit, and ``over``: the seconds beyond what the limit alone needs
+(size / limit). Measured in the same run, the unlimited pass is the baseline: its whole time
+is what a perfect limit could add at most to size / limit (start-up, hashing, the tail).
 
     python bench/bwlimit_bench.py                 # limits 2M, 8M, 20M; 64 MiB tree
     python bench/bwlimit_bench.py --limits 4M --mib 32
@@ -105,20 +106,22 @@ def main() -> None:
         total = _tree(src, args.mib)
         print(f"tree: {total / MIB:.0f} MiB in {len(list(src.iterdir()))} files")
         print(
-            f"{'limit':>7} | {'sync s':>7} {'MB/s':>6} {'share':>6} | "
-            f"{'restore s':>9} {'MB/s':>6} {'share':>6}"
+            f"{'limit':>7} | {'sync s':>7} {'MB/s':>6} {'share':>6} {'over':>5} | "
+            f"{'restore s':>9} {'MB/s':>6} {'share':>6} {'over':>5}"
         )
         up, down = _once(src, work, None)
         print(
-            f"{'none':>7} | {up:7.2f} {total / up / 1e6:6.1f} {'-':>6} | "
-            f"{down:9.2f} {total / down / 1e6:6.1f} {'-':>6}   (baseline)"
+            f"{'none':>7} | {up:7.2f} {total / up / 1e6:6.1f} {'-':>6} {'-':>5} | "
+            f"{down:9.2f} {total / down / 1e6:6.1f} {'-':>6} {'-':>5}   (baseline)"
         )
         for limit in args.limits:
             rate = _rate(limit)
+            need = total / rate
             up, down = _once(src, work, limit)
             print(
-                f"{limit:>7} | {up:7.2f} {total / up / 1e6:6.2f} {total / up / rate:6.1%} | "
-                f"{down:9.2f} {total / down / 1e6:6.2f} {total / down / rate:6.1%}"
+                f"{limit:>7} | {up:7.2f} {total / up / 1e6:6.2f} {need / up:6.1%} "
+                f"{up - need:5.2f} | {down:9.2f} {total / down / 1e6:6.2f} {need / down:6.1%} "
+                f"{down - need:5.2f}"
             )
 
 
