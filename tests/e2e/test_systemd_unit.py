@@ -34,6 +34,19 @@ def test_the_unit_runs_the_agent_as_its_own_user_and_stops_it_with_sigterm() -> 
     assert "/var/lib/syncagent" in service["ReadWritePaths"].split()  # the state dir
 
 
+@pytest.mark.parametrize("unit", ["syncagent.service", "syncagent-user.service"])
+def test_the_agent_runs_below_the_machines_own_work(unit: str) -> None:
+    """A backup in the background: a lower CPU priority and the lowest best-effort disk
+    priority (not ``idle``, which a busy NAS would never serve)."""
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((UNIT.parent / unit).read_text(encoding="utf-8"))
+    service = parser["Service"]
+    assert int(service["Nice"]) >= 5
+    assert service["IOSchedulingClass"] == "best-effort"
+    assert service["IOSchedulingPriority"] == "7"
+
+
 def test_a_bad_config_or_refused_credentials_are_not_restarted_every_30_s() -> None:
     """Exit 2 (configuration) and 3 (credentials refused) need a person, not a restart."""
     from syncagent.cli.common import EXIT_CONFIG, EXIT_CREDENTIALS
