@@ -12,7 +12,9 @@ no emulator starts and no client can be made, so no token is fetched and no file
 
 from __future__ import annotations
 
+import datetime
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -146,10 +148,28 @@ def account_client(config: SyncConfig) -> Callable[[], Pan123Client] | None:
     return make
 
 
-def _rate(limit: Timetable) -> Callable[[], int] | None:
+def _rate(
+    limit: Timetable,
+    what: str,
+    clock: Callable[[], datetime.datetime] = datetime.datetime.now,
+) -> Callable[[], int] | None:
     """A client's ``upload_rate`` or ``download_rate``: the timetable's rate now, or None
-    where there is no limit (nothing is paced then)."""
-    return limit.rate if limit.limited else None
+    where there is no limit (nothing is paced then). When the timetable moves to another
+    rate, the first transfer after it logs the new one (``upload bandwidth: now 2 MB/s
+    until 23:00``), so a slower evening is never a mystery in the log."""
+    if not limit.limited:
+        return None
+    last = [limit.rate_at(clock())]
+
+    def rate() -> int:
+        when = clock()
+        now = limit.rate_at(when)
+        if now != last[0]:
+            last[0] = now
+            logging.getLogger("syncagent").info("%s bandwidth: now %s", what, limit.describe(when))
+        return now
+
+    return rate
 
 
 def _token_dir(config: SyncConfig, embedded: bool) -> Path:
@@ -206,8 +226,8 @@ def open_client(config: SyncConfig, say: Callable[[str], None]) -> Iterator[Pan1
             qps_overrides=dict(config.qps_overrides),
             # the embedded emulator is in this process on loopback: never via a proxy
             use_environment=emulator is None,
-            upload_rate=_rate(config.upload_bandwidth),
-            download_rate=_rate(config.download_bandwidth),
+            upload_rate=_rate(config.upload_bandwidth, "upload"),
+            download_rate=_rate(config.download_bandwidth, "download"),
         ) as client:
             yield client
     finally:
@@ -275,8 +295,8 @@ def open_app(
                 pool_size=max(16, config.workers * (2 * config.slice_workers + 1)),
                 # the embedded emulator is in this process on loopback: never via a proxy
                 use_environment=emulator is None,
-                upload_rate=_rate(config.upload_bandwidth),
-                download_rate=_rate(config.download_bandwidth),
+                upload_rate=_rate(config.upload_bandwidth, "upload"),
+                download_rate=_rate(config.download_bandwidth, "download"),
             )
 
         account = Account(EMBEDDED if emulator is not None else api_base, client_id)

@@ -112,3 +112,25 @@ def test_the_text_is_kept_as_written_for_messages() -> None:
 )
 def test_rates_are_shown_in_decimal_units(rate: int, shown: str) -> None:
     assert human_rate(rate) == shown
+
+
+def test_the_client_rate_logs_each_change_of_the_timetable_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from syncagent.app import _rate
+
+    now = [at(WED, 18, 59)]
+    rate = _rate(bandwidth_limit("08:00,512k 19:00,2M 23:00,off"), "upload", lambda: now[0])
+    assert rate is not None
+    caplog.set_level("INFO", logger="syncagent")
+    assert rate() == 512_000
+    assert caplog.messages == []  # the start line says what holds at first
+    now[0] = at(WED, 19, 0)
+    assert [rate(), rate()] == [2_000_000, 2_000_000]
+    now[0] = at(WED, 23, 1)
+    assert rate() == 0
+    assert caplog.messages == [
+        "upload bandwidth: now 2 MB/s until 23:00",
+        "upload bandwidth: now no limit until 08:00",
+    ]
+    assert _rate(bandwidth_limit("off"), "upload") is None  # nothing to pace
