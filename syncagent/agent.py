@@ -7,7 +7,9 @@ becomes one pass), plus a full rescan every ``rescan_interval`` (with jitter) fo
 events missed, and every ``remote_check.interval`` a pass that also checks the cloud (a
 trashed root folder, a sample of done files) so remote deletions are noticed. ``stop()``
 (SIGTERM/SIGINT) lets in-flight uploads finish, starts no new one, and returns; an
-interrupted chunked upload resumes from the ledger next time.
+interrupted chunked upload resumes from the ledger next time. ``syncagent pause`` (a file
+in the state dir, see pause.py) holds every pass: a pass under way lets its uploads finish
+and starts no other, changes are noted meanwhile, and a full pass follows the resume.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from syncagent.config import SyncConfig
 from syncagent.engine import Progress, SyncEngine, retry_delay
 from syncagent.errors import LedgerUnavailableError, RemoteError
 from syncagent.ledger import Ledger, repo
+from syncagent.pause import Pause, PauseWatch, read_pause
 from syncagent.statelock import StateLock
 from syncagent.watcher import Dirty, RootWatcher
 
@@ -39,6 +42,7 @@ APPROVAL_POLL = 2.0  # seconds between looks for `syncagent approve` while a roo
 MAX_PASS_RETRY = 600.0  # a pass that failed as a whole is tried again within 10 min
 LEDGER_RETRY = 5.0  # a pass stopped by an unreachable ledger server: again in 5 s, 10 s...
 MAX_LEDGER_RETRY = 60.0
+PAUSE_POLL = 1.0  # seconds between looks for `syncagent pause` / `resume`
 
 
 class Agent:
@@ -81,6 +85,9 @@ class Agent:
         self.held: dict[str, str] = {}  # root -> why the mass-change guard holds its passes
         self._approvals_checked = 0.0
         self._ledger_failures = 0  # passes in a row stopped by an unreachable ledger server
+        self._pause = PauseWatch(config.state_dir, every=PAUSE_POLL, clock=clock)
+        self.paused: Pause | None = None  # the pause that holds the passes now
+        self._retry_failed = False  # the next full pass retries failed files (startup's)
 
     def stop(self) -> None:
         """Ask the agent to finish: no new upload starts; in-flight ones complete."""
@@ -107,6 +114,11 @@ class Agent:
         if self._stop.is_set():  # a stop that came before _current was set
             self._current = None
             return
+        passing = threading.Event()
+        pause_watch = threading.Thread(
+            target=self._stop_on_pause, args=(engine, passing), name="pause-watch", daemon=True
+        )
+        pause_watch.start()
         try:
             report = engine.run_once(retry_failed=retry_failed, check_remote=check_remote)
         except LedgerUnavailableError as exc:  # the server is restarting or away: wait it out
@@ -118,6 +130,8 @@ class Agent:
             return
         finally:
             self._current = None
+            passing.set()
+            pause_watch.join()
         self._ledger_failures = 0
         for root, hold in report.held.items():
             if hold is None:
@@ -163,6 +177,30 @@ class Agent:
             # every file still backs off, so this pass asked 123pan nothing: look again soon
             delay = min(MAX_PASS_RETRY, retry_delay(self._failed_passes))
             self._next_rescan = min(self._next_rescan, self._clock() + delay)
+
+    def _stop_on_pause(self, engine: SyncEngine, passed: threading.Event) -> None:
+        """While a pass runs: once a pause is asked for, the pass starts no other upload
+        (those in flight finish; the client is kept for the passes after the resume)."""
+        while not passed.wait(PAUSE_POLL):
+            if read_pause(self.config.state_dir) is not None:
+                engine.stop(cancel_client=False)
+                self._pause.expire()  # the loop sees it at once, starts no other pass
+                return
+
+    def _held_by_pause(self) -> bool:
+        """Whether a pause holds the passes now; says when one begins or ends. At its end a
+        full pass is due at once: it catches up on whatever changed meanwhile, and on the
+        pass a pause cut short."""
+        pause = self._pause.current()
+        if pause is not None and pause != self.paused:
+            log.info("%s: no upload starts until then", pause.describe())
+            self.activity.phase("paused", until=pause.until)
+        elif pause is None and self.paused is not None:
+            log.info("resumed: a full pass catches up on what changed meanwhile")
+            self.activity.phase("idle")
+            self._next_rescan = self._clock()
+        self.paused = pause
+        return pause is not None
 
     def _note_failed_pass(
         self, error: str | None, unreachable: str | None, config: SyncConfig
@@ -210,12 +248,17 @@ class Agent:
         self._next_check = self._clock() + check_every if check_every else float("inf")
         try:
             with self.activity.running():  # status follows the passes; removed after
-                self._pass(None, retry_failed=True, check_remote=bool(check_every))
+                if self._held_by_pause():  # the startup pass follows the resume
+                    self._retry_failed = True
+                else:
+                    self._pass(None, retry_failed=True, check_remote=bool(check_every))
                 while not self._stop.is_set():
                     self._dirty.wake.wait(timeout=0.2)
                     self._dirty.wake.clear()
                     if self._stop.is_set():
                         break
+                    if self._held_by_pause():  # changes stay noted for after the resume
+                        continue
                     for w in self._watchers:
                         w.check()  # the root itself gone, moved or mounted over
                     quiet = self.config.stability_seconds
@@ -229,7 +272,8 @@ class Agent:
                     if check or self._clock() >= self._next_rescan:
                         if self._clock() >= self._next_rescan:
                             self._next_rescan = self._rescan_time()
-                        self._pass(None, retry_failed=False, check_remote=check)
+                        retry, self._retry_failed = self._retry_failed, False
+                        self._pass(None, retry_failed=retry, check_remote=check)
         finally:
             for w in self._watchers:
                 w.stop()

@@ -239,6 +239,12 @@ def _duration(value: Any) -> float | None:
     return None
 
 
+def parse_duration(text: str) -> float | None:
+    """Seconds from ``30m``, ``2h``, ``1d``, ``90`` (as the config writes durations); None
+    if it is not one."""
+    return _duration(text)
+
+
 def _off_or_duration(value: Any) -> float | None:
     """A duration of at least a second, or 0/``off`` (YAML 1.1 reads a bare off as false)
     for never."""

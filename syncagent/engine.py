@@ -222,14 +222,15 @@ class SyncEngine:
         self._replacing: set[tuple[int, str]] = set()  # done rows whose new content is sent
         self._clash_lock = threading.Lock()  # one worker at a time clears a name clash
 
-    def stop(self) -> None:
+    def stop(self, *, cancel_client: bool = True) -> None:
         """Start no new upload; small ones in flight finish, chunked ones stop after their
-        slices in flight and stay resumable."""
+        slices in flight and stay resumable. ``cancel_client=False`` (a pause: the client
+        serves later passes): every upload in flight finishes, chunked ones too."""
         # No lock here: this runs in a signal handler, possibly while this very thread holds
         # self._lock; reading one attribute and setting events is safe without it.
         self._stop.set()
         client = self._client
-        if not callable(client):
+        if cancel_client and not callable(client):
             client.cancel()
 
     @property

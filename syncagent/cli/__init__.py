@@ -25,6 +25,7 @@ from syncagent.cli.backup import run_command, sync_command
 from syncagent.cli.db import db_group
 from syncagent.cli.doctor import doctor_command
 from syncagent.cli.emulator import emulator_command
+from syncagent.cli.pause import pause_command, resume_command
 from syncagent.cli.restore import ls_command, restore_command
 from syncagent.cli.status import status_command
 from syncagent.cli.verify import verify_command
@@ -80,5 +81,7 @@ for _command in (
     ls_command,
     restore_command,
     approve_command,
+    pause_command,
+    resume_command,
 ):
     main.add_command(_command)

@@ -42,6 +42,7 @@ def status_command(
     from syncagent.guard import Hold
     from syncagent.ledger import repo
     from syncagent.leftover import Unsent, pass_state, unsent
+    from syncagent.pause import read_pause
 
     # Every root the ledger knows (the agent's own record of what it backs up), so a bare
     # `status` works after `run PATH` or `sync PATH` with no sync.yaml; PATHs filter.
@@ -85,6 +86,7 @@ def status_command(
     ]
     expiry = fleet_token or token_expiry(config)
     agent = read_activity(config.state_dir)
+    paused = read_pause(config.state_dir)
     state = (
         None
         if last is None
@@ -118,6 +120,9 @@ def status_command(
                     },
                     "token_expires_at": expiry,
                     "agent": agent,
+                    "paused": None
+                    if paused is None
+                    else {"since": paused.since, "until": paused.until},
                 },
                 indent=2,
                 ensure_ascii=False,
@@ -161,6 +166,8 @@ def status_command(
             )
     click.echo(f"access token expires: {human_time(expiry)}")
     click.echo(f"agent: {_describe(agent)}")
+    if paused is not None:
+        click.echo(f"PAUSED: {paused.describe()} (`syncagent resume` goes on now)")
 
 
 def _fleet_token_expiry(config: SyncConfig, ledger: Ledger) -> float | None:
