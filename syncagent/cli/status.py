@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from syncagent.cli.common import config_option, fail, load, mb, shown, verbosity
 from syncagent.errors import ConfigError, LedgerUnavailableError, SyncAgentError
 
 if TYPE_CHECKING:
+    from syncagent.bwlimit import Timetable
     from syncagent.config import SyncConfig
     from syncagent.ledger import Ledger
 
@@ -123,6 +125,10 @@ def status_command(
                     "paused": None
                     if paused is None
                     else {"since": paused.since, "until": paused.until},
+                    "bandwidth": {
+                        "upload": _limit(config.upload_bandwidth),
+                        "download": _limit(config.download_bandwidth),
+                    },
                 },
                 indent=2,
                 ensure_ascii=False,
@@ -165,6 +171,15 @@ def status_command(
                 f"{last.uploaded} uploaded, {last.failed} failed)"
             )
     click.echo(f"access token expires: {human_time(expiry)}")
+    for what, limit in (
+        ("upload", config.upload_bandwidth),
+        ("download", config.download_bandwidth),
+    ):
+        if limit.limited:
+            click.echo(
+                f"{what} bandwidth: {limit.describe(datetime.datetime.now())} "
+                f"(limits.{what}_bandwidth: {limit.text})"
+            )
     click.echo(f"agent: {_describe(agent)}")
     if paused is not None:
         click.echo(f"PAUSED: {paused.describe()} (`syncagent resume` goes on now)")
@@ -178,6 +193,13 @@ def _fleet_token_expiry(config: SyncConfig, ledger: Ledger) -> float | None:
     if config.credentials is None or not is_shared(config, config.ledger_url):
         return None
     return stored_expiry(ledger, config.credentials.client_id)
+
+
+def _limit(limit: Timetable) -> dict[str, Any] | None:
+    """A bandwidth limit for ``status --json``: as written, and the rate now (bytes/s)."""
+    if not limit.limited:
+        return None
+    return {"limit": limit.text, "rate_now": limit.rate()}
 
 
 def _describe(agent: dict[str, Any] | None) -> str:

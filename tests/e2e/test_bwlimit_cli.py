@@ -8,6 +8,7 @@ Times are lower bounds only: a busy machine makes a pass slower, never faster.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -55,6 +56,14 @@ def test_the_config_limit_and_a_restore_limit(emulator: Emulator, tmp_path: Path
     assert done.returncode == 0, done.stderr[-3000:]
     assert "upload bandwidth: 300 kB/s (00:00,300k)" in done.stderr
     assert took >= SIZE / RATE - 0.2, f"{SIZE} bytes in {took:.1f} s: faster than {RATE} B/s"
+    status = cli.run("status", "--config", str(cli.config))
+    assert "upload bandwidth: 300 kB/s (limits.upload_bandwidth: 00:00,300k)" in status.stdout
+    assert "download bandwidth" not in status.stdout
+    as_json = json.loads(cli.run("status", "--json", "--config", str(cli.config)).stdout)
+    assert as_json["bandwidth"] == {
+        "upload": {"limit": "00:00,300k", "rate_now": RATE},
+        "download": None,
+    }
 
     fresh = restore_cli(tmp_path, emulator)
     back = tmp_path / "back"
