@@ -26,6 +26,8 @@ from pathlib import Path
 
 from benchlib import MIB, cli_env, start_emulator
 
+from syncagent.config import bandwidth_limit
+
 BIN = Path(sys.executable).with_name("syncagent")
 
 
@@ -41,12 +43,6 @@ def _tree(root: Path, mib: int) -> int:
         (root / f"big-{i:02d}.bin").write_bytes(rng.randbytes(8 * MIB))
         total += 8 * MIB
     return total
-
-
-def _rate(text: str) -> int:
-    units = {"k": 1000, "m": 1000**2, "g": 1000**3}
-    unit = text[-1].lower()
-    return int(float(text[:-1]) * units[unit]) if unit in units else int(text)
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> float:
@@ -115,7 +111,7 @@ def main() -> None:
             f"{down:9.2f} {total / down / 1e6:6.1f} {'-':>6} {'-':>5}   (baseline)"
         )
         for limit in args.limits:
-            rate = _rate(limit)
+            rate = bandwidth_limit(limit).slots[0].rate  # read as --bwlimit reads it
             need = total / rate
             up, down = _once(src, work, limit)
             print(

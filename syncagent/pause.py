@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncagent.app import human_time
+
 __all__ = ["PAUSE_FILE", "Pause", "PauseWatch", "clear_pause", "read_pause", "write_pause"]
 
 PAUSE_FILE = "paused.json"
@@ -42,12 +44,8 @@ class Pause:
         if self.unreadable:
             return f"paused ({PAUSE_FILE} cannot be read; `syncagent resume` removes it)"
         if self.until is None:
-            return f"paused since {_hhmm(self.since)} until `syncagent resume`"
-        return f"paused until {_hhmm(self.until)}"
-
-
-def _hhmm(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+            return f"paused since {human_time(self.since)} until `syncagent resume`"
+        return f"paused until {human_time(self.until)}"
 
 
 def write_pause(state_dir: Path, until: float | None, now: float | None = None) -> Pause:

@@ -177,6 +177,8 @@ def with_bwlimit(
 ) -> SyncConfig:
     """``config`` with ``--bwlimit`` (if ``given``) as its ``what`` limit; exit 2 when it
     does not parse. Logs the limit in force (after logging is set up)."""
+    import datetime
+
     from syncagent.config import bandwidth_limit
 
     if given is not None:
@@ -188,19 +190,12 @@ def with_bwlimit(
             config = dataclasses.replace(config, upload_bandwidth=limit)
         else:
             config = dataclasses.replace(config, download_bandwidth=limit)
-    say_bwlimit(config, what)
-    return config
-
-
-def say_bwlimit(config: SyncConfig, what: Literal["upload", "download"]) -> None:
-    """Log the ``what`` bandwidth limit in force now, if there is one."""
-    import datetime
-
     limit = config.upload_bandwidth if what == "upload" else config.download_bandwidth
     if limit.limited:
         logging.getLogger("syncagent").info(
             "%s bandwidth: %s (%s)", what, limit.describe(datetime.datetime.now()), limit.text
         )
+    return config
 
 
 def guard_state(config: SyncConfig) -> None:
