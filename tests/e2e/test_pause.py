@@ -103,6 +103,8 @@ def test_a_pause_during_a_pass_lets_uploads_in_flight_finish_and_starts_no_other
         assert set(_uploaded(api)) == sent  # no upload started while paused
         assert _cli(config, env, "resume").returncode == 0
         _wait(lambda: set(_uploaded(api)) == set(names), 120)
+        # the agent logs an upload once it is recorded, a moment after 123pan has the file
+        _wait(lambda: all(f"/{name} (" in _log(config) for name in names), 60)
         log = _log(config)
         for name in names:  # each file sent once (the catalog is a create of its own)
             assert log.count(f"/{name} (") == 1, name
